@@ -1,0 +1,102 @@
+//! Events: what the api lists and sells, and what an admin creates.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::EventId;
+
+/// Where an event is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Announced; the sale has not opened.
+    Scheduled,
+    /// The sale is open and stock remains.
+    OnSale,
+    /// No stock remains.
+    SoldOut,
+    /// The event has taken place or was ended by an admin.
+    Ended,
+}
+
+/// How the gateway lets buyers out of the event's waiting room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    /// Admissions per second at most.
+    pub admit_per_sec: u32,
+    /// Admitted users who have not yet ordered (or expired), at most.
+    pub max_active: u32,
+    /// Seconds an admission (and its gate token) stays valid.
+    pub admission_ttl_s: u32,
+}
+
+/// `Event`: one sale as the public sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub name: String,
+    pub venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sale_opens_at: OffsetDateTime,
+    pub price_cents: i64,
+    /// ISO 4217, e.g. `EUR`.
+    pub currency: String,
+    /// Tickets put on sale in all.
+    pub inventory: u32,
+    /// Tickets not yet held by a live order.
+    pub remaining: u32,
+    pub max_per_user: u32,
+    pub status: EventStatus,
+}
+
+/// `NewEvent`: `POST /api/v1/admin/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub name: String,
+    pub venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sale_opens_at: OffsetDateTime,
+    pub price_cents: i64,
+    pub currency: String,
+    pub inventory: u32,
+    pub max_per_user: u32,
+    pub queue: QueueSettings,
+}
+
+/// Partial `QueueSettings` inside an [`EventPatch`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettingsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admit_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_ttl_s: Option<u32>,
+}
+
+/// Partial `NewEvent`: `PATCH /api/v1/admin/events/{id}`; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub starts_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub sale_opens_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_user: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueSettingsPatch>,
+}

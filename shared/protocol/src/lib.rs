@@ -1,0 +1,32 @@
+//! The wire contract of Flash Tickets (CONTRACT.md v1): every type that crosses a process
+//! boundary — HTTP bodies, WebSocket frames, AMQP messages, JWT claims, Redis key names and
+//! error codes. Types only: no I/O, no runtime, no web framework.
+//!
+//! # Layout
+//! - [`ids`]: typed UUID identifiers.
+//! - [`error`]: the table of stable error codes and RFC 9457 problem details.
+//! - [`auth`]: register, login and refresh bodies.
+//! - [`event`]: `Event`, `NewEvent`, queue settings.
+//! - [`order`]: `Order`, the order request and its headers.
+//! - [`queue`]: the gateway's `Ticket`, `QueueStats` and admin patch.
+//! - [`ws`]: WebSocket frames and close codes.
+//! - [`claims`]: access-token and gate-token claims.
+//! - [`messages`]: AMQP messages, each carrying its exchange and routing key, and the broker names.
+//! - [`keys`]: Redis key builders; every key of one event shares the hash tag `{event_id}`.
+
+pub mod auth;
+pub mod claims;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod keys;
+pub mod messages;
+pub mod order;
+pub mod queue;
+pub mod ws;
+
+pub use error::{ErrorCode, Problem};
+pub use ids::{EventId, OrderId, PaymentId, UserId};
+
+/// RFC 3339 (UTC) serialisation for `OffsetDateTime` fields.
+pub use time::serde::rfc3339;

@@ -1,0 +1,296 @@
+//! AMQP messages. Each type carries the exchange and routing key it travels with, so producer
+//! and consumer cannot disagree; [`Names`] turns them into concrete broker names.
+//!
+//! Every message is published persistent, with `content_type: application/json`, a
+//! `message_id` (the consumer's idempotency key) and a `type` header naming it ([`Message::TYPE`]).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::event::{EventStatus, QueueSettings};
+use crate::ids::{EventId, OrderId, PaymentId, UserId};
+
+/// `content_type` of every message.
+pub const CONTENT_TYPE: &str = "application/json";
+/// Header naming the message type.
+pub const TYPE_HEADER: &str = "type";
+/// Header on dead-lettered payment requests saying why.
+pub const DEAD_REASON_HEADER: &str = "x-flash-dead-reason";
+/// Header counting the delivery attempts of a payment request.
+pub const ATTEMPTS_HEADER: &str = "x-flash-attempts";
+
+/// The two exchanges of the system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exchange {
+    /// `flash.payments`, direct: payment requests, results, retries and dead letters.
+    Payments,
+    /// `flash.events`, topic: what the api tells the gateway about events and admissions.
+    Events,
+}
+
+impl Exchange {
+    pub const ALL: [Exchange; 2] = [Exchange::Payments, Exchange::Events];
+
+    /// The name without any namespace prefix.
+    #[must_use]
+    pub const fn base_name(self) -> &'static str {
+        match self {
+            Exchange::Payments => "flash.payments",
+            Exchange::Events => "flash.events",
+        }
+    }
+
+    /// `direct` or `topic`.
+    #[must_use]
+    pub const fn kind(self) -> ExchangeKind {
+        match self {
+            Exchange::Payments => ExchangeKind::Direct,
+            Exchange::Events => ExchangeKind::Topic,
+        }
+    }
+}
+
+/// AMQP exchange types used here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Topic,
+}
+
+/// The queues of the system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// `pay.requests`: payment requests for the pay worker (quorum).
+    PayRequests,
+    /// `pay.requests.retry`: requests waiting out their backoff (per-message TTL), then
+    /// dead-lettered back to `payment.requested`.
+    PayRetry,
+    /// `pay.requests.dead`: requests that can never succeed, with the reason in a header.
+    PayDead,
+    /// `api.payment-results`: payment outcomes for the api (quorum).
+    ApiPaymentResults,
+    /// `gateway.events`: everything on `flash.events`, for the gateway (quorum).
+    GatewayEvents,
+}
+
+/// Routing keys on `flash.payments` that no message type owns.
+pub mod routing {
+    /// Requests sent to the retry queue.
+    pub const PAYMENT_RETRY: &str = "payment.retry";
+    /// Requests sent to the dead-letter queue.
+    pub const PAYMENT_DEAD: &str = "payment.dead";
+    /// Binding of the gateway's queue: every event message.
+    pub const ALL_EVENTS: &str = "#";
+}
+
+impl Queue {
+    pub const ALL: [Queue; 5] = [
+        Queue::PayRequests,
+        Queue::PayRetry,
+        Queue::PayDead,
+        Queue::ApiPaymentResults,
+        Queue::GatewayEvents,
+    ];
+
+    #[must_use]
+    pub const fn base_name(self) -> &'static str {
+        match self {
+            Queue::PayRequests => "pay.requests",
+            Queue::PayRetry => "pay.requests.retry",
+            Queue::PayDead => "pay.requests.dead",
+            Queue::ApiPaymentResults => "api.payment-results",
+            Queue::GatewayEvents => "gateway.events",
+        }
+    }
+
+    /// The exchange and routing key the queue is bound with.
+    #[must_use]
+    pub const fn binding(self) -> (Exchange, &'static str) {
+        match self {
+            Queue::PayRequests => (Exchange::Payments, PaymentRequested::ROUTING_KEY),
+            Queue::PayRetry => (Exchange::Payments, routing::PAYMENT_RETRY),
+            Queue::PayDead => (Exchange::Payments, routing::PAYMENT_DEAD),
+            Queue::ApiPaymentResults => (Exchange::Payments, PaymentCompleted::ROUTING_KEY),
+            Queue::GatewayEvents => (Exchange::Events, routing::ALL_EVENTS),
+        }
+    }
+}
+
+/// Concrete broker names under an optional namespace prefix (empty in production; unique per
+/// test so tests sharing one broker never see each other's messages).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    #[must_use]
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    #[must_use]
+    pub fn exchange(&self, exchange: Exchange) -> String {
+        format!("{}{}", self.prefix, exchange.base_name())
+    }
+
+    #[must_use]
+    pub fn queue(&self, queue: Queue) -> String {
+        format!("{}{}", self.prefix, queue.base_name())
+    }
+}
+
+/// A typed message: its name, and where it is published.
+pub trait Message: Serialize + DeserializeOwned {
+    /// The `type` header.
+    const TYPE: &'static str;
+    const EXCHANGE: Exchange;
+    const ROUTING_KEY: &'static str;
+}
+
+macro_rules! message {
+    ($name:ident, $exchange:expr, $key:literal) => {
+        impl Message for $name {
+            const TYPE: &'static str = $key;
+            const EXCHANGE: Exchange = $exchange;
+            const ROUTING_KEY: &'static str = $key;
+        }
+    };
+}
+
+/// The api asks for an order to be paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequested {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount_cents: i64,
+    pub currency: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+message!(PaymentRequested, Exchange::Payments, "payment.requested");
+
+/// The provider's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentOutcome {
+    Approved,
+    Declined,
+}
+
+/// The pay worker reports a payment's one outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCompleted {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub outcome: PaymentOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub processed_at: OffsetDateTime,
+}
+message!(PaymentCompleted, Exchange::Payments, "payment.completed");
+
+/// What the gateway needs to know of an event to run its queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventQueueInfo {
+    pub event_id: EventId,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sale_opens_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    pub status: EventStatus,
+    pub queue: QueueSettings,
+}
+
+/// An admin created an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCreated {
+    #[serde(flatten)]
+    pub event: EventQueueInfo,
+}
+message!(EventCreated, Exchange::Events, "event.created");
+
+/// An admin changed an event (its queue settings included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventUpdated {
+    #[serde(flatten)]
+    pub event: EventQueueInfo,
+}
+message!(EventUpdated, Exchange::Events, "event.updated");
+
+/// The event's stock reached zero: the gateway closes its queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSoldOut {
+    pub event_id: EventId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sold_out_at: OffsetDateTime,
+}
+message!(EventSoldOut, Exchange::Events, "event.sold_out");
+
+/// A gate token was used for an order: the gateway frees the admitted slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateConsumed {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    /// The gate token's `jti`.
+    pub jti: Uuid,
+    pub order_id: OrderId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub consumed_at: OffsetDateTime,
+}
+message!(GateConsumed, Exchange::Events, "gate.consumed");
+
+/// Any message on `flash.events`, decoded by its `type` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventsMessage {
+    Created(EventCreated),
+    Updated(EventUpdated),
+    SoldOut(EventSoldOut),
+    GateConsumed(GateConsumed),
+}
+
+/// Why a message could not be decoded; such a message is poison and goes to a dead letter.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("invalid {type_name} body: {source}")]
+    Body {
+        type_name: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Decodes one message of type `M` from its body.
+pub fn decode<M: Message>(body: &[u8]) -> Result<M, DecodeError> {
+    serde_json::from_slice(body).map_err(|source| DecodeError::Body {
+        type_name: M::TYPE,
+        source,
+    })
+}
+
+impl EventsMessage {
+    /// Decodes a `flash.events` message from its `type` header and body.
+    pub fn decode(type_header: &str, body: &[u8]) -> Result<Self, DecodeError> {
+        match type_header {
+            EventCreated::TYPE => decode(body).map(Self::Created),
+            EventUpdated::TYPE => decode(body).map(Self::Updated),
+            EventSoldOut::TYPE => decode(body).map(Self::SoldOut),
+            GateConsumed::TYPE => decode(body).map(Self::GateConsumed),
+            other => Err(DecodeError::UnknownType(other.to_owned())),
+        }
+    }
+}

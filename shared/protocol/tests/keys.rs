@@ -1,0 +1,46 @@
+//! Redis keys: one hash tag per event, prefixes that cannot break it.
+
+use flash_protocol::EventId;
+use flash_protocol::keys::{RedisKeys, hash_tag};
+use uuid::Uuid;
+
+#[test]
+fn every_queue_key_shares_the_event_hash_tag() {
+    let event = EventId(Uuid::now_v7());
+    let keys = RedisKeys::new("t:abc:").expect("valid prefix").queue(event);
+    let tag = event.to_string();
+    for key in keys.all().into_iter().chain([keys.channel.as_str()]) {
+        assert_eq!(hash_tag(key), tag, "{key}");
+        assert!(key.starts_with("t:abc:"), "{key}");
+    }
+    let mut distinct: Vec<&str> = keys.all().to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), keys.all().len(), "keys must not collide");
+}
+
+#[test]
+fn different_events_and_prefixes_never_share_keys() {
+    let a = EventId(Uuid::now_v7());
+    let b = EventId(Uuid::now_v7());
+    let one = RedisKeys::new("one:").expect("prefix");
+    let two = RedisKeys::new("two:").expect("prefix");
+    assert_ne!(one.queue(a).seq, one.queue(b).seq);
+    assert_ne!(one.queue(a).seq, two.queue(a).seq);
+}
+
+#[test]
+fn prefixes_with_braces_are_refused() {
+    assert!(RedisKeys::new("bad{tag}:").is_err());
+    assert!(RedisKeys::new("bad}").is_err());
+    assert_eq!(RedisKeys::default().prefix(), "flash:");
+}
+
+#[test]
+fn hash_tag_follows_redis_cluster_rules() {
+    assert_eq!(hash_tag("a{b}c"), "b");
+    assert_eq!(hash_tag("a{}c"), "a{}c");
+    assert_eq!(hash_tag("plain"), "plain");
+    assert_eq!(hash_tag("{x}{y}"), "x");
+    assert_eq!(hash_tag("a{unclosed"), "a{unclosed");
+}
