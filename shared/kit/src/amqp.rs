@@ -1,0 +1,269 @@
+//! RabbitMQ: a connection kept up across broker restarts, and the whole topology (exchanges,
+//! queues, bindings, retry and dead-letter wiring) declared in one place.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use flash_protocol::messages::{Exchange, ExchangeKind, Names, Queue};
+use futures::future::BoxFuture;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::Check;
+use crate::stores::redact_url;
+
+/// How long opening a connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the supervisor looks at the connection.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("rabbitmq is unreachable at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("rabbitmq is not connected")]
+    NotConnected,
+    #[error("rabbitmq: {0}")]
+    Protocol(#[from] lapin::Error),
+}
+
+/// The queue arguments of each queue: quorum queues for work that must survive a broker node,
+/// and the retry queue's dead-letter wiring back to `payment.requested`.
+fn queue_arguments(queue: Queue, names: &Names) -> FieldTable {
+    let mut args = FieldTable::default();
+    match queue {
+        Queue::PayRequests | Queue::PayDead | Queue::ApiPaymentResults | Queue::GatewayEvents => {
+            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        }
+        Queue::PayRetry => {
+            // Messages wait here for their per-message TTL (`expiration`), then dead-letter
+            // back to the requests queue.
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(names.exchange(Exchange::Payments).into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(
+                    <flash_protocol::messages::PaymentRequested as flash_protocol::messages::Message>::ROUTING_KEY.into(),
+                ),
+            );
+        }
+    }
+    args
+}
+
+/// Declares every exchange, queue and binding (idempotent; every service does it at start).
+pub async fn declare_topology(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    for exchange in Exchange::ALL {
+        let kind = match exchange.kind() {
+            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+            ExchangeKind::Topic => lapin::ExchangeKind::Topic,
+        };
+        channel
+            .exchange_declare(
+                names.exchange(exchange).into(),
+                kind,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for queue in Queue::ALL {
+        let name = names.queue(queue);
+        channel
+            .queue_declare(
+                name.clone().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                queue_arguments(queue, names),
+            )
+            .await?;
+        let (exchange, routing_key) = queue.binding();
+        channel
+            .queue_bind(
+                name.into(),
+                names.exchange(exchange).into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn open(url: &str, names: &Names) -> Result<Connection, AmqpError> {
+    let unreachable = |reason: String| AmqpError::Unreachable {
+        url: redact_url(url),
+        reason,
+    };
+    let connection = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+    .map_err(|e| unreachable(e.to_string()))?;
+    let channel = connection.create_channel().await?;
+    declare_topology(&channel, names).await?;
+    drop(channel.close(200, "topology declared".into()).await);
+    Ok(connection)
+}
+
+type Current = watch::Sender<Option<Arc<Connection>>>;
+
+/// A RabbitMQ connection that a background task re-opens (and re-declares the topology on)
+/// whenever the broker goes away. Consumers [`watch`](Broker::watch) it to resume.
+pub struct Broker {
+    names: Names,
+    current: Arc<Current>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("names", &self.names)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Connects (failing if the broker cannot be reached now), declares the topology, and
+    /// keeps the connection up until `shutdown` fires or the `Broker` is dropped.
+    pub async fn connect(
+        url: &str,
+        names: Names,
+        shutdown: CancellationToken,
+    ) -> Result<Self, AmqpError> {
+        let connection = open(url, &names).await?;
+        let current = Arc::new(watch::Sender::new(Some(Arc::new(connection))));
+        tokio::spawn(supervise(
+            url.to_owned(),
+            names.clone(),
+            Arc::downgrade(&current),
+            shutdown,
+        ));
+        Ok(Self { names, current })
+    }
+
+    #[must_use]
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The connection, when there is one up now.
+    #[must_use]
+    pub fn connection(&self) -> Option<Arc<Connection>> {
+        self.current
+            .borrow()
+            .as_ref()
+            .filter(|c| c.status().connected())
+            .cloned()
+    }
+
+    /// Changes of connection: `Some` after each (re)connect, `None` while down.
+    #[must_use]
+    pub fn watch(&self) -> watch::Receiver<Option<Arc<Connection>>> {
+        self.current.subscribe()
+    }
+
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.connection().is_some()
+    }
+
+    /// A new channel on the current connection.
+    pub async fn channel(&self) -> Result<Channel, AmqpError> {
+        let connection = self.connection().ok_or(AmqpError::NotConnected)?;
+        Ok(connection.create_channel().await?)
+    }
+
+    /// A readiness check named `rabbitmq`.
+    #[must_use]
+    pub fn check(&self) -> BrokerCheck {
+        BrokerCheck(Arc::clone(&self.current))
+    }
+}
+
+async fn supervise(url: String, names: Names, current: Weak<Current>, shutdown: CancellationToken) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+        }
+        let Some(sender) = current.upgrade() else {
+            return;
+        };
+        let healthy = sender
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.status().connected());
+        if healthy {
+            backoff = BACKOFF_MIN;
+            continue;
+        }
+        if sender.borrow().is_some() {
+            tracing::warn!("rabbitmq connection lost; reconnecting");
+            sender.send_replace(None);
+        }
+        match open(&url, &names).await {
+            Ok(connection) => {
+                tracing::info!("rabbitmq reconnected");
+                sender.send_replace(Some(Arc::new(connection)));
+                backoff = BACKOFF_MIN;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "rabbitmq reconnect failed");
+                drop(sender);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+    if let Some(sender) = current.upgrade() {
+        if let Some(connection) = sender.send_replace(None) {
+            drop(connection.close(200, "shutting down".into()).await);
+        }
+    }
+}
+
+/// `/ready` check: the broker connection is up.
+#[derive(Clone)]
+pub struct BrokerCheck(Arc<Current>);
+
+impl Check for BrokerCheck {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let connected = self
+            .0
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.status().connected());
+        Box::pin(async move {
+            if connected {
+                Ok(())
+            } else {
+                Err("not connected; reconnecting".to_owned())
+            }
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! HTTP glue: problem+json responses and extractors that reject with them, the golden-signal
+//! middleware, common layers, and serving with a shutdown deadline.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use flash_protocol::error::PROBLEM_CONTENT_TYPE;
+use flash_protocol::{ErrorCode, Problem};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Largest request body any service accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A [`Problem`] as an HTTP response (`application/problem+json`).
+#[derive(Debug)]
+pub struct ProblemResponse(pub Problem);
+
+impl ProblemResponse {
+    #[must_use]
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self(Problem::new(code, detail))
+    }
+}
+
+impl From<Problem> for ProblemResponse {
+    fn from(problem: Problem) -> Self {
+        Self(problem)
+    }
+}
+
+impl IntoResponse for ProblemResponse {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.0).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        response
+    }
+}
+
+/// `axum::Json`, but every rejection is problem+json: unparseable JSON is 400 `BAD_REQUEST`,
+/// well-formed JSON of the wrong shape 422 `VALIDATION`, a body over the limit 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ProblemResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ProblemResponse {
+    let code = match rejection {
+        JsonRejection::JsonDataError(_) => ErrorCode::Validation,
+        JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+        JsonRejection::JsonSyntaxError(_) => ErrorCode::BadRequest,
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        _ => ErrorCode::BadRequest,
+    };
+    ProblemResponse::new(code, rejection.body_text())
+}
+
+/// `axum::extract::Path` whose rejection is 422 `VALIDATION` problem+json.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(path_rejection(&rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: &PathRejection) -> ProblemResponse {
+    let code = if rejection.status().is_server_error() {
+        ErrorCode::Internal
+    } else {
+        ErrorCode::Validation
+    };
+    ProblemResponse::new(code, rejection.body_text())
+}
+
+/// `axum::extract::Query` whose rejection is 422 `VALIDATION` problem+json.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_rejection(&rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: &QueryRejection) -> ProblemResponse {
+    ProblemResponse::new(ErrorCode::Validation, rejection.body_text())
+}
+
+/// 404 `NOT_FOUND` for any unknown route.
+pub async fn not_found() -> ProblemResponse {
+    ProblemResponse::new(ErrorCode::NotFound, "No such route")
+}
+
+/// 405 `METHOD_NOT_ALLOWED` for a known route called with another method.
+pub async fn method_not_allowed() -> ProblemResponse {
+    ProblemResponse::from(Problem::from_code(ErrorCode::MethodNotAllowed))
+}
+
+/// The layers every public router gets: golden-signal metrics labelled with `service`, a
+/// request deadline answered with 504 problem+json, panics turned into 500 problem+json, a
+/// body limit, and problem+json for unknown routes and methods.
+pub fn with_common_layers(router: Router, service: &'static str, timeout: Duration) -> Router {
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(timeout, req, next)
+        }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            golden_signals(service, req, next)
+        }))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "handler panicked");
+    ProblemResponse::new(ErrorCode::Internal, "Internal error").into_response()
+}
+
+async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ProblemResponse::new(
+            ErrorCode::Timeout,
+            format!("The request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// Requests, errors, duration and in-flight requests by service, method, route and status.
+async fn golden_signals(service: &'static str, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let in_flight = ::metrics::gauge!("http_requests_in_flight", "service" => service);
+    in_flight.increment(1.0);
+    let response = next.run(req).await;
+    in_flight.decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method),
+        ("route", route),
+        ("status", status),
+    ];
+    ::metrics::counter!("http_requests_total", &labels).increment(1);
+    if response.status().is_server_error() {
+        ::metrics::counter!("http_request_errors_total", &labels).increment(1);
+    }
+    ::metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` until `shutdown` fires, then lets in-flight requests finish for at most
+/// `grace` before returning. Handlers may extract `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = &mut server => result,
+        () = shutdown.cancelled() => {
+            match tokio::time::timeout(grace, server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(%addr, grace_s = grace.as_secs(), "connections still open at the shutdown deadline; closing them");
+                    Ok(())
+                }
+            }
+        }
+    }
+}

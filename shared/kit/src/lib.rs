@@ -1,0 +1,26 @@
+//! Glue every Flash Tickets binary would otherwise copy.
+//!
+//! # Layout
+//! - [`config`]: settings shared by every service (log format, shutdown grace, ops address).
+//! - [`telemetry`]: tracing init, JSON logs on request.
+//! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, passed down as a value.
+//! - [`http`]: problem+json responses and extractors, golden-signal middleware, serving with a
+//!   shutdown deadline.
+//! - [`metrics`]: the process's Prometheus recorder.
+//! - [`ops`]: `/live`, `/ready` (named store checks) and `/metrics`.
+//! - [`stores`]: connecting to Redis and Postgres, and their readiness checks.
+//! - [`amqp`]: RabbitMQ connection with reconnects, and the whole topology declared in one place.
+//! - `testing` (feature `testing`): unique names, per-test databases, key prefixes and broker
+//!   names that clean up after themselves, and a TCP proxy to cut a store off.
+
+pub mod amqp;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod ops;
+pub mod shutdown;
+pub mod stores;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

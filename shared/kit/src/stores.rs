@@ -1,0 +1,112 @@
+//! Connecting to Redis and Postgres, and their readiness checks.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::ops::Check;
+
+/// A store could not be reached at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("redis is unreachable at {url}: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("postgres is unreachable at {url}: {source}")]
+    Postgres {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// The URL with any password replaced, for logs and errors.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A Redis connection manager that reconnects by itself, with bounded connect and response
+/// times so a dead Redis fails calls quickly instead of hanging them.
+pub async fn connect_redis(url: &str) -> Result<ConnectionManager, ConnectError> {
+    let error = |source| ConnectError::Redis {
+        url: redact_url(url),
+        source,
+    };
+    let client = redis::Client::open(url).map_err(error)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(error)
+}
+
+/// A Postgres pool; connections are re-established by the pool after an outage.
+pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool, ConnectError> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(url)
+        .await
+        .map_err(|source| ConnectError::Postgres {
+            url: redact_url(url),
+            source,
+        })
+}
+
+/// `/ready` check: Redis answers `PING`.
+#[derive(Clone)]
+pub struct RedisCheck(pub ConnectionManager);
+
+impl Check for RedisCheck {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let mut conn = self.0.clone();
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `/ready` check: Postgres answers `SELECT 1`.
+#[derive(Clone)]
+pub struct PostgresCheck(pub PgPool);
+
+impl Check for PostgresCheck {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.0)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,347 @@
+//! Test helpers (feature `testing`): every test gets its own database, Redis key prefix and
+//! broker names, so tests run in parallel against one set of real stores and leave nothing
+//! behind (each helper cleans up on drop, also when the test panics).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use flash_protocol::keys::RedisKeys;
+use flash_protocol::messages::{Exchange, Names, Queue};
+use sqlx::{Connection, PgConnection};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Postgres server used by tests (`DATABASE_URL`; any database on it).
+#[must_use]
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Redis used by tests (`REDIS_URL`).
+#[must_use]
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// RabbitMQ used by tests (`AMQP_URL`).
+#[must_use]
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A short random name part, unique per call.
+#[must_use]
+pub fn unique_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// `url` with its path (database name) replaced by `database`.
+///
+/// # Panics
+/// When `url` is not a URL: a broken test environment.
+#[must_use]
+pub fn with_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
+/// Runs `work` to completion on a private runtime in a new thread: for cleanup in `Drop`,
+/// which may run inside or outside a runtime.
+fn run_detached<F>(work: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let thread = std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(work()),
+            Err(error) => eprintln!("cleanup runtime: {error}"),
+        }
+    });
+    drop(thread.join());
+}
+
+/// A database of its own, migrated by whoever uses it, dropped (with force) on drop.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    /// URL of the new database.
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database `flash_test_<random>` on the test server.
+    ///
+    /// # Panics
+    /// When Postgres is unreachable: the test cannot run.
+    pub async fn create() -> Self {
+        let admin_url = with_database(&database_url(), "postgres");
+        let name = format!("flash_test_{}", unique_suffix());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("postgres reachable for tests (make deps)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        drop(admin.close().await);
+        Self {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        run_detached(move || async move {
+            let Ok(mut admin) = PgConnection::connect(&admin_url).await else {
+                return;
+            };
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await {
+                eprintln!("drop test database {name}: {error}");
+            }
+        });
+    }
+}
+
+/// A Redis key prefix of its own; every key under it is deleted on drop.
+#[derive(Debug)]
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            url: redis_url(),
+            prefix: format!("test:{}:", unique_suffix()),
+        }
+    }
+
+    /// Key builders under this test's prefix.
+    ///
+    /// # Panics
+    /// Never: the generated prefix has no braces.
+    #[must_use]
+    pub fn keys(&self) -> RedisKeys {
+        RedisKeys::new(self.prefix.clone()).expect("generated prefix is valid")
+    }
+}
+
+impl Default for TestRedis {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let pattern = format!("{}*", self.prefix);
+        let keys: Vec<String> = match conn.scan_match::<_, String>(&pattern) {
+            Ok(iter) => iter.filter_map(Result::ok).collect(),
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(500) {
+            drop(redis::cmd("DEL").arg(chunk).exec(&mut conn));
+        }
+    }
+}
+
+use redis::TypedCommands as _;
+
+/// Broker names of its own (a unique prefix on every exchange and queue); deleted on drop.
+#[derive(Debug)]
+pub struct TestAmqp {
+    pub url: String,
+    pub names: Names,
+}
+
+impl TestAmqp {
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            url: amqp_url(),
+            names: Names::new(format!("test.{}.", unique_suffix())),
+        }
+    }
+}
+
+impl Default for TestAmqp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestAmqp {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let names = self.names.clone();
+        run_detached(move || async move {
+            use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+            let Ok(connection) =
+                lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
+            else {
+                return;
+            };
+            if let Ok(channel) = connection.create_channel().await {
+                for queue in Queue::ALL {
+                    drop(
+                        channel
+                            .queue_delete(names.queue(queue).into(), QueueDeleteOptions::default())
+                            .await,
+                    );
+                }
+                for exchange in Exchange::ALL {
+                    drop(
+                        channel
+                            .exchange_delete(
+                                names.exchange(exchange).into(),
+                                ExchangeDeleteOptions::default(),
+                            )
+                            .await,
+                    );
+                }
+            }
+            drop(connection.close(200, "test cleanup".into()).await);
+        });
+    }
+}
+
+/// A TCP proxy in front of a real store, so a test can cut the store off (listener closed,
+/// every connection dropped) and bring it back on the same address — an outage without
+/// stopping the store other tests share.
+#[derive(Debug)]
+pub struct TcpProxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    generation: Mutex<CancellationToken>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a new local port to `target`.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(target: SocketAddr) -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let proxy = Arc::new(Self {
+            addr,
+            target,
+            generation: Mutex::new(CancellationToken::new()),
+        });
+        proxy.spawn_accept(listener);
+        proxy
+    }
+
+    /// The address clients should connect to.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    ///
+    /// # Panics
+    /// When `url` is not a URL with a host.
+    #[must_use]
+    pub fn url_for(&self, url: &str) -> String {
+        let mut parsed = url::Url::parse(url).expect("store URL");
+        parsed
+            .set_host(Some(&self.addr.ip().to_string()))
+            .expect("URL with a host");
+        parsed.set_port(Some(self.addr.port())).expect("URL with a port");
+        parsed.to_string()
+    }
+
+    fn current(&self) -> CancellationToken {
+        self.generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn spawn_accept(&self, listener: TcpListener) {
+        let stop = self.current();
+        let target = self.target;
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+    }
+
+    /// Closes the listener and every proxied connection.
+    pub fn cut(&self) {
+        self.current().cancel();
+    }
+
+    /// Listens again on the same address.
+    ///
+    /// # Panics
+    /// When the port cannot be bound again.
+    pub async fn restore(&self) {
+        {
+            let mut generation = self
+                .generation
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *generation = CancellationToken::new();
+        }
+        let mut last_error = None;
+        for _ in 0..50 {
+            let socket = TcpSocket::new_v4().expect("socket");
+            socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+            match socket.bind(self.addr).and_then(|()| socket.listen(1024)) {
+                Ok(listener) => {
+                    self.spawn_accept(listener);
+                    return;
+                }
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("cannot re-bind proxy on {}: {last_error:?}", self.addr);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.current().cancel();
+    }
+}
