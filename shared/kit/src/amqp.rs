@@ -38,7 +38,10 @@ fn queue_arguments(queue: Queue, names: &Names) -> FieldTable {
     let mut args = FieldTable::default();
     match queue {
         Queue::PayRequests | Queue::PayDead | Queue::ApiPaymentResults | Queue::GatewayEvents => {
-            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
         }
         Queue::PayRetry => {
             // Messages wait here for their per-message TTL (`expiration`), then dead-letter
@@ -236,10 +239,10 @@ async fn supervise(url: String, names: Names, current: Weak<Current>, shutdown: 
             }
         }
     }
-    if let Some(sender) = current.upgrade() {
-        if let Some(connection) = sender.send_replace(None) {
-            drop(connection.close(200, "shutting down".into()).await);
-        }
+    if let Some(sender) = current.upgrade()
+        && let Some(connection) = sender.send_replace(None)
+    {
+        drop(connection.close(200, "shutting down".into()).await);
     }
 }
 

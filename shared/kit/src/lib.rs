@@ -9,6 +9,7 @@
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`ops`]: `/live`, `/ready` (named store checks) and `/metrics`.
 //! - [`stores`]: connecting to Redis and Postgres, and their readiness checks.
+//! - [`service`]: the bind / serve / ops shape every service shares.
 //! - [`amqp`]: RabbitMQ connection with reconnects, and the whole topology declared in one place.
 //! - `testing` (feature `testing`): unique names, per-test databases, key prefixes and broker
 //!   names that clean up after themselves, and a TCP proxy to cut a store off.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+pub mod service;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

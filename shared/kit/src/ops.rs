@@ -81,10 +81,7 @@ impl Readiness {
         let checks = join_all(self.checks.iter().map(|check| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(outcome) => outcome,
-                Err(_) => Err(format!(
-                    "no answer within {} ms",
-                    CHECK_TIMEOUT.as_millis()
-                )),
+                Err(_) => Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
             };
             CheckReport {
                 name: check.name().to_owned(),

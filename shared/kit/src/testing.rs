@@ -27,8 +27,7 @@ pub fn redis_url() -> String {
 /// RabbitMQ used by tests (`AMQP_URL`).
 #[must_use]
 pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 /// A short random name part, unique per call.
@@ -108,7 +107,10 @@ impl Drop for TestDatabase {
                 return;
             };
             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await {
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+            {
                 eprintln!("drop test database {name}: {error}");
             }
         });
@@ -269,7 +271,9 @@ impl TcpProxy {
         parsed
             .set_host(Some(&self.addr.ip().to_string()))
             .expect("URL with a host");
-        parsed.set_port(Some(self.addr.port())).expect("URL with a port");
+        parsed
+            .set_port(Some(self.addr.port()))
+            .expect("URL with a port");
         parsed.to_string()
     }
 
@@ -343,5 +347,81 @@ impl TcpProxy {
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.current().cancel();
+    }
+}
+
+/// A service running in the test's runtime on a free port, reachable over real TCP.
+#[derive(Debug)]
+pub struct Running {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Spawns `run(shutdown)` for a service bound to `port`.
+    pub fn spawn<F>(port: u16, run: impl FnOnce(CancellationToken) -> F) -> Self
+    where
+        F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(shutdown.clone()));
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            shutdown,
+            server,
+        }
+    }
+
+    /// `GET` a path of the service.
+    ///
+    /// # Panics
+    /// When the service does not answer at all.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `/ready`: status and report.
+    ///
+    /// # Panics
+    /// When the body is not a readiness report.
+    pub async fn ready(&self) -> (u16, crate::ops::ReadyReport) {
+        let response = self.get("/ready").await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a readiness report"))
+    }
+
+    /// Polls `/ready` until it answers `status` (at most 10 s).
+    ///
+    /// # Panics
+    /// When it does not within the time.
+    pub async fn wait_ready(&self, status: u16) -> crate::ops::ReadyReport {
+        let mut last = None;
+        for _ in 0..100 {
+            let (actual, report) = self.ready().await;
+            if actual == status {
+                return report;
+            }
+            last = Some((actual, report));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/ready never answered {status}; last: {last:?}");
+    }
+
+    /// Fires the shutdown and waits for a clean stop (at most 10 s).
+    ///
+    /// # Panics
+    /// When the service does not stop in time or stops with an error.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), self.server)
+            .await
+            .expect("stops within 10 s");
+        stopped
+            .expect("server task")
+            .expect("server stopped cleanly");
     }
 }

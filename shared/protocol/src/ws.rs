@@ -20,7 +20,9 @@ pub const AUTH_DEADLINE_SECS: u64 = 5;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Must be the first frame: the access token.
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     Ping,
 }
 
@@ -59,6 +61,8 @@ pub enum ServerFrame {
         expires_at: OffsetDateTime,
     },
     /// The queue closed; no admission will follow.
-    Closed { reason: ClosedReason },
+    Closed {
+        reason: ClosedReason,
+    },
     Pong,
 }

@@ -60,7 +60,10 @@ where
     let text = std::fs::read_to_string(&path).expect("golden file");
     let expected: serde_json::Value = serde_json::from_str(&text).expect("golden JSON");
     let actual = serde_json::to_value(value).expect("serialise");
-    assert_eq!(actual, expected, "{name}: serialised form differs from golden");
+    assert_eq!(
+        actual, expected,
+        "{name}: serialised form differs from golden"
+    );
     let parsed: T = serde_json::from_value(expected).expect("golden parses");
     assert_eq!(&parsed, value, "{name}: golden parses to a different value");
 }
@@ -127,7 +130,13 @@ fn event_status_wire_names() {
         EventStatus::Ended,
     ]
     .iter()
-    .map(|s| serde_json::to_value(s).expect("status").as_str().expect("str").to_owned())
+    .map(|s| {
+        serde_json::to_value(s)
+            .expect("status")
+            .as_str()
+            .expect("str")
+            .to_owned()
+    })
     .collect();
     assert_eq!(names, ["scheduled", "on_sale", "sold_out", "ended"]);
 }
@@ -156,16 +165,28 @@ fn orders() {
         OrderStatus::Expired,
     ]
     .iter()
-    .map(|s| serde_json::to_value(s).expect("status").as_str().expect("str").to_owned())
+    .map(|s| {
+        serde_json::to_value(s)
+            .expect("status")
+            .as_str()
+            .expect("str")
+            .to_owned()
+    })
     .collect();
-    assert_eq!(names, ["pending_payment", "paid", "payment_failed", "expired"]);
+    assert_eq!(
+        names,
+        ["pending_payment", "paid", "payment_failed", "expired"]
+    );
     assert!(!OrderStatus::PendingPayment.is_final());
     assert!(OrderStatus::Expired.is_final());
 }
 
 #[test]
 fn auth_bodies() {
-    let creds = ("ada@example.com".to_owned(), "correct horse battery".to_owned());
+    let creds = (
+        "ada@example.com".to_owned(),
+        "correct horse battery".to_owned(),
+    );
     golden(
         "register_request",
         &RegisterRequest {
@@ -176,11 +197,14 @@ fn auth_bodies() {
     golden(
         "login_request",
         &LoginRequest {
-            email: creds.0.clone(),
-            password: creds.1.clone(),
+            email: creds.0,
+            password: creds.1,
         },
     );
-    golden("register_response", &RegisterResponse { user_id: user_id() });
+    golden(
+        "register_response",
+        &RegisterResponse { user_id: user_id() },
+    );
     golden(
         "refresh_request",
         &RefreshRequest {
@@ -214,7 +238,12 @@ fn credentials_never_appear_in_debug_output() {
         token: "frame-secret".into(),
     };
     let printed = format!("{login:?} {tokens:?} {auth:?}");
-    for secret in ["hunter2-secret", "access-secret", "refresh-secret", "frame-secret"] {
+    for secret in [
+        "hunter2-secret",
+        "access-secret",
+        "refresh-secret",
+        "frame-secret",
+    ] {
         assert!(!printed.contains(secret), "{secret} leaked: {printed}");
     }
     assert!(printed.contains("ada@example.com"));
@@ -325,7 +354,10 @@ fn unknown_or_malformed_client_frames_are_rejected() {
         r#"[1,2]"#,
         "not json",
     ] {
-        assert!(serde_json::from_str::<ClientFrame>(bad).is_err(), "{bad} accepted");
+        assert!(
+            serde_json::from_str::<ClientFrame>(bad).is_err(),
+            "{bad} accepted"
+        );
     }
 }
 
@@ -428,7 +460,10 @@ fn messages_carry_their_routing() {
     assert_eq!(EventCreated::EXCHANGE, Exchange::Events);
     assert_eq!(EventSoldOut::ROUTING_KEY, "event.sold_out");
     assert_eq!(GateConsumed::ROUTING_KEY, "gate.consumed");
-    assert_eq!(Queue::PayRequests.binding(), (Exchange::Payments, "payment.requested"));
+    assert_eq!(
+        Queue::PayRequests.binding(),
+        (Exchange::Payments, "payment.requested")
+    );
     assert_eq!(Queue::ApiPaymentResults.base_name(), "api.payment-results");
     assert_eq!(Queue::PayDead.base_name(), "pay.requests.dead");
     let names = Names::new("t1.");

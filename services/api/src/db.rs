@@ -1,0 +1,37 @@
+//! Postgres: the pool, creating the database on request, and the embedded migrations.
+
+use sqlx::PgPool;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Connect(#[from] flash_kit::stores::ConnectError),
+    #[error("postgres: cannot create the database: {0}")]
+    Create(#[source] sqlx::Error),
+    #[error("postgres: migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Creates the database named in `url` if it does not exist (local runs and the deploy hook).
+pub async fn create_if_missing(url: &str) -> Result<(), DbError> {
+    let exists = sqlx::Postgres::database_exists(url)
+        .await
+        .map_err(DbError::Create)?;
+    if !exists {
+        tracing::info!("creating the database");
+        sqlx::Postgres::create_database(url)
+            .await
+            .map_err(DbError::Create)?;
+    }
+    Ok(())
+}
+
+/// Applies every pending migration (safe with many replicas: sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

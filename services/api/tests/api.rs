@@ -1,0 +1,206 @@
+//! The api as a running service against real Postgres and RabbitMQ.
+
+use std::net::SocketAddr;
+
+use flash_api::config::Argon2Config;
+use flash_api::password::PasswordHashing;
+use flash_api::{Application, Config};
+use flash_kit::config::CommonConfig;
+use flash_kit::testing::{Running, TcpProxy, TestAmqp, TestDatabase};
+use flash_protocol::Problem;
+use secrecy::SecretString;
+
+/// Cheap Argon2 so tests spend their time on behaviour, not hashing.
+const TEST_ARGON2: Argon2Config = Argon2Config {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+struct TestApp {
+    running: Running,
+    app_db: sqlx::PgPool,
+    _db: TestDatabase,
+    _amqp: TestAmqp,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
+}
+
+fn config(db: &TestDatabase, amqp: &TestAmqp) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        database_max_connections: 4,
+        migrate_on_start: true,
+        amqp_url: amqp.url.clone(),
+        amqp_name_prefix: amqp.names.prefix().to_owned(),
+        admin_email: None,
+        admin_password: None,
+        argon2: TEST_ARGON2,
+        common: CommonConfig::default(),
+    }
+}
+
+impl TestApp {
+    async fn spawn_with(config: Config, db: TestDatabase, amqp: TestAmqp) -> Self {
+        let app = Application::build(config).await.expect("api builds");
+        let app_db = app.state.db.clone();
+        Self {
+            running: Running::spawn(app.port(), |shutdown| app.run_until(shutdown)),
+            app_db,
+            _db: db,
+            _amqp: amqp,
+        }
+    }
+
+    async fn spawn() -> Self {
+        let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+        Self::spawn_with(config(&db, &amqp), db, amqp).await
+    }
+
+    async fn stop(self) {
+        self.app_db.close().await;
+        self.running.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn starts_migrated_with_health_endpoints() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/live").await.status(), 200);
+    let (status, report) = app.ready().await;
+    assert_eq!(status, 200, "{report:?}");
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["postgres", "rabbitmq"]);
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&app.app_db)
+        .await
+        .expect("migrations table");
+    assert_eq!(applied, flash_api::db::MIGRATOR.iter().count() as i64);
+    let response = app.get("/api/v1/nothing-here").await;
+    assert_eq!(response.status(), 404);
+    let problem: Problem = response.json().await.expect("problem");
+    assert_eq!(problem.code.as_str(), "NOT_FOUND");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ready_fails_naming_postgres_while_it_is_cut_off_and_recovers() {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().expect("addr")).await;
+    let mut config = config(&db, &amqp);
+    config.database_url = proxy.url_for(&db.url);
+    let app = TestApp::spawn_with(config, db, amqp).await;
+    assert_eq!(app.ready().await.0, 200);
+
+    proxy.cut();
+    let report = app.wait_ready(503).await;
+    assert_eq!(report.failing, ["postgres"]);
+
+    proxy.restore().await;
+    app.wait_ready(200).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bootstrap_admin_is_created_once_and_existing_accounts_are_promoted() {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let mut config = config(&db, &amqp);
+    config.admin_email = Some("Admin@Example.com".into());
+    config.admin_password = Some(SecretString::from("a long admin password"));
+
+    // Twice, as two replicas starting would: one account, admin, password usable.
+    for _ in 0..2 {
+        let app = Application::build(config.clone()).await.expect("builds");
+        app.state.db.close().await;
+    }
+    let pool = flash_kit::stores::connect_postgres(&db.url, 1)
+        .await
+        .expect("pool");
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT email, role, password_hash FROM users")
+            .fetch_all(&pool)
+            .await
+            .expect("users");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (email, role, hash) = rows.into_iter().next().expect("one row");
+    assert_eq!(
+        (email.as_str(), role.as_str()),
+        ("Admin@Example.com", "admin")
+    );
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let hashing = PasswordHashing::new(TEST_ARGON2).expect("params");
+    assert!(
+        hashing
+            .verify(SecretString::from("a long admin password"), hash.clone())
+            .await
+            .expect("verify")
+    );
+    assert!(
+        !hashing
+            .verify(SecretString::from("wrong"), hash)
+            .await
+            .expect("verify")
+    );
+
+    // An existing user named as admin is promoted and keeps their password.
+    sqlx::query("INSERT INTO users (id, email, password_hash) VALUES (gen_random_uuid(), 'ops@example.com', 'kept')")
+        .execute(&pool)
+        .await
+        .expect("user");
+    config.admin_email = Some("OPS@example.com".into());
+    let app = Application::build(config.clone()).await.expect("builds");
+    app.state.db.close().await;
+    let (role, hash): (String, String) =
+        sqlx::query_as("SELECT role, password_hash FROM users WHERE email = 'ops@example.com'")
+            .fetch_one(&pool)
+            .await
+            .expect("ops user");
+    assert_eq!((role.as_str(), hash.as_str()), ("admin", "kept"));
+
+    // Half a bootstrap configuration is refused.
+    config.admin_password = None;
+    let error = Application::build(config).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("must be set together"),
+        "{error}"
+    );
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn password_hashes_are_salted_argon2id() {
+    let hashing = PasswordHashing::new(TEST_ARGON2).expect("params");
+    let one = hashing
+        .hash(SecretString::from("same password"))
+        .await
+        .expect("hash");
+    let two = hashing
+        .hash(SecretString::from("same password"))
+        .await
+        .expect("hash");
+    assert_ne!(one, two, "salted");
+    assert!(
+        hashing
+            .verify(SecretString::from("same password"), one)
+            .await
+            .expect("verify")
+    );
+    assert!(
+        !hashing
+            .verify(SecretString::from("x"), "not a phc string".into())
+            .await
+            .expect("verify")
+    );
+    let bad = Argon2Config {
+        memory_kib: 1,
+        ..TEST_ARGON2
+    };
+    assert!(PasswordHashing::new(bad).is_err());
+}

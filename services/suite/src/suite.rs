@@ -1,0 +1,116 @@
+//! [`Suite`]: the three services built from their own configurations, and the origin that
+//! hosts their public routes next to the web assets.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use flash_kit::http::{ProblemResponse, with_common_layers};
+use flash_kit::ops;
+use flash_protocol::ErrorCode;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
+
+use crate::config::SuiteConfig;
+
+/// Why the suite could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("gateway: {0}")]
+    Gateway(#[from] flash_gateway::app::BuildError),
+    #[error("api: {0}")]
+    Api(#[from] flash_api::app::BuildError),
+    #[error("api database: {0}")]
+    Database(#[from] flash_api::db::DbError),
+    #[error("pay: {0}")]
+    Pay(#[from] flash_pay::app::BuildError),
+    #[error("web assets: {0} is not a directory (set FLASH_WEB_DIR)")]
+    WebDir(String),
+    #[error("cannot listen on the origin: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// The whole suite, built and bound.
+pub struct Suite {
+    pub gateway: flash_gateway::Application,
+    pub api: flash_api::Application,
+    pub pay: flash_pay::Application,
+    origin: TcpListener,
+    router: Router,
+    grace: std::time::Duration,
+}
+
+impl Suite {
+    /// Builds every service (creating the api's database first when asked) and the origin.
+    pub async fn build(config: SuiteConfig) -> Result<Self, SuiteError> {
+        let web_dir = &config.origin.web_dir;
+        if !web_dir.is_dir() {
+            return Err(SuiteError::WebDir(web_dir.display().to_string()));
+        }
+        if config.origin.create_database {
+            flash_api::db::create_if_missing(&config.api.database_url).await?;
+        }
+        let api = flash_api::Application::build(config.api).await?;
+        let gateway = flash_gateway::Application::build(config.gateway).await?;
+        let pay = flash_pay::Application::build(config.pay).await?;
+
+        let readiness = api
+            .service
+            .readiness()
+            .clone()
+            .merged(gateway.service.readiness())
+            .merged(pay.service.readiness());
+        let web = Router::new().fallback_service(
+            ServeDir::new(web_dir).not_found_service(axum::routing::any(web_not_found)),
+        );
+        let router = Router::new()
+            .merge(api.service.public_router())
+            .merge(gateway.service.public_router())
+            .merge(ops::router(readiness, flash_kit::metrics::install()))
+            .merge(with_common_layers(
+                web,
+                "web",
+                config.origin.common.request_timeout(),
+            ));
+        let origin = TcpListener::bind(config.origin.addr).await?;
+        Ok(Self {
+            gateway,
+            api,
+            pay,
+            origin,
+            router,
+            grace: config.origin.common.shutdown_grace(),
+        })
+    }
+
+    /// The origin's address.
+    ///
+    /// # Panics
+    /// Never for a bound listener.
+    #[must_use]
+    pub fn origin_addr(&self) -> SocketAddr {
+        self.origin.local_addr().expect("bound listener")
+    }
+
+    /// Serves the origin and every service's own port until `shutdown`, then drains.
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(
+            origin = %self.origin_addr(),
+            gateway_port = self.gateway.port(),
+            api_port = self.api.port(),
+            pay_port = self.pay.port(),
+            "flash suite listening"
+        );
+        let (origin, gateway, api, pay) = tokio::join!(
+            flash_kit::http::serve(self.origin, self.router, shutdown.clone(), self.grace),
+            self.gateway.run_until(shutdown.clone()),
+            self.api.run_until(shutdown.clone()),
+            self.pay.run_until(shutdown),
+        );
+        origin.and(gateway).and(api).and(pay)
+    }
+}
+
+async fn web_not_found() -> ProblemResponse {
+    ProblemResponse::new(ErrorCode::NotFound, "No such page")
+}

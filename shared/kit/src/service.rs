@@ -1,0 +1,106 @@
+//! The shape every service shares: a bound listener, the service's public routes, its
+//! readiness checks, and background tasks stopped after the server has drained.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::CommonConfig;
+use crate::ops::{self, Readiness};
+
+/// A service ready to run: `Application::build` in each service returns one of these.
+#[derive(Debug)]
+pub struct Service {
+    name: &'static str,
+    listener: TcpListener,
+    public: Router,
+    readiness: Readiness,
+    metrics: PrometheusHandle,
+    common: CommonConfig,
+    background: CancellationToken,
+}
+
+/// What a service hands to [`Service::bind`].
+#[derive(Debug)]
+pub struct Parts {
+    pub name: &'static str,
+    /// Where the service's own port listens (`:0` picks a free port).
+    pub addr: SocketAddr,
+    /// The public routes (already with [`crate::http::with_common_layers`]).
+    pub public: Router,
+    pub readiness: Readiness,
+    pub common: CommonConfig,
+    /// Cancelled once the server has stopped: the service's background tasks watch it.
+    pub background: CancellationToken,
+}
+
+impl Service {
+    /// Binds the service's listener.
+    pub async fn bind(parts: Parts) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(parts.addr).await?;
+        Ok(Self {
+            name: parts.name,
+            listener,
+            public: parts.public,
+            readiness: parts.readiness,
+            metrics: crate::metrics::install(),
+            common: parts.common,
+            background: parts.background,
+        })
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The address actually bound.
+    ///
+    /// # Panics
+    /// Never for a bound TCP listener.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The public routes, for hosting them on another origin (the all-in-one binary).
+    pub fn public_router(&self) -> Router {
+        self.public.clone()
+    }
+
+    #[must_use]
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Serves the public routes and `/live`, `/ready`, `/metrics` on the service's port until
+    /// `shutdown` fires and in-flight requests finish (bounded by the shutdown grace), then
+    /// stops the service's background tasks.
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let router = self
+            .public
+            .merge(ops::router(self.readiness, self.metrics))
+            .fallback(crate::http::not_found);
+        tracing::info!(service = self.name, addr = %self.listener.local_addr()?, "listening");
+        let result = crate::http::serve(
+            self.listener,
+            router,
+            shutdown,
+            self.common.shutdown_grace(),
+        )
+        .await;
+        self.background.cancel();
+        tracing::info!(service = self.name, "stopped");
+        result
+    }
+}
