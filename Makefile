@@ -1,0 +1,58 @@
+# Flash Tickets — the two commands: `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Stores (override in the environment). Tests create and drop their own databases on the
+# DATABASE_URL server, and use their own Redis key prefixes and RabbitMQ names.
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flash
+export REDIS_URL ?= redis://127.0.0.1:6379
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+
+# `make up`: the whole suite on one origin, services on their own ports on loopback.
+export FLASH_ADDR ?= 127.0.0.1:8080
+export GATEWAY_ADDR ?= 127.0.0.1:3000
+export API_ADDR ?= 127.0.0.1:4000
+export PAY_OPS_ADDR ?= 127.0.0.1:3100
+export FLASH_ADMIN_EMAIL ?= admin@flash.local
+export FLASH_ADMIN_PASSWORD ?= flash-admin-local
+INSTALL ?= 0
+
+CARGO ?= cargo
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help deps build up test fmt lint unit clean-test-data
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+deps: ## Make sure Postgres, Redis and RabbitMQ answer (INSTALL=1 installs missing ones)
+	@INSTALL=$(INSTALL) bash scripts/deps.sh
+
+build: ## Build the release binaries
+	$(CARGO) build --release --locked --bins
+
+up: deps build ## Run the whole suite on http://127.0.0.1:8080 (FLASH_ADDR) until Ctrl-C
+	@./target/release/flash-api migrate
+	@echo "Flash Tickets on http://$(FLASH_ADDR)  (api :$(lastword $(subst :, ,$(API_ADDR))), gateway :$(lastword $(subst :, ,$(GATEWAY_ADDR))), pay ops :$(lastword $(subst :, ,$(PAY_OPS_ADDR))))"
+	@echo "Admin login: $(FLASH_ADMIN_EMAIL) / $(FLASH_ADMIN_PASSWORD)  (local defaults; set FLASH_ADMIN_EMAIL/FLASH_ADMIN_PASSWORD to change)"
+	@exec ./target/release/flash
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit: ## The workspace's tests against the real stores
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --locked --workspace --profile ci
+else
+	$(CARGO) test --locked --workspace
+endif
+
+test: deps lint unit ## Everything CI runs: deps, fmt, clippy, every test
+
+clean-test-data: ## Drop test databases left by killed test runs
+	@psql "$(DATABASE_URL)" -Atc "select datname from pg_database where datname like 'flash_test_%'" | \
+	  while read -r db; do psql "$(DATABASE_URL)" -qc "drop database \"$$db\" with (force)"; echo "dropped $$db"; done
