@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod waiting_room;
 
 pub use app::Application;
 pub use config::Config;

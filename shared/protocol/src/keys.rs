@@ -2,7 +2,7 @@
 //! multi-key Lua scripts run unchanged on Redis Cluster. A prefix namespaces a deployment (or
 //! a test) and never contains braces, so the hash tag is always the event id.
 
-use crate::ids::{EventId, UserId};
+use crate::ids::EventId;
 
 /// Default prefix of every key.
 pub const DEFAULT_PREFIX: &str = "flash:";
@@ -52,12 +52,6 @@ impl RedisKeys {
         format!("{}events", self.prefix)
     }
 
-    /// A fixed-window rate-limit counter for one subject (a user id or an IP) of one action.
-    #[must_use]
-    pub fn rate_limit(&self, action: &str, subject: &str, window: u64) -> String {
-        format!("{}rl:{action}:{{{subject}}}:{window}", self.prefix)
-    }
-
     /// Pattern matching every key under this prefix (for cleanup in tests and tools).
     #[must_use]
     pub fn all_keys_pattern(&self) -> String {
@@ -68,20 +62,29 @@ impl RedisKeys {
 /// The keys of one event's queue; all share the hash tag `{event_id}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueKeys {
-    /// Hash: queue configuration and state (`admit_per_sec`, `max_active`, `admission_ttl_s`,
-    /// `opens_at`, `state`).
+    /// Hash: settings and state (`name`, `opens_at_ms`, `admit_per_sec`, `max_active`,
+    /// `admission_ttl_s`, `state`, `paused`, `closed_reason`).
     pub config: String,
     /// Counter: the last number given out.
     pub seq: String,
-    /// Counter: the highest number served (admitted) so far.
+    /// Counter: the highest number served so far.
     pub serving: String,
-    /// Hash: user id → number.
+    /// Hash: user id → number (`pre` while in the pre-queue).
     pub users: String,
+    /// Hash: number → user id, so admission can skip numbers whose holder left.
+    pub by_number: String,
+    /// Hash: user id → join time (ms), for time-to-admission.
+    pub joined_at: String,
     /// Set: users who joined before opening, numbered at random at opening.
     pub pre_queue: String,
-    /// Sorted set: admitted, unfinished users scored by admission expiry (ms).
+    /// Sorted set: admitted, unfinished users scored by the end of their admission (ms).
     pub admitted: String,
-    /// Hash: counters for operators (admissions, expiries, leaves, last tick).
+    /// Hash: user id → admission time (ms).
+    pub admitted_at: String,
+    /// Set: users whose admission ran out unused.
+    pub expired: String,
+    /// Hash: counters and tick state (`last_tick_ms`, `credit`, `admitted_total`,
+    /// `left_waiting`, `expired_total`, `consumed_total`, `opened_at_ms`).
     pub stats: String,
     /// Pub/sub channel on which replicas learn of changes to this queue.
     pub channel: String,
@@ -95,8 +98,12 @@ impl QueueKeys {
             seq: format!("{base}:seq"),
             serving: format!("{base}:serving"),
             users: format!("{base}:users"),
+            by_number: format!("{base}:by-number"),
+            joined_at: format!("{base}:joined-at"),
             pre_queue: format!("{base}:pre"),
             admitted: format!("{base}:admitted"),
+            admitted_at: format!("{base}:admitted-at"),
+            expired: format!("{base}:expired"),
             stats: format!("{base}:stats"),
             channel: format!("{base}:notify"),
         }
@@ -104,17 +111,37 @@ impl QueueKeys {
 
     /// Every key (not the channel), for scripts and cleanup.
     #[must_use]
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.config,
             &self.seq,
             &self.serving,
             &self.users,
+            &self.by_number,
+            &self.joined_at,
             &self.pre_queue,
             &self.admitted,
+            &self.admitted_at,
+            &self.expired,
             &self.stats,
         ]
     }
+}
+
+/// Pattern matching the notification channel of every queue under `prefix`.
+#[must_use]
+pub fn channel_pattern(prefix: &str) -> String {
+    format!("{prefix}q:*:notify")
+}
+
+/// The event a notification channel belongs to (the text of its hash tag).
+#[must_use]
+pub fn event_of_channel(channel: &str) -> Option<EventId> {
+    let tag = hash_tag(channel);
+    if tag == channel {
+        return None;
+    }
+    tag.parse().ok()
 }
 
 /// The hash tag of a key: the text between the first `{` and the next `}`, as Redis Cluster
@@ -128,10 +155,4 @@ pub fn hash_tag(key: &str) -> &str {
         return &key[open + 1..open + 1 + len];
     }
     key
-}
-
-/// The per-user hash field name of a user id in [`QueueKeys::users`].
-#[must_use]
-pub fn user_field(user: UserId) -> String {
-    user.to_string()
 }

@@ -30,6 +30,17 @@ fn different_events_and_prefixes_never_share_keys() {
 }
 
 #[test]
+fn channels_name_their_event() {
+    use flash_protocol::keys::{channel_pattern, event_of_channel};
+    let event = EventId(Uuid::now_v7());
+    let keys = RedisKeys::new("p:").expect("prefix");
+    assert_eq!(event_of_channel(&keys.queue(event).channel), Some(event));
+    assert_eq!(event_of_channel("p:q:{not-a-uuid}:notify"), None);
+    assert_eq!(event_of_channel("no tag"), None);
+    assert_eq!(channel_pattern("p:"), "p:q:*:notify");
+}
+
+#[test]
 fn prefixes_with_braces_are_refused() {
     assert!(RedisKeys::new("bad{tag}:").is_err());
     assert!(RedisKeys::new("bad}").is_err());

@@ -1,0 +1,22 @@
+-- A user leaves an event's queue (freeing an admitted place at once).
+-- KEYS: users, by_number, pre_queue, admitted, admitted_at, expired, stats, serving, joined_at
+-- ARGV: user
+-- Returns 1 when the user was in the queue, 0 otherwise.
+local n = redis.call('HGET', KEYS[1], ARGV[1])
+if not n then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[9], ARGV[1])
+if n == 'pre' then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return 1
+end
+redis.call('HDEL', KEYS[2], n)
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('SREM', KEYS[6], ARGV[1])
+if tonumber(n) > tonumber(redis.call('GET', KEYS[8]) or '0') then
+  redis.call('HINCRBY', KEYS[7], 'left_waiting', 1)
+end
+return 1

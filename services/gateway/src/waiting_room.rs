@@ -1,0 +1,565 @@
+//! The waiting room in Redis: every operation on one event's queue is one Lua script over keys
+//! that share the event's hash tag, so it is atomic, O(1) per join and per admission, and runs
+//! unchanged on Redis Cluster.
+
+use flash_protocol::event::QueueSettings;
+use flash_protocol::keys::{QueueKeys, RedisKeys};
+use flash_protocol::queue::{QueuePatch, QueueState, QueueStats};
+use flash_protocol::ws::ClosedReason;
+use flash_protocol::{EventId, UserId};
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use time::OffsetDateTime;
+
+/// A failure of the waiting room's store.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected answer from a queue script: {0}")]
+    Protocol(String),
+}
+
+/// Where a user holds a place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Joined before opening; numbered at opening.
+    PreQueue,
+    Number(u64),
+}
+
+impl Place {
+    fn parse(value: &Value) -> Result<Self, RoomError> {
+        match text(value)?.as_str() {
+            "pre" => Ok(Place::PreQueue),
+            other => other
+                .parse()
+                .map(Place::Number)
+                .map_err(|_| RoomError::Protocol(format!("place {other:?}"))),
+        }
+    }
+
+    #[must_use]
+    pub fn number(self) -> Option<u64> {
+        match self {
+            Place::PreQueue => None,
+            Place::Number(n) => Some(n),
+        }
+    }
+}
+
+/// What joining did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// No queue for this event (the api has not announced it).
+    Missing,
+    /// The queue is closed and the user held no place.
+    Closed,
+    /// The user's place (`new` when this call created it).
+    Place { place: Place, new: bool },
+}
+
+/// The raw state of a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawState {
+    Scheduled,
+    Open,
+    Closed,
+}
+
+impl RawState {
+    fn parse(value: &str) -> Result<Self, RoomError> {
+        match value {
+            "scheduled" => Ok(Self::Scheduled),
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            other => Err(RoomError::Protocol(format!("state {other:?}"))),
+        }
+    }
+}
+
+/// One user's view of a queue, read atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `None` when the queue does not exist.
+    pub state: Option<RawState>,
+    pub paused: bool,
+    pub closed_reason: Option<ClosedReason>,
+    pub admit_per_sec: u32,
+    pub admission_ttl_s: u32,
+    /// `None` when the user holds no place.
+    pub place: Option<Place>,
+    pub serving: u64,
+    /// End of the user's admission window while it is open (ms since the epoch).
+    pub admission_ends_ms: Option<i64>,
+    /// When the user was admitted (ms since the epoch), if ever.
+    pub admitted_at_ms: Option<i64>,
+    pub expired: bool,
+    pub now_ms: i64,
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Users numbered at opening, when this tick opened the queue.
+    pub opened: Option<u64>,
+    pub expired: u64,
+    pub admitted: u64,
+    pub from: u64,
+    pub serving: u64,
+    /// Milliseconds from join to admission of each admitted user.
+    pub waits_ms: Vec<u64>,
+}
+
+/// What the api told us about an event, in the queue's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventAnnouncement {
+    pub event: EventId,
+    pub name: String,
+    pub sale_opens_at: OffsetDateTime,
+    pub status: flash_protocol::event::EventStatus,
+    pub queue: QueueSettings,
+}
+
+fn text(value: &Value) -> Result<String, RoomError> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+            .map_err(|_| RoomError::Protocol("non-UTF-8 string".into())),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(RoomError::Protocol(format!(
+            "expected a string, got {other:?}"
+        ))),
+    }
+}
+
+fn opt_text(value: &Value) -> Result<Option<String>, RoomError> {
+    match value {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        other => text(other).map(Some),
+    }
+}
+
+fn int(value: &Value) -> Result<i64, RoomError> {
+    match value {
+        Value::Int(i) => Ok(*i),
+        other => {
+            let s = text(other)?;
+            // Lua may hand back a float's text (e.g. a ZSCORE); only whole numbers are used.
+            s.parse::<i64>()
+                .or_else(|_| s.parse::<f64>().map(|f| f as i64))
+                .map_err(|_| RoomError::Protocol(format!("expected a number, got {s:?}")))
+        }
+    }
+}
+
+fn uint(value: &Value) -> Result<u64, RoomError> {
+    u64::try_from(int(value)?).map_err(|_| RoomError::Protocol("negative count".into()))
+}
+
+fn array(value: Value) -> Result<Vec<Value>, RoomError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(RoomError::Protocol(format!(
+            "expected an array, got {other:?}"
+        ))),
+    }
+}
+
+fn field(items: &[Value], index: usize) -> Result<&Value, RoomError> {
+    items
+        .get(index)
+        .ok_or_else(|| RoomError::Protocol(format!("missing field {index}")))
+}
+
+fn closed_reason(value: &str) -> Option<ClosedReason> {
+    match value {
+        "sold_out" => Some(ClosedReason::SoldOut),
+        "ended" => Some(ClosedReason::Ended),
+        _ => None,
+    }
+}
+
+struct Scripts {
+    join: Script,
+    tick: Script,
+    status: Script,
+    leave: Script,
+    upsert: Script,
+    close: Script,
+    consume: Script,
+    patch: Script,
+    stats: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            join: Script::new(include_str!("lua/join.lua")),
+            tick: Script::new(include_str!("lua/tick.lua")),
+            status: Script::new(include_str!("lua/status.lua")),
+            leave: Script::new(include_str!("lua/leave.lua")),
+            upsert: Script::new(include_str!("lua/upsert.lua")),
+            close: Script::new(include_str!("lua/close.lua")),
+            consume: Script::new(include_str!("lua/consume.lua")),
+            patch: Script::new(include_str!("lua/patch.lua")),
+            stats: Script::new(include_str!("lua/stats.lua")),
+        }
+    }
+}
+
+/// Every queue of one deployment (one key prefix).
+#[derive(Clone)]
+pub struct WaitingRoom {
+    redis: ConnectionManager,
+    keys: RedisKeys,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl std::fmt::Debug for WaitingRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitingRoom")
+            .field("prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WaitingRoom {
+    #[must_use]
+    pub fn new(redis: ConnectionManager, keys: RedisKeys) -> Self {
+        Self {
+            redis,
+            keys,
+            scripts: std::sync::Arc::new(Scripts::new()),
+        }
+    }
+
+    #[must_use]
+    pub fn keys(&self) -> &RedisKeys {
+        &self.keys
+    }
+
+    fn queue(&self, event: EventId) -> QueueKeys {
+        self.keys.queue(event)
+    }
+
+    /// Takes a place in the queue (the same place again for a user who holds one).
+    pub async fn join(&self, event: EventId, user: UserId) -> Result<Joined, RoomError> {
+        let k = self.queue(event);
+        let result: Value = self
+            .scripts
+            .join
+            .key(&k.config)
+            .key(&k.seq)
+            .key(&k.users)
+            .key(&k.by_number)
+            .key(&k.pre_queue)
+            .key(&k.joined_at)
+            .arg(user.to_string())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let items = array(result)?;
+        match text(field(&items, 0)?)?.as_str() {
+            "missing" => Ok(Joined::Missing),
+            "closed" => Ok(Joined::Closed),
+            "pre" => Ok(Joined::Place {
+                place: Place::PreQueue,
+                new: true,
+            }),
+            "number" => Ok(Joined::Place {
+                place: Place::parse(field(&items, 1)?)?,
+                new: true,
+            }),
+            "existing" => Ok(Joined::Place {
+                place: Place::parse(field(&items, 1)?)?,
+                new: false,
+            }),
+            other => Err(RoomError::Protocol(format!("join outcome {other:?}"))),
+        }
+    }
+
+    /// A user's view of the queue.
+    pub async fn snapshot(&self, event: EventId, user: UserId) -> Result<Snapshot, RoomError> {
+        let k = self.queue(event);
+        let result: Value = self
+            .scripts
+            .status
+            .key(&k.config)
+            .key(&k.users)
+            .key(&k.serving)
+            .key(&k.admitted)
+            .key(&k.admitted_at)
+            .key(&k.expired)
+            .arg(user.to_string())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let items = array(result)?;
+        let state = opt_text(field(&items, 0)?)?
+            .map(|s| RawState::parse(&s))
+            .transpose()?;
+        Ok(Snapshot {
+            state,
+            paused: text(field(&items, 1)?)? == "1",
+            closed_reason: closed_reason(&text(field(&items, 2)?)?),
+            admit_per_sec: u32::try_from(uint(field(&items, 3)?)?).unwrap_or(u32::MAX),
+            admission_ttl_s: u32::try_from(uint(field(&items, 4)?)?).unwrap_or(u32::MAX),
+            place: match field(&items, 5)? {
+                Value::Nil | Value::Boolean(false) => None,
+                other => Some(Place::parse(other)?),
+            },
+            serving: uint(field(&items, 6)?)?,
+            admission_ends_ms: opt_text(field(&items, 7)?)?
+                .map(|_| int(field(&items, 7)?))
+                .transpose()?,
+            admitted_at_ms: opt_text(field(&items, 8)?)?
+                .map(|_| int(field(&items, 8)?))
+                .transpose()?,
+            expired: int(field(&items, 9)?)? == 1,
+            now_ms: int(field(&items, 10)?)?,
+        })
+    }
+
+    /// Gives up a place; `false` when the user held none.
+    pub async fn leave(&self, event: EventId, user: UserId) -> Result<bool, RoomError> {
+        let k = self.queue(event);
+        let left: i64 = self
+            .scripts
+            .leave
+            .key(&k.users)
+            .key(&k.by_number)
+            .key(&k.pre_queue)
+            .key(&k.admitted)
+            .key(&k.admitted_at)
+            .key(&k.expired)
+            .key(&k.stats)
+            .key(&k.serving)
+            .key(&k.joined_at)
+            .arg(user.to_string())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(left == 1)
+    }
+
+    /// One admission tick (opening the queue first when its time has come).
+    pub async fn tick(&self, event: EventId) -> Result<TickOutcome, RoomError> {
+        let k = self.queue(event);
+        let result: Value = self
+            .scripts
+            .tick
+            .key(&k.config)
+            .key(&k.seq)
+            .key(&k.serving)
+            .key(&k.users)
+            .key(&k.by_number)
+            .key(&k.pre_queue)
+            .key(&k.admitted)
+            .key(&k.admitted_at)
+            .key(&k.expired)
+            .key(&k.stats)
+            .key(&k.joined_at)
+            .arg(&k.channel)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let items = array(result)?;
+        let opened = int(field(&items, 1)?)?;
+        Ok(TickOutcome {
+            opened: u64::try_from(opened).ok(),
+            expired: uint(field(&items, 2)?)?,
+            admitted: uint(field(&items, 3)?)?,
+            from: uint(field(&items, 4)?)?,
+            serving: uint(field(&items, 5)?)?,
+            waits_ms: items
+                .get(6..)
+                .unwrap_or_default()
+                .iter()
+                .map(uint)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Creates or updates an event's queue from the api's announcement; registers the event
+    /// for ticking.
+    pub async fn upsert(&self, event: &EventAnnouncement) -> Result<(), RoomError> {
+        let k = self.queue(event.event);
+        let status = match event.status {
+            flash_protocol::event::EventStatus::Scheduled => "scheduled",
+            flash_protocol::event::EventStatus::OnSale => "on_sale",
+            flash_protocol::event::EventStatus::SoldOut => "sold_out",
+            flash_protocol::event::EventStatus::Ended => "ended",
+        };
+        let opens_at_ms =
+            i64::try_from(event.sale_opens_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let _: Value = self
+            .scripts
+            .upsert
+            .key(&k.config)
+            .key(&k.stats)
+            .arg(&event.name)
+            .arg(opens_at_ms)
+            .arg(event.queue.admit_per_sec)
+            .arg(event.queue.max_active)
+            .arg(event.queue.admission_ttl_s)
+            .arg(status)
+            .arg(&k.channel)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.keys.events())
+            .arg(event.event.to_string())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Closes a queue; `true` when it closed now.
+    pub async fn close(&self, event: EventId, reason: ClosedReason) -> Result<bool, RoomError> {
+        let k = self.queue(event);
+        let reason = match reason {
+            ClosedReason::SoldOut => "sold_out",
+            ClosedReason::Ended => "ended",
+        };
+        let closed: i64 = self
+            .scripts
+            .close
+            .key(&k.config)
+            .arg(reason)
+            .arg(&k.channel)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(closed == 1)
+    }
+
+    /// The api used the user's gate token: frees the admitted place (idempotent).
+    pub async fn consume(&self, event: EventId, user: UserId) -> Result<bool, RoomError> {
+        let k = self.queue(event);
+        let freed: i64 = self
+            .scripts
+            .consume
+            .key(&k.admitted)
+            .key(&k.stats)
+            .arg(user.to_string())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(freed == 1)
+    }
+
+    /// Applies an operator's change; `false` when the queue does not exist.
+    pub async fn patch(&self, event: EventId, patch: &QueuePatch) -> Result<bool, RoomError> {
+        let k = self.queue(event);
+        let mut invocation = self.scripts.patch.key(&k.config);
+        invocation.arg(&k.channel);
+        let fields = [
+            ("admit_per_sec", patch.admit_per_sec),
+            ("max_active", patch.max_active),
+            ("admission_ttl_s", patch.admission_ttl_s),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                invocation.arg(name).arg(value);
+            }
+        }
+        if let Some(paused) = patch.paused {
+            invocation.arg("paused").arg(u8::from(paused));
+        }
+        let found: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(found == 1)
+    }
+
+    /// The operators' view; `None` when the queue does not exist.
+    pub async fn stats(&self, event: EventId) -> Result<Option<QueueStats>, RoomError> {
+        let k = self.queue(event);
+        let result: Value = self
+            .scripts
+            .stats
+            .key(&k.config)
+            .key(&k.seq)
+            .key(&k.serving)
+            .key(&k.admitted)
+            .key(&k.stats)
+            .key(&k.pre_queue)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let items = array(result)?;
+        let Some(state) = opt_text(field(&items, 0)?)? else {
+            return Ok(None);
+        };
+        let paused = text(field(&items, 1)?)? == "1";
+        let state = match RawState::parse(&state)? {
+            RawState::Closed => QueueState::Closed,
+            RawState::Scheduled => QueueState::Scheduled,
+            RawState::Open if paused => QueueState::Paused,
+            RawState::Open => QueueState::Open,
+        };
+        let small = |i| -> Result<u32, RoomError> {
+            Ok(u32::try_from(uint(field(&items, i)?)?).unwrap_or(u32::MAX))
+        };
+        let last_number = uint(field(&items, 5)?)?;
+        let admitted_total = uint(field(&items, 8)?)?;
+        let left_waiting = uint(field(&items, 9)?)?;
+        let pre_queue = uint(field(&items, 10)?)?;
+        Ok(Some(QueueStats {
+            event_id: event,
+            state,
+            waiting: last_number
+                .saturating_sub(admitted_total)
+                .saturating_sub(left_waiting)
+                + pre_queue,
+            admitted_active: uint(field(&items, 7)?)?,
+            serving: uint(field(&items, 6)?)?,
+            last_number,
+            admit_per_sec: small(2)?,
+            max_active: small(3)?,
+            admission_ttl_s: small(4)?,
+        }))
+    }
+
+    /// Every event with a queue.
+    pub async fn events(&self) -> Result<Vec<EventId>, RoomError> {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.events())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+    }
+
+    /// The serving number of a queue and its users in `numbers`' places admitted since, with
+    /// their admission times: how a replica catches up after missing notifications.
+    pub async fn admissions_of(
+        &self,
+        event: EventId,
+        users: &[UserId],
+    ) -> Result<Vec<Option<(i64, i64)>>, RoomError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = self.queue(event);
+        let mut pipe = redis::pipe();
+        for user in users {
+            pipe.cmd("HGET").arg(&k.admitted_at).arg(user.to_string());
+            pipe.cmd("ZSCORE").arg(&k.admitted).arg(user.to_string());
+        }
+        let values: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
+        Ok(values
+            .chunks(2)
+            .map(|pair| match pair {
+                [at, ends] => match (opt_text(at), opt_text(ends)) {
+                    (Ok(Some(at)), Ok(Some(ends))) => at
+                        .parse::<i64>()
+                        .ok()
+                        .zip(ends.parse::<f64>().ok().map(|f| f as i64)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The serving number and raw state of a queue.
+    pub async fn serving(&self, event: EventId) -> Result<u64, RoomError> {
+        let value: Option<u64> = redis::cmd("GET")
+            .arg(self.queue(event).serving)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(value.unwrap_or(0))
+    }
+}

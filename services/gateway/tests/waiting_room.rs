@@ -1,0 +1,443 @@
+//! The waiting room's invariants against real Redis: idempotent joins, FIFO, the pre-queue
+//! shuffle, rate and capacity bounds with many tickers, pause, expiry, consumption, closing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, WaitingRoom};
+use flash_kit::testing::TestRedis;
+use flash_protocol::event::{EventStatus, QueueSettings};
+use flash_protocol::queue::{QueuePatch, QueueState};
+use flash_protocol::ws::ClosedReason;
+use flash_protocol::{EventId, UserId};
+use time::OffsetDateTime;
+
+struct Fixture {
+    room: WaitingRoom,
+    _redis: TestRedis,
+}
+
+async fn fixture() -> Fixture {
+    let redis = TestRedis::new();
+    let conn = flash_kit::stores::connect_redis(&redis.url)
+        .await
+        .expect("redis");
+    Fixture {
+        room: WaitingRoom::new(conn, redis.keys()),
+        _redis: redis,
+    }
+}
+
+fn settings(admit_per_sec: u32, max_active: u32, admission_ttl_s: u32) -> QueueSettings {
+    QueueSettings {
+        admit_per_sec,
+        max_active,
+        admission_ttl_s,
+    }
+}
+
+impl Fixture {
+    async fn announce(
+        &self,
+        status: EventStatus,
+        opens_in: time::Duration,
+        queue: QueueSettings,
+    ) -> EventId {
+        let event = EventId::new_v7();
+        self.reannounce(event, status, opens_in, queue).await;
+        event
+    }
+
+    async fn reannounce(
+        &self,
+        event: EventId,
+        status: EventStatus,
+        opens_in: time::Duration,
+        queue: QueueSettings,
+    ) {
+        self.room
+            .upsert(&EventAnnouncement {
+                event,
+                name: "Test".into(),
+                sale_opens_at: OffsetDateTime::now_utc() + opens_in,
+                status,
+                queue,
+            })
+            .await
+            .expect("upsert");
+    }
+
+    async fn open_event(&self, queue: QueueSettings) -> EventId {
+        let event = self
+            .announce(EventStatus::OnSale, time::Duration::ZERO, queue)
+            .await;
+        self.room.tick(event).await.expect("opening tick");
+        event
+    }
+
+    async fn number_of(&self, event: EventId, user: UserId) -> Option<u64> {
+        match self.room.join(event, user).await.expect("join") {
+            Joined::Place { place, .. } => place.number(),
+            other => panic!("not in queue: {other:?}"),
+        }
+    }
+}
+
+fn users(n: usize) -> Vec<UserId> {
+    (0..n).map(|_| UserId::new_v7()).collect()
+}
+
+#[tokio::test]
+async fn joining_is_idempotent_under_concurrency() {
+    let f = fixture().await;
+    let event = f.open_event(settings(10, 10, 60)).await;
+    let crowd = users(100);
+    // Every user joins three times at once.
+    let joins = crowd
+        .iter()
+        .cycle()
+        .take(300)
+        .map(|user| {
+            let room = f.room.clone();
+            let user = *user;
+            tokio::spawn(async move { (user, room.join(event, user).await.expect("join")) })
+        })
+        .collect::<Vec<_>>();
+    let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
+    let mut new_places = 0;
+    for join in joins {
+        let (user, joined) = join.await.expect("task");
+        let Joined::Place {
+            place: Place::Number(n),
+            new,
+        } = joined
+        else {
+            panic!("unexpected {joined:?}");
+        };
+        new_places += usize::from(new);
+        numbers.entry(user).or_default().insert(n);
+    }
+    assert_eq!(new_places, 100, "one new place per user");
+    assert!(
+        numbers.values().all(|n| n.len() == 1),
+        "a user got two numbers"
+    );
+    let all: BTreeSet<u64> = numbers.values().flatten().copied().collect();
+    assert_eq!(
+        all,
+        (1..=100).collect(),
+        "numbers 1..=100 without gaps or duplicates"
+    );
+}
+
+#[tokio::test]
+async fn unknown_events_and_closed_queues_refuse_newcomers() {
+    let f = fixture().await;
+    assert_eq!(
+        f.room
+            .join(EventId::new_v7(), UserId::new_v7())
+            .await
+            .expect("join"),
+        Joined::Missing
+    );
+    let event = f.open_event(settings(10, 10, 60)).await;
+    let early = UserId::new_v7();
+    let n = f.number_of(event, early).await;
+    assert!(
+        f.room
+            .close(event, ClosedReason::SoldOut)
+            .await
+            .expect("close")
+    );
+    assert!(
+        !f.room
+            .close(event, ClosedReason::SoldOut)
+            .await
+            .expect("close"),
+        "closes once"
+    );
+    assert_eq!(
+        f.room.join(event, UserId::new_v7()).await.expect("join"),
+        Joined::Closed
+    );
+    // A user who held a place keeps it (and sees the queue closed).
+    assert_eq!(f.number_of(event, early).await, n);
+    let snapshot = f.room.snapshot(event, early).await.expect("snapshot");
+    assert_eq!(snapshot.closed_reason, Some(ClosedReason::SoldOut));
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!(tick.admitted, 0, "a closed queue admits nobody");
+}
+
+#[tokio::test]
+async fn admission_follows_join_order_after_opening() {
+    let f = fixture().await;
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    let crowd = users(50);
+    for user in &crowd {
+        f.number_of(event, *user).await;
+    }
+    let mut admitted_order = Vec::new();
+    while admitted_order.len() < crowd.len() {
+        let tick = f.room.tick(event).await.expect("tick");
+        for number in tick.from + 1..=tick.serving {
+            admitted_order.push(number);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(admitted_order, (1..=50).collect::<Vec<u64>>());
+    let first = f.room.snapshot(event, crowd[0]).await.expect("snapshot");
+    let last = f.room.snapshot(event, crowd[49]).await.expect("snapshot");
+    assert!(first.admitted_at_ms <= last.admitted_at_ms);
+    assert!(first.admission_ends_ms.is_some());
+}
+
+#[tokio::test]
+async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers() {
+    let f = fixture().await;
+    let event = f
+        .announce(
+            EventStatus::Scheduled,
+            time::Duration::hours(1),
+            settings(100, 100, 60),
+        )
+        .await;
+    let early = users(500);
+    for user in &early {
+        assert_eq!(
+            f.number_of(event, *user).await,
+            None,
+            "pre-queue has no number"
+        );
+    }
+    // Many replicas tick before opening: nothing happens.
+    assert_eq!(f.room.tick(event).await.expect("tick").opened, None);
+    // The sale opens now; eight replicas tick at once.
+    f.reannounce(
+        event,
+        EventStatus::OnSale,
+        time::Duration::ZERO,
+        settings(100, 100, 60),
+    )
+    .await;
+    let tickers: Vec<_> = (0..8)
+        .map(|_| {
+            let room = f.room.clone();
+            tokio::spawn(async move { room.tick(event).await.expect("tick") })
+        })
+        .collect();
+    let mut openings = Vec::new();
+    for ticker in tickers {
+        if let Some(opened) = ticker.await.expect("task").opened {
+            openings.push(opened);
+        }
+    }
+    assert_eq!(
+        openings,
+        [500],
+        "exactly one tick opened the queue, numbering everyone"
+    );
+    let mut numbers = Vec::new();
+    for user in &early {
+        numbers.push(
+            f.number_of(event, *user)
+                .await
+                .expect("numbered at opening"),
+        );
+    }
+    let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(
+        distinct,
+        (1..=500).collect(),
+        "a permutation: no gaps, no duplicates"
+    );
+    let in_join_order = numbers.windows(2).filter(|w| w[0] < w[1]).count();
+    assert!(
+        (150..350).contains(&in_join_order),
+        "order looks unshuffled: {in_join_order} of 499 neighbours kept join order"
+    );
+    // Later arrivals are FIFO after everyone from the pre-queue.
+    let late = UserId::new_v7();
+    assert_eq!(f.number_of(event, late).await, Some(501));
+}
+
+#[tokio::test]
+async fn rate_and_capacity_hold_with_several_tick_runners() {
+    let f = fixture().await;
+    let rate = 40;
+    let event = f.open_event(settings(rate, 10_000, 60)).await;
+    for user in users(400) {
+        f.number_of(event, user).await;
+    }
+    let started = Instant::now();
+    let run_for = Duration::from_millis(1500);
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            let room = f.room.clone();
+            tokio::spawn(async move {
+                while started.elapsed() < run_for {
+                    room.tick(event).await.expect("tick");
+                    tokio::time::sleep(Duration::from_millis(7)).await;
+                }
+            })
+        })
+        .collect();
+    for runner in runners {
+        runner.await.expect("runner");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = f.room.stats(event).await.expect("stats").expect("exists");
+    let ceiling = f64::from(rate) * (elapsed + 0.2);
+    assert!(
+        (stats.serving as f64) <= ceiling,
+        "admitted {} in {elapsed:.2}s at {rate}/s (ceiling {ceiling:.0})",
+        stats.serving
+    );
+    assert!(
+        stats.serving >= u64::from(rate) / 2,
+        "admission made progress: {}",
+        stats.serving
+    );
+    assert_eq!(stats.waiting, 400 - stats.serving);
+
+    // Capacity: a fast rate stops at max_active.
+    let capped = f.open_event(settings(10_000, 7, 60)).await;
+    for user in users(30) {
+        f.number_of(capped, user).await;
+    }
+    for _ in 0..10 {
+        f.room.tick(capped).await.expect("tick");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = f.room.stats(capped).await.expect("stats").expect("exists");
+    assert_eq!((stats.admitted_active, stats.serving), (7, 7));
+}
+
+#[tokio::test]
+async fn pause_stops_admissions_and_resume_restarts_them() {
+    let f = fixture().await;
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    assert!(
+        f.room
+            .patch(
+                event,
+                &QueuePatch {
+                    paused: Some(true),
+                    ..QueuePatch::default()
+                }
+            )
+            .await
+            .expect("patch")
+    );
+    for user in users(20) {
+        f.number_of(event, user).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(f.room.tick(event).await.expect("tick").admitted, 0);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!(stats.state, QueueState::Paused);
+    f.room
+        .patch(
+            event,
+            &QueuePatch {
+                paused: Some(false),
+                ..QueuePatch::default()
+            },
+        )
+        .await
+        .expect("patch");
+    let mut admitted = 0;
+    for _ in 0..50 {
+        admitted += f.room.tick(event).await.expect("tick").admitted;
+        if admitted == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(admitted, 20);
+    assert!(
+        !f.room
+            .patch(EventId::new_v7(), &QueuePatch::default())
+            .await
+            .expect("patch"),
+        "unknown event"
+    );
+}
+
+#[tokio::test]
+async fn expiry_and_consumption_free_capacity() {
+    let f = fixture().await;
+    let event = f.open_event(settings(1000, 3, 1)).await;
+    let crowd = users(9);
+    for user in &crowd {
+        f.number_of(event, *user).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(f.room.tick(event).await.expect("tick").admitted, 3);
+    assert_eq!(f.room.tick(event).await.expect("tick").admitted, 0, "full");
+
+    // One buyer orders: their place goes to the next one.
+    assert!(f.room.consume(event, crowd[0]).await.expect("consume"));
+    assert!(
+        !f.room.consume(event, crowd[0]).await.expect("consume"),
+        "duplicate message"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(f.room.tick(event).await.expect("tick").admitted, 1);
+
+    // The others let their admission run out: expired, and their places are reused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!(tick.expired, 3);
+    assert_eq!(tick.admitted, 3);
+    let lapsed = f.room.snapshot(event, crowd[1]).await.expect("snapshot");
+    assert!(lapsed.expired);
+    assert_eq!(lapsed.admission_ends_ms, None);
+    let buyer = f.room.snapshot(event, crowd[0]).await.expect("snapshot");
+    assert!(!buyer.expired && buyer.admitted_at_ms.is_some());
+}
+
+#[tokio::test]
+async fn leaving_frees_places_and_skips_numbers() {
+    let f = fixture().await;
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    let crowd = users(5);
+    for user in &crowd {
+        f.number_of(event, *user).await;
+    }
+    assert!(f.room.leave(event, crowd[1]).await.expect("leave"));
+    assert!(
+        !f.room.leave(event, crowd[1]).await.expect("leave"),
+        "not in the queue any more"
+    );
+    let stats = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!((stats.waiting, stats.last_number), (4, 5));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!((tick.admitted, tick.serving), (4, 5), "number 2 skipped");
+    assert_eq!(tick.waits_ms.len(), 4);
+    let stats = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!((stats.waiting, stats.admitted_active), (0, 4));
+    // Leaving and joining again puts the user at the back.
+    assert!(f.room.leave(event, crowd[0]).await.expect("leave"));
+    assert_eq!(f.number_of(event, crowd[0]).await, Some(6));
+    let pre = f
+        .announce(
+            EventStatus::Scheduled,
+            time::Duration::hours(1),
+            settings(1, 1, 1),
+        )
+        .await;
+    f.number_of(pre, crowd[0]).await;
+    assert!(f.room.leave(pre, crowd[0]).await.expect("leave"));
+    assert_eq!(
+        f.room
+            .stats(pre)
+            .await
+            .expect("stats")
+            .expect("exists")
+            .waiting,
+        0
+    );
+}

@@ -1,0 +1,173 @@
+//! [`KeyRing`]: the keys a service accepts, from configuration or from the issuer's JWKS
+//! endpoint. A remote key set is refreshed periodically and when a token names an unknown
+//! `kid` (at most once per [`MIN_REFRESH_INTERVAL`], so garbage tokens cannot hammer the issuer).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::keys::{Jwks, KeyError};
+use crate::verify::{Verifier, VerifyError};
+
+/// Smallest gap between two fetches of a remote JWKS.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+struct Remote {
+    url: String,
+    client: reqwest::Client,
+    pinned: Jwks,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+/// Keys accepted for one issuer and audience.
+pub struct KeyRing {
+    issuer: String,
+    audience: String,
+    current: RwLock<Arc<Verifier>>,
+    remote: Option<Remote>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("issuer", &self.issuer)
+            .field("remote", &self.remote.as_ref().map(|r| r.url.as_str()))
+            .field("verifier", &self.verifier())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// A fixed key set from configuration.
+    pub fn fixed(jwks: &Jwks, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            current: RwLock::new(Arc::new(Verifier::new(jwks, issuer, audience)?)),
+            remote: None,
+        })
+    }
+
+    /// Keys fetched from `url` (plus `pinned` ones from configuration, always accepted).
+    /// Empty of remote keys until [`refresh`](Self::refresh) succeeds.
+    pub fn remote(url: &str, pinned: Jwks, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| KeyError::Jwk {
+                kid: String::new(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            current: RwLock::new(Arc::new(Verifier::new(&pinned, issuer, audience)?)),
+            remote: Some(Remote {
+                url: url.to_owned(),
+                client,
+                pinned,
+                last_fetch: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The verifier as it is now.
+    #[must_use]
+    pub fn verifier(&self) -> Arc<Verifier> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Fetches the remote JWKS now and swaps it in (no-op for a fixed key set).
+    pub async fn refresh(&self) -> Result<(), RefreshError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        *remote
+            .last_fetch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        let fetch_error = |reason: String| RefreshError::Fetch {
+            url: remote.url.clone(),
+            reason,
+        };
+        let response = remote
+            .client
+            .get(&remote.url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let jwks = Jwks::from_json(&text)?.merged(&remote.pinned);
+        let verifier = Verifier::new(&jwks, &self.issuer, &self.audience)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(verifier);
+        Ok(())
+    }
+
+    fn may_refresh_now(&self) -> bool {
+        self.remote.as_ref().is_some_and(|remote| {
+            remote
+                .last_fetch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none_or(|at| at.elapsed() >= MIN_REFRESH_INTERVAL)
+        })
+    }
+
+    /// Verifies `token`; an unknown `kid` triggers one refresh of a remote key set.
+    pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, VerifyError> {
+        match self.verifier().verify(token) {
+            Err(VerifyError::UnknownKey) if self.may_refresh_now() => {
+                if let Err(error) = self.refresh().await {
+                    tracing_warn(&error);
+                }
+                self.verifier().verify(token)
+            }
+            other => other,
+        }
+    }
+
+    /// Refreshes a remote key set every `every` until `stop`; a no-op for fixed keys.
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
+        if self.remote.is_none() {
+            return;
+        }
+        let ring = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = ring.refresh().await {
+                    tracing_warn(&error);
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+}
+
+fn tracing_warn(error: &RefreshError) {
+    tracing::warn!(%error, "could not refresh the JWKS; keeping the keys we have");
+}
