@@ -1,35 +1,50 @@
 //! The gateway's state, router and [`Application`].
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
-use axum::routing::any;
+use axum::extract::FromRef;
 use flash_kit::amqp::Broker;
+use flash_kit::auth::Authenticator;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
 use flash_kit::stores::{self, RedisCheck};
 use flash_protocol::keys::RedisKeys;
 use flash_protocol::messages::Names;
-use redis::aio::ConnectionManager;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, KeyConfigError};
+use crate::gate::GateIssuer;
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::waiting_room::WaitingRoom;
 
 /// Name used in logs and metric labels.
 pub const SERVICE: &str = "gateway";
 
+/// Verified access tokens remembered at most.
+const VERIFIED_TOKEN_CACHE: u64 = 200_000;
+/// How often the api's JWKS is fetched again.
+const JWKS_REFRESH: Duration = Duration::from_secs(300);
+
 /// What every gateway handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub redis: ConnectionManager,
-    pub keys: RedisKeys,
-    pub broker: Arc<Broker>,
+    pub room: WaitingRoom,
+    pub hub: Arc<Hub>,
+    pub auth: Arc<Authenticator>,
+    pub gate: Arc<GateIssuer>,
+    pub limits: Arc<Limits>,
+    /// Fires when the gateway begins shutting down: sockets close with 1012.
+    pub shutdown: CancellationToken,
+    pub ws_auth_timeout: Duration,
 }
 
-/// The public routes under `/queue` (without the common layers).
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/queue/{*rest}", any(flash_kit::http::not_found))
-        .with_state(state)
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.auth)
+    }
 }
 
 /// Why the gateway could not start.
@@ -38,7 +53,11 @@ pub enum BuildError {
     #[error(transparent)]
     Config(#[from] flash_protocol::keys::InvalidPrefix),
     #[error(transparent)]
+    Keys(#[from] KeyConfigError),
+    #[error(transparent)]
     Store(#[from] stores::ConnectError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Broker(#[from] flash_kit::amqp::AmqpError),
     #[error("cannot listen: {0}")]
@@ -49,14 +68,22 @@ pub enum BuildError {
 pub struct Application {
     pub service: Service,
     pub state: AppState,
+    broker: Arc<Broker>,
+    redis_client: redis::Client,
+    tick_every: Duration,
+    background: CancellationToken,
 }
 
 impl Application {
-    /// Connects to Redis and RabbitMQ (failing with the store's name if one is unreachable)
-    /// and binds the gateway's port.
+    /// Loads its keys, connects to Redis and RabbitMQ (failing with the store's name if one is
+    /// unreachable) and binds the gateway's port. Background work starts with
+    /// [`run_until`](Self::run_until).
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let keys = RedisKeys::new(config.redis_key_prefix.clone())?;
+        let gate = Arc::new(GateIssuer::new(config.keys.signing_key()?));
+        let access_keys = config.keys.access_keys()?;
         let redis = stores::connect_redis(&config.redis_url).await?;
+        let redis_client = redis::Client::open(config.redis_url.as_str())?;
         let background = CancellationToken::new();
         let broker = Arc::new(
             Broker::connect(
@@ -66,13 +93,19 @@ impl Application {
             )
             .await?,
         );
+        access_keys.spawn_refresh(JWKS_REFRESH, background.clone());
         let readiness = Readiness::new()
             .with(RedisCheck(redis.clone()))
             .with(broker.check());
+        let room = WaitingRoom::new(redis, keys);
         let state = AppState {
-            redis,
-            keys,
-            broker,
+            hub: Arc::new(Hub::new(room.clone())),
+            room,
+            auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
+            gate,
+            limits: Arc::new(Limits::new(config.limits)),
+            shutdown: CancellationToken::new(),
+            ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
         };
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
@@ -84,11 +117,18 @@ impl Application {
             addr: config.addr,
             public,
             readiness,
-            common: config.common,
-            background,
+            common: config.common.clone(),
+            background: background.clone(),
         })
         .await?;
-        Ok(Self { service, state })
+        Ok(Self {
+            service,
+            state,
+            broker,
+            redis_client,
+            tick_every: config.tick_interval(),
+            background,
+        })
     }
 
     #[must_use]
@@ -96,8 +136,44 @@ impl Application {
         self.service.port()
     }
 
-    /// Serves until `shutdown`, then drains within the shutdown grace.
+    /// Starts the ticker, the event consumer and the socket fan-out, serves until
+    /// `shutdown`, closes every WebSocket with 1012, and drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = self.state;
+        tokio::spawn(crate::ticker::run(
+            state.room.clone(),
+            self.tick_every,
+            self.background.clone(),
+        ));
+        tokio::spawn(crate::events::run(
+            Arc::clone(&self.broker),
+            state.room.clone(),
+            self.background.clone(),
+        ));
+        tokio::spawn(
+            Arc::clone(&state.hub).run(self.redis_client.clone(), self.background.clone()),
+        );
+        let limits = Arc::clone(&state.limits);
+        let housekeeping_stop = self.background.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = housekeeping_stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(30)) => limits.housekeeping(),
+                }
+            }
+        });
+        let closing = state.shutdown.clone();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            closing.cancel();
+        });
         self.service.run_until(shutdown).await
     }
+}
+
+/// The public routes under `/queue` (without the common layers).
+pub fn router(state: AppState) -> Router {
+    crate::routes::router(state)
 }

@@ -1,8 +1,18 @@
 //! The gateway's configuration, read once from the environment (or flags).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
+use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
+use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey};
+
+/// Label of the derived local key the api signs access tokens with (`FLASH_DEV_KEYS`).
+pub const DEV_ACCESS_KEY: &str = "api-access";
+/// Label of the derived local key the gateway signs gate tokens with (`FLASH_DEV_KEYS`).
+pub const DEV_GATE_KEY: &str = "gateway-gate";
 
 /// flash-gateway settings; every field is an environment variable.
 #[derive(Clone, Debug, clap::Parser)]
@@ -37,12 +47,138 @@ pub struct Config {
     pub amqp_name_prefix: String,
 
     #[command(flatten)]
+    pub keys: KeyConfig,
+
+    /// Milliseconds between admission ticks of each queue (every replica ticks; the Lua
+    /// script keeps the total at the configured rate).
+    #[arg(long, env = "TICK_INTERVAL_MS", default_value_t = 100)]
+    pub tick_interval_ms: u64,
+
+    /// Seconds a WebSocket client has to send its `auth` frame (the contract says 5).
+    #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", default_value_t = flash_protocol::ws::AUTH_DEADLINE_SECS)]
+    pub ws_auth_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub limits: LimitConfig,
+
+    #[command(flatten)]
     pub common: CommonConfig,
+}
+
+/// Key material: the gate-token signing key and the keys access tokens are checked against.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct KeyConfig {
+    /// Gate-token signing key: an Ed25519 PKCS#8 PEM (`openssl genpkey -algorithm ed25519`).
+    #[arg(long, env = "GATE_SIGNING_KEY", hide_env_values = true)]
+    pub gate_signing_key: Option<String>,
+
+    /// File holding the gate-token signing key (PEM), e.g. a mounted secret.
+    #[arg(long, env = "GATE_SIGNING_KEY_FILE")]
+    pub gate_signing_key_file: Option<PathBuf>,
+
+    /// URL of the api's JWKS (`…/api/.well-known/jwks.json`), refreshed every few minutes and
+    /// when a token names an unknown key.
+    #[arg(long, env = "ACCESS_JWKS_URL")]
+    pub access_jwks_url: Option<String>,
+
+    /// A JWKS document of keys accepted for access tokens (in addition to the URL's).
+    #[arg(long, env = "ACCESS_JWKS")]
+    pub access_jwks: Option<String>,
+
+    /// Local runs only: derive the well-known development keys (anyone can derive them).
+    #[arg(long, env = "FLASH_DEV_KEYS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev_keys: bool,
+}
+
+/// Abuse limits on join and status (per replica, in memory).
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct LimitConfig {
+    /// Joins and status polls per second per user.
+    #[arg(long, env = "RATE_USER_PER_SEC", default_value_t = 5)]
+    pub user_per_sec: u32,
+    /// Burst allowance per user.
+    #[arg(long, env = "RATE_USER_BURST", default_value_t = 20)]
+    pub user_burst: u32,
+    /// Joins and status polls per second per client IP.
+    #[arg(long, env = "RATE_IP_PER_SEC", default_value_t = 500)]
+    pub ip_per_sec: u32,
+    /// Burst allowance per client IP.
+    #[arg(long, env = "RATE_IP_BURST", default_value_t = 2000)]
+    pub ip_burst: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted load
+    /// balancer); otherwise from the TCP peer.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        Self {
+            user_per_sec: 5,
+            user_burst: 20,
+            ip_per_sec: 500,
+            ip_burst: 2000,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Key configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyConfigError {
+    #[error(
+        "no gate-token signing key: set GATE_SIGNING_KEY or GATE_SIGNING_KEY_FILE (or FLASH_DEV_KEYS=true for local runs)"
+    )]
+    NoSigningKey,
+    #[error(
+        "no keys for access tokens: set ACCESS_JWKS_URL or ACCESS_JWKS (or FLASH_DEV_KEYS=true for local runs)"
+    )]
+    NoAccessKeys,
+    #[error("key material: {0}")]
+    Key(#[from] KeyError),
+}
+
+impl KeyConfig {
+    /// The gate-token signing key.
+    pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
+        if let Some(pem) = &self.gate_signing_key {
+            return Ok(SigningKey::from_pem(pem)?);
+        }
+        if let Some(path) = &self.gate_signing_key_file {
+            return Ok(SigningKey::from_pem_file(path)?);
+        }
+        if self.dev_keys {
+            return Ok(SigningKey::dev(DEV_GATE_KEY)?);
+        }
+        Err(KeyConfigError::NoSigningKey)
+    }
+
+    /// The keys access tokens are verified against.
+    pub fn access_keys(&self) -> Result<Arc<KeyRing>, KeyConfigError> {
+        let mut pinned = match &self.access_jwks {
+            Some(json) => Jwks::from_json(json)?,
+            None => Jwks::default(),
+        };
+        if self.dev_keys {
+            pinned = pinned.merged(&SigningKey::dev(DEV_ACCESS_KEY)?.jwks());
+        }
+        let ring = match &self.access_jwks_url {
+            Some(url) => KeyRing::remote(url, pinned, ACCESS_ISSUER, ACCESS_AUDIENCE)?,
+            None if pinned.keys.is_empty() => return Err(KeyConfigError::NoAccessKeys),
+            None => KeyRing::fixed(&pinned, ACCESS_ISSUER, ACCESS_AUDIENCE)?,
+        };
+        Ok(Arc::new(ring))
+    }
 }
 
 impl Config {
     /// The configuration from the environment alone (no command-line flags).
     pub fn from_env() -> Result<Self, clap::Error> {
         <Self as clap::Parser>::try_parse_from(["flash-gateway"])
+    }
+
+    #[must_use]
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.tick_interval_ms.max(10))
     }
 }

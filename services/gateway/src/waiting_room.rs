@@ -98,6 +98,17 @@ pub struct Snapshot {
     pub now_ms: i64,
 }
 
+/// What every socket of one event shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueView {
+    pub state: RawState,
+    pub paused: bool,
+    pub closed_reason: Option<ClosedReason>,
+    pub admit_per_sec: u32,
+    pub admission_ttl_s: u32,
+    pub serving: u64,
+}
+
 /// What one tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickOutcome {
@@ -190,6 +201,7 @@ struct Scripts {
     consume: Script,
     patch: Script,
     stats: Script,
+    view: Script,
 }
 
 impl Scripts {
@@ -204,6 +216,7 @@ impl Scripts {
             consume: Script::new(include_str!("lua/consume.lua")),
             patch: Script::new(include_str!("lua/patch.lua")),
             stats: Script::new(include_str!("lua/stats.lua")),
+            view: Script::new(include_str!("lua/view.lua")),
         }
     }
 }
@@ -378,7 +391,7 @@ impl WaitingRoom {
     }
 
     /// Creates or updates an event's queue from the api's announcement; registers the event
-    /// for ticking.
+    /// for ticking, and opens it at once when it is on sale.
     pub async fn upsert(&self, event: &EventAnnouncement) -> Result<(), RoomError> {
         let k = self.queue(event.event);
         let status = match event.status {
@@ -408,6 +421,10 @@ impl WaitingRoom {
             .arg(event.event.to_string())
             .query_async(&mut self.redis.clone())
             .await?;
+        if event.status == flash_protocol::event::EventStatus::OnSale {
+            // On sale now: open without waiting for the tickers to notice the new queue.
+            self.tick(event.event).await?;
+        }
         Ok(())
     }
 
@@ -522,12 +539,66 @@ impl WaitingRoom {
         Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
     }
 
-    /// The serving number of a queue and its users in `numbers`' places admitted since, with
-    /// their admission times: how a replica catches up after missing notifications.
-    pub async fn admissions_of(
+    /// What every socket of an event shares; `None` when the queue does not exist.
+    pub async fn view(&self, event: EventId) -> Result<Option<QueueView>, RoomError> {
+        let k = self.queue(event);
+        let result: Value = self
+            .scripts
+            .view
+            .key(&k.config)
+            .key(&k.serving)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        let items = array(result)?;
+        let Some(state) = opt_text(field(&items, 0)?)? else {
+            return Ok(None);
+        };
+        let state = RawState::parse(&state)?;
+        Ok(Some(QueueView {
+            state,
+            paused: text(field(&items, 1)?)? == "1",
+            closed_reason: if state == RawState::Closed {
+                Some(closed_reason(&text(field(&items, 2)?)?).unwrap_or(ClosedReason::Ended))
+            } else {
+                None
+            },
+            admit_per_sec: u32::try_from(uint(field(&items, 3)?)?).unwrap_or(u32::MAX),
+            admission_ttl_s: u32::try_from(uint(field(&items, 4)?)?).unwrap_or(u32::MAX),
+            serving: uint(field(&items, 5)?)?,
+        }))
+    }
+
+    /// The places of `users` (`None` for a user without one).
+    pub async fn places(
         &self,
         event: EventId,
         users: &[UserId],
+    ) -> Result<Vec<Option<Place>>, RoomError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Value> = redis::cmd("HMGET")
+            .arg(self.queue(event).users)
+            .arg(users.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        values
+            .iter()
+            .map(|value| match value {
+                Value::Nil => Ok(None),
+                other => Place::parse(other).map(Some),
+            })
+            .collect()
+    }
+
+    /// The admissions (admitted at, ends at; ms) of `users`, `None` for those never
+    /// admitted; an admission no longer open (used or lapsed) ends `ttl_s` after it began.
+    /// How a replica catches up after missing notifications.
+    pub async fn admissions(
+        &self,
+        event: EventId,
+        users: &[UserId],
+        ttl_s: u32,
     ) -> Result<Vec<Option<(i64, i64)>>, RoomError> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -541,25 +612,16 @@ impl WaitingRoom {
         let values: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
         Ok(values
             .chunks(2)
-            .map(|pair| match pair {
-                [at, ends] => match (opt_text(at), opt_text(ends)) {
-                    (Ok(Some(at)), Ok(Some(ends))) => at
-                        .parse::<i64>()
-                        .ok()
-                        .zip(ends.parse::<f64>().ok().map(|f| f as i64)),
-                    _ => None,
-                },
-                _ => None,
+            .map(|pair| {
+                let at = pair.first().and_then(|v| opt_text(v).ok().flatten())?;
+                let at: i64 = at.parse().ok()?;
+                let ends = pair
+                    .get(1)
+                    .and_then(|v| opt_text(v).ok().flatten())
+                    .and_then(|_| pair.get(1).and_then(|v| int(v).ok()))
+                    .unwrap_or(at + i64::from(ttl_s) * 1000);
+                Some((at, ends))
             })
             .collect())
-    }
-
-    /// The serving number and raw state of a queue.
-    pub async fn serving(&self, event: EventId) -> Result<u64, RoomError> {
-        let value: Option<u64> = redis::cmd("GET")
-            .arg(self.queue(event).serving)
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(value.unwrap_or(0))
     }
 }

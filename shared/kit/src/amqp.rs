@@ -30,6 +30,10 @@ pub enum AmqpError {
     NotConnected,
     #[error("rabbitmq: {0}")]
     Protocol(#[from] lapin::Error),
+    #[error("rabbitmq refused a {0} message")]
+    Rejected(&'static str),
+    #[error("no queue is bound for {0} messages")]
+    Unroutable(&'static str),
 }
 
 /// The queue arguments of each queue: quorum queues for work that must survive a broker node,
@@ -269,4 +273,73 @@ impl Check for BrokerCheck {
             }
         })
     }
+}
+
+/// The properties every message is published with: persistent, JSON, its `message_id`
+/// (the consumer's idempotency key) and its type in the `type` header and property.
+#[must_use]
+pub fn properties<M: flash_protocol::messages::Message>(
+    message_id: &str,
+) -> lapin::BasicProperties {
+    use flash_protocol::messages::{CONTENT_TYPE, TYPE_HEADER};
+    let mut headers = FieldTable::default();
+    headers.insert(TYPE_HEADER.into(), AMQPValue::LongString(M::TYPE.into()));
+    lapin::BasicProperties::default()
+        .with_message_id(message_id.into())
+        .with_content_type(CONTENT_TYPE.into())
+        .with_delivery_mode(2)
+        .with_type(M::TYPE.into())
+        .with_headers(headers)
+}
+
+/// A message's type: the `type` header, else the AMQP `type` property.
+#[must_use]
+pub fn message_type(properties: &lapin::BasicProperties) -> Option<String> {
+    let from_header = properties.headers().as_ref().and_then(|headers| {
+        match headers.inner().get(flash_protocol::messages::TYPE_HEADER) {
+            Some(AMQPValue::LongString(value)) => Some(value.to_string()),
+            Some(AMQPValue::ShortString(value)) => Some(value.as_str().to_owned()),
+            _ => None,
+        }
+    });
+    from_header.or_else(|| {
+        properties
+            .kind()
+            .as_ref()
+            .map(|kind| kind.as_str().to_owned())
+    })
+}
+
+/// Publishes `message` where its type says, and waits for the broker's confirm when the
+/// channel is in confirm mode (a nack or an unroutable message is an error).
+pub async fn publish<M: flash_protocol::messages::Message>(
+    channel: &Channel,
+    names: &Names,
+    message_id: &str,
+    message: &M,
+) -> Result<(), AmqpError> {
+    let body = serde_json::to_vec(message).map_err(|e| AmqpError::Unreachable {
+        url: String::new(),
+        reason: format!("cannot encode {}: {e}", M::TYPE),
+    })?;
+    let confirm = channel
+        .basic_publish(
+            names.exchange(M::EXCHANGE).into(),
+            M::ROUTING_KEY.into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..lapin::options::BasicPublishOptions::default()
+            },
+            &body,
+            properties::<M>(message_id),
+        )
+        .await?
+        .await?;
+    if confirm.is_nack() {
+        return Err(AmqpError::Rejected(M::TYPE));
+    }
+    if confirm.take_message().is_some() {
+        return Err(AmqpError::Unroutable(M::TYPE));
+    }
+    Ok(())
 }

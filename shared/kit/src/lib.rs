@@ -1,6 +1,8 @@
 //! Glue every Flash Tickets binary would otherwise copy.
 //!
 //! # Layout
+//! - [`auth`]: access-token verification with a cache of verified tokens, and the
+//!   `CurrentUser` / `AdminUser` extractors.
 //! - [`config`]: settings shared by every service (log format, shutdown grace, ops address).
 //! - [`telemetry`]: tracing init, JSON logs on request.
 //! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, passed down as a value.
@@ -15,6 +17,7 @@
 //!   names that clean up after themselves, and a TCP proxy to cut a store off.
 
 pub mod amqp;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;

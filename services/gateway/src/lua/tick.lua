@@ -51,7 +51,8 @@ if state ~= 'open' or cfg[2] == '1' then
   -- Scheduled, paused or closed: nobody is admitted and no credit builds up.
   redis.call('HSET', KEYS[10], 'last_tick_ms', now, 'credit', 0)
   if opened >= 0 or #gone > 0 then
-    redis.call('PUBLISH', ARGV[1], 'serving ' .. serving .. ' ' .. serving .. ' ' .. now)
+    redis.call('PUBLISH', ARGV[1], 'serving ' .. serving .. ' ' .. serving .. ' ' .. now .. ' '
+      .. (cfg[5] or '0'))
   end
   return {state, opened, #gone, 0, serving, serving}
 end
@@ -105,7 +106,8 @@ if admitted > 0 then
   redis.call('HINCRBY', KEYS[10], 'admitted_total', admitted)
 end
 if serving > from or opened >= 0 or #gone > 0 then
-  redis.call('PUBLISH', ARGV[1], 'serving ' .. from .. ' ' .. serving .. ' ' .. now)
+  -- Replicas admit their local sockets in (from, serving] at `now` for the TTL.
+  redis.call('PUBLISH', ARGV[1], 'serving ' .. from .. ' ' .. serving .. ' ' .. now .. ' ' .. cfg[5])
 end
 local result = {state, opened, #gone, admitted, from, serving}
 for _, w in ipairs(waits) do

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, WaitingRoom};
 use flash_kit::testing::TestRedis;
 use flash_protocol::event::{EventStatus, QueueSettings};
+
+use crate::helpers::settings;
 use flash_protocol::queue::{QueuePatch, QueueState};
 use flash_protocol::ws::ClosedReason;
 use flash_protocol::{EventId, UserId};
@@ -25,14 +27,6 @@ async fn fixture() -> Fixture {
     Fixture {
         room: WaitingRoom::new(conn, redis.keys()),
         _redis: redis,
-    }
-}
-
-fn settings(admit_per_sec: u32, max_active: u32, admission_ttl_s: u32) -> QueueSettings {
-    QueueSettings {
-        admit_per_sec,
-        max_active,
-        admission_ttl_s,
     }
 }
 
@@ -211,10 +205,10 @@ async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers() {
     }
     // Many replicas tick before opening: nothing happens.
     assert_eq!(f.room.tick(event).await.expect("tick").opened, None);
-    // The sale opens now; eight replicas tick at once.
+    // The opening time comes; eight replicas tick at once.
     f.reannounce(
         event,
-        EventStatus::OnSale,
+        EventStatus::Scheduled,
         time::Duration::ZERO,
         settings(100, 100, 60),
     )

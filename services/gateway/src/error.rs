@@ -1,0 +1,70 @@
+//! The gateway's errors, each answered as problem+json with its stable code; internals are
+//! logged, never returned.
+
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use flash_kit::http::ProblemResponse;
+use flash_protocol::error::FieldError;
+use flash_protocol::{ErrorCode, Problem};
+
+use crate::waiting_room::RoomError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no queue for this event")]
+    EventNotFound,
+    #[error("not in this queue")]
+    NotInQueue,
+    #[error("the queue is closed")]
+    QueueClosed,
+    #[error("rate limited")]
+    RateLimited(Duration),
+    #[error("invalid request")]
+    Validation(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] RoomError),
+    #[error("gate token signing: {0}")]
+    Signing(#[from] flash_tokens::KeyError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match &self {
+            ApiError::EventNotFound => Problem::new(
+                ErrorCode::EventNotFound,
+                "No queue for this event (unknown, or not announced yet)",
+            ),
+            ApiError::NotInQueue => Problem::new(ErrorCode::NotInQueue, "Join the queue first"),
+            ApiError::QueueClosed => Problem::new(
+                ErrorCode::QueueClosed,
+                "The queue is closed: sold out or ended",
+            ),
+            ApiError::RateLimited(wait) => Problem::new(
+                ErrorCode::RateLimited,
+                format!("Too many requests; retry in {} ms", wait.as_millis()),
+            ),
+            ApiError::Validation(errors) => Problem::validation(errors.clone()),
+            ApiError::Store(error) => {
+                tracing::error!(%error, "queue store failed");
+                Problem::new(
+                    ErrorCode::Unavailable,
+                    "The queue is unavailable; retry shortly",
+                )
+            }
+            ApiError::Signing(error) => {
+                tracing::error!(%error, "gate token signing failed");
+                Problem::from_code(ErrorCode::Internal)
+            }
+        };
+        let mut response = ProblemResponse(problem).into_response();
+        if let ApiError::RateLimited(wait) = self {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert("retry-after", value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,460 @@
+//! The replica's WebSockets, by event: who is connected here, their numbers, and the fan-out
+//! of what changes in Redis. Every replica learns of admissions and closings through Redis
+//! pub/sub (and a periodic catch-up, since pub/sub may drop messages), then wakes only its own
+//! sockets. Position updates are coalesced to about one a second per event; admitted and
+//! closed are delivered at once and never dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flash_protocol::{EventId, UserId};
+use futures::StreamExt as _;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::ticket::{Absent, Standing};
+use crate::waiting_room::{Place, QueueView, RawState, Snapshot, WaitingRoom};
+
+/// How often the throttled position view is published, and replicas catch up with Redis.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One connected user of one event.
+#[derive(Debug)]
+pub struct Slot {
+    pub user: UserId,
+    /// 0 while in the pre-queue.
+    number: AtomicU64,
+    admission: Mutex<Option<(i64, i64)>>,
+    replaced: AtomicBool,
+    /// Woken when this socket's admission arrives or a newer socket replaces it.
+    pub wake: Notify,
+}
+
+impl Slot {
+    #[must_use]
+    pub fn place(&self) -> Place {
+        match self.number.load(Ordering::Acquire) {
+            0 => Place::PreQueue,
+            n => Place::Number(n),
+        }
+    }
+
+    /// (admitted at, ends at) in ms, once admitted.
+    #[must_use]
+    pub fn admission(&self) -> Option<(i64, i64)> {
+        *lock(&self.admission)
+    }
+
+    fn admit(&self, admitted_at_ms: i64, ends_ms: i64) {
+        let mut admission = lock(&self.admission);
+        if admission.is_none() {
+            *admission = Some((admitted_at_ms, ends_ms));
+            drop(admission);
+            self.wake.notify_one();
+        }
+    }
+
+    #[must_use]
+    pub fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
+    /// This socket's standing under `view` at `now_ms`.
+    pub fn standing(&self, view: &QueueView, now_ms: i64) -> Result<Standing, Absent> {
+        let admission = self.admission();
+        crate::ticket::standing(&Snapshot {
+            state: Some(view.state),
+            paused: view.paused,
+            closed_reason: view.closed_reason,
+            admit_per_sec: view.admit_per_sec,
+            admission_ttl_s: view.admission_ttl_s,
+            place: Some(self.place()),
+            serving: view.serving,
+            admission_ends_ms: admission.map(|a| a.1),
+            admitted_at_ms: admission.map(|a| a.0),
+            expired: false,
+            now_ms,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Slots {
+    by_user: HashMap<UserId, Arc<Slot>>,
+    by_number: BTreeMap<u64, UserId>,
+}
+
+/// The sockets of one event on this replica.
+pub struct EventSockets {
+    event: EventId,
+    latest: Mutex<QueueView>,
+    view: watch::Sender<Versioned>,
+    slots: Mutex<Slots>,
+    /// Highest serving number whose admissions were handed to local sockets.
+    admitted_through: AtomicU64,
+}
+
+impl EventSockets {
+    fn new(event: EventId, view: QueueView) -> Self {
+        Self {
+            event,
+            latest: Mutex::new(view),
+            view: watch::Sender::new(Versioned { view, version: 0 }),
+            slots: Mutex::new(Slots::default()),
+            admitted_through: AtomicU64::new(view.serving),
+        }
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.slots).by_user.len()
+    }
+
+    /// Admits local sockets with numbers in `(lo, hi]`, admitted at `at_ms` for `ttl_s`.
+    fn admit_range(&self, lo: u64, hi: u64, at_ms: i64, ttl_s: i64) {
+        if hi <= lo {
+            return;
+        }
+        let slots = lock(&self.slots);
+        for user in slots.by_number.range(lo + 1..=hi).map(|(_, user)| user) {
+            if let Some(slot) = slots.by_user.get(user) {
+                slot.admit(at_ms, at_ms + ttl_s * 1000);
+            }
+        }
+    }
+
+    /// Users with numbers in `(lo, hi]` that are not admitted yet.
+    fn unadmitted_in(&self, lo: u64, hi: u64) -> Vec<UserId> {
+        if hi <= lo {
+            return Vec::new();
+        }
+        let slots = lock(&self.slots);
+        slots
+            .by_number
+            .range(lo + 1..=hi)
+            .filter_map(|(_, user)| slots.by_user.get(user))
+            .filter(|slot| slot.admission().is_none())
+            .map(|slot| slot.user)
+            .collect()
+    }
+
+    fn pre_queue_users(&self) -> Vec<UserId> {
+        lock(&self.slots)
+            .by_user
+            .values()
+            .filter(|slot| slot.place() == Place::PreQueue)
+            .map(|slot| slot.user)
+            .collect()
+    }
+
+    fn set_number(&self, user: UserId, number: u64) {
+        let mut slots = lock(&self.slots);
+        if let Some(slot) = slots.by_user.get(&user).cloned() {
+            slot.number.store(number, Ordering::Release);
+            slots.by_number.insert(number, user);
+        }
+    }
+
+    /// Records the newest view; closing (and reopening) is published at once, the rest at
+    /// the next flush.
+    fn update(&self, view: QueueView) {
+        let mut latest = lock(&self.latest);
+        let urgent = latest.state != view.state || latest.closed_reason != view.closed_reason;
+        *latest = view;
+        drop(latest);
+        if urgent {
+            self.publish(view);
+        }
+    }
+
+    fn publish(&self, view: QueueView) {
+        self.view.send_if_modified(|current| {
+            let changed = current.view != view;
+            if changed {
+                *current = Versioned {
+                    view,
+                    version: current.version + 1,
+                };
+            }
+            changed
+        });
+    }
+
+    fn flush(&self) {
+        let latest = *lock(&self.latest);
+        self.publish(latest);
+    }
+}
+
+/// Every event's local sockets.
+pub struct Hub {
+    room: WaitingRoom,
+    events: Mutex<HashMap<EventId, Arc<EventSockets>>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("events", &lock(&self.events).len())
+            .finish()
+    }
+}
+
+/// An event's view as published to its sockets; `version` counts publications, so a socket
+/// can tell how many it skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub view: QueueView,
+    pub version: u64,
+}
+
+/// A registered socket: its slot and the event's throttled view.
+pub struct Registration {
+    pub slot: Arc<Slot>,
+    pub view: watch::Receiver<Versioned>,
+}
+
+impl Hub {
+    #[must_use]
+    pub fn new(room: WaitingRoom) -> Self {
+        Self {
+            room,
+            events: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sockets connected here, all events together.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        lock(&self.events).values().map(|e| e.len()).sum()
+    }
+
+    /// Registers a socket of `user` (replacing, and waking, any older socket of theirs).
+    pub fn register(
+        &self,
+        event: EventId,
+        user: UserId,
+        place: Place,
+        admission: Option<(i64, i64)>,
+        view: QueueView,
+    ) -> Registration {
+        let sockets = Arc::clone(
+            lock(&self.events)
+                .entry(event)
+                .or_insert_with(|| Arc::new(EventSockets::new(event, view))),
+        );
+        let slot = Arc::new(Slot {
+            user,
+            number: AtomicU64::new(place.number().unwrap_or(0)),
+            admission: Mutex::new(admission),
+            replaced: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let mut slots = lock(&sockets.slots);
+        if let Some(old) = slots.by_user.insert(user, Arc::clone(&slot)) {
+            old.replaced.store(true, Ordering::Release);
+            old.wake.notify_one();
+        }
+        if let Place::Number(n) = place {
+            slots.by_number.insert(n, user);
+        }
+        drop(slots);
+        Registration {
+            slot,
+            view: sockets.view.subscribe(),
+        }
+    }
+
+    /// Removes a socket (unless a newer one of the same user took its place).
+    pub fn unregister(&self, event: EventId, slot: &Arc<Slot>) {
+        let mut events = lock(&self.events);
+        let Some(sockets) = events.get(&event).cloned() else {
+            return;
+        };
+        let mut slots = lock(&sockets.slots);
+        if slots
+            .by_user
+            .get(&slot.user)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
+            slots.by_user.remove(&slot.user);
+            if let Place::Number(n) = slot.place() {
+                slots.by_number.remove(&n);
+            }
+        }
+        let empty = slots.by_user.is_empty();
+        drop(slots);
+        if empty {
+            events.remove(&event);
+        }
+    }
+
+    fn sockets_of(&self, event: EventId) -> Option<Arc<EventSockets>> {
+        lock(&self.events).get(&event).cloned()
+    }
+
+    /// Applies one notification from the queue's channel.
+    pub async fn on_notification(&self, event: EventId, payload: &str) {
+        let Some(sockets) = self.sockets_of(event) else {
+            return;
+        };
+        let mut words = payload.split_ascii_whitespace();
+        match words.next() {
+            Some("serving") => {
+                let numbers: Vec<i64> = words.filter_map(|w| w.parse().ok()).collect();
+                let &[from, to, at_ms, ttl_s] = numbers.as_slice() else {
+                    tracing::warn!(%payload, "malformed queue notification");
+                    return;
+                };
+                let (from, to) = (
+                    u64::try_from(from).unwrap_or(0),
+                    u64::try_from(to).unwrap_or(0),
+                );
+                let through = sockets.admitted_through.load(Ordering::Acquire);
+                if from <= through {
+                    sockets.admit_range(through.max(from), to, at_ms, ttl_s);
+                    sockets.admitted_through.fetch_max(to, Ordering::AcqRel);
+                    let mut latest = *lock(&sockets.latest);
+                    latest.serving = latest.serving.max(to);
+                    sockets.update(latest);
+                } else {
+                    // Notifications were missed: read what happened since.
+                    self.catch_up(&sockets).await;
+                }
+            }
+            Some("closed" | "config") | None => self.catch_up(&sockets).await,
+            Some(_) => tracing::warn!(%payload, "unknown queue notification"),
+        }
+    }
+
+    /// Reads the event's queue from Redis and hands out what local sockets missed:
+    /// admissions, numbers given at opening, settings, closing.
+    async fn catch_up(&self, sockets: &EventSockets) {
+        let event = sockets.event;
+        let view = match self.room.view(event).await {
+            Ok(Some(view)) => view,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, %event, "cannot read the queue");
+                return;
+            }
+        };
+        if view.state != RawState::Scheduled {
+            let waiting = sockets.pre_queue_users();
+            if let Ok(places) = self.room.places(event, &waiting).await {
+                for (user, place) in waiting.into_iter().zip(places) {
+                    if let Some(Place::Number(n)) = place {
+                        sockets.set_number(user, n);
+                    }
+                }
+            }
+        }
+        let through = sockets.admitted_through.load(Ordering::Acquire);
+        // Sockets registered with a stale view may sit at or below `through`: look from 0.
+        let users = sockets.unadmitted_in(0, view.serving.max(through));
+        match self
+            .room
+            .admissions(event, &users, view.admission_ttl_s)
+            .await
+        {
+            Ok(admissions) => {
+                for (user, admission) in users.into_iter().zip(admissions) {
+                    if let Some((at, ends)) = admission {
+                        let slot = lock(&sockets.slots).by_user.get(&user).cloned();
+                        if let Some(slot) = slot {
+                            slot.admit(at, ends);
+                        }
+                    }
+                }
+                sockets
+                    .admitted_through
+                    .fetch_max(view.serving, Ordering::AcqRel);
+            }
+            Err(error) => tracing::warn!(%error, %event, "cannot read admissions"),
+        }
+        sockets.update(view);
+    }
+
+    /// Publishes the coalesced views (positions) and catches every event up with Redis.
+    pub async fn flush_and_catch_up(&self) {
+        let events: Vec<Arc<EventSockets>> = lock(&self.events).values().cloned().collect();
+        for sockets in events {
+            self.catch_up(&sockets).await;
+            sockets.flush();
+        }
+        ::metrics::gauge!("gateway_ws_connections").set(self.connections() as f64);
+    }
+
+    /// Listens to every queue's channel until `stop`, reconnecting after failures; and
+    /// flushes views and catches up every [`FLUSH_EVERY`].
+    pub async fn run(self: Arc<Self>, client: redis::Client, stop: CancellationToken) {
+        let pattern = flash_protocol::keys::channel_pattern(self.room.keys().prefix());
+        let flusher = {
+            let hub = Arc::clone(&self);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(FLUSH_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        _ = every.tick() => hub.flush_and_catch_up().await,
+                    }
+                }
+            })
+        };
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            match self.listen(&client, &pattern, &stop).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    tracing::warn!(%error, "queue notifications interrupted; resubscribing");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        flusher.abort();
+    }
+
+    async fn listen(
+        &self,
+        client: &redis::Client,
+        pattern: &str,
+        stop: &CancellationToken,
+    ) -> redis::RedisResult<()> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(pattern).await?;
+        // Subscribed: whatever was missed while not, is read now.
+        self.flush_and_catch_up().await;
+        let mut messages = pubsub.on_message();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "pub/sub connection closed",
+                        )));
+                    };
+                    let Some(event) = flash_protocol::keys::event_of_channel(message.get_channel_name()) else {
+                        continue;
+                    };
+                    let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+                    self.on_notification(event, &payload).await;
+                }
+            }
+        }
+    }
+}

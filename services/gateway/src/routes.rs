@@ -1,0 +1,211 @@
+//! The gateway's HTTP routes under `/queue` (CONTRACT.md, "gateway").
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use flash_kit::auth::{AdminUser, CurrentUser};
+use flash_kit::http::{Json, Path};
+use flash_protocol::error::FieldError;
+use flash_protocol::queue::{QueuePatch, QueueStats, Ticket};
+use flash_protocol::{EventId, UserId};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ticket::Absent;
+use crate::waiting_room::Joined;
+use crate::ws::{self, MAX_CLIENT_MESSAGE, SocketContext};
+
+/// The public routes (without the common layers).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/queue/.well-known/jwks.json", get(jwks))
+        .route("/queue/v1/events/{id}/join", post(join))
+        .route("/queue/v1/events/{id}/status", get(status))
+        .route("/queue/v1/events/{id}/leave", post(leave))
+        .route("/queue/v1/events/{id}/ws", get(websocket))
+        .route(
+            "/queue/v1/admin/events/{id}",
+            get(admin_stats).patch(admin_patch),
+        )
+        .route("/queue/{*rest}", any(flash_kit::http::not_found))
+        .with_state(state)
+}
+
+/// The caller's IP as the rate limits see it.
+struct ClientIp(IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| info.0);
+        Ok(Self(state.limits.client_ip(peer, &parts.headers)))
+    }
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(state.gate.key().jwks()),
+    )
+        .into_response()
+}
+
+/// The user's ticket as it stands now.
+async fn ticket(state: &AppState, event: EventId, user: UserId) -> Result<Ticket, ApiError> {
+    let snapshot = state.room.snapshot(event, user).await?;
+    let standing = crate::ticket::standing(&snapshot).map_err(|absent| match absent {
+        Absent::NoSuchQueue | Absent::NotInQueue => ApiError::NotInQueue,
+    })?;
+    let gate = standing.gate(&state.gate, event, user)?;
+    Ok(standing.ticket(event, gate))
+}
+
+async fn join(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(event): Path<EventId>,
+) -> Result<Json<Ticket>, ApiError> {
+    state
+        .limits
+        .check(claims.sub, ip)
+        .map_err(ApiError::RateLimited)?;
+    let outcome = state.room.join(event, claims.sub).await?;
+    let label = match outcome {
+        Joined::Missing => "missing",
+        Joined::Closed => "closed",
+        Joined::Place { new: true, .. } => "joined",
+        Joined::Place { new: false, .. } => "again",
+    };
+    ::metrics::counter!("gateway_joins_total", "outcome" => label).increment(1);
+    match outcome {
+        Joined::Missing => Err(ApiError::EventNotFound),
+        Joined::Closed => Err(ApiError::QueueClosed),
+        Joined::Place { .. } => Ok(Json(ticket(&state, event, claims.sub).await?)),
+    }
+}
+
+async fn status(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(event): Path<EventId>,
+) -> Result<Json<Ticket>, ApiError> {
+    state
+        .limits
+        .check(claims.sub, ip)
+        .map_err(ApiError::RateLimited)?;
+    Ok(Json(ticket(&state, event, claims.sub).await?))
+}
+
+async fn leave(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    Path(event): Path<EventId>,
+) -> Result<StatusCode, ApiError> {
+    if state.room.leave(event, claims.sub).await? {
+        ::metrics::counter!("gateway_leaves_total").increment(1);
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotInQueue)
+    }
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    Path(event): Path<EventId>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let context = SocketContext {
+        event,
+        room: state.room.clone(),
+        hub: Arc::clone(&state.hub),
+        auth: Arc::clone(&state.auth),
+        gate: Arc::clone(&state.gate),
+        shutdown: state.shutdown.clone(),
+        auth_deadline: state.ws_auth_timeout,
+    };
+    upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| ws::run(socket, context))
+}
+
+async fn admin_stats(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    Path(event): Path<EventId>,
+) -> Result<Json<QueueStats>, ApiError> {
+    state
+        .room
+        .stats(event)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::EventNotFound)
+}
+
+/// Bounds of the settings an operator may set.
+const ADMIT_PER_SEC: std::ops::RangeInclusive<u32> = 1..=100_000;
+const MAX_ACTIVE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+const ADMISSION_TTL_S: std::ops::RangeInclusive<u32> = 10..=3600;
+
+fn validate(patch: &QueuePatch) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let mut check = |name: &str, value: Option<u32>, range: std::ops::RangeInclusive<u32>| {
+        if let Some(value) = value.filter(|v| !range.contains(v)) {
+            errors.push(FieldError {
+                field: name.to_owned(),
+                message: format!(
+                    "must be between {} and {} (got {value})",
+                    range.start(),
+                    range.end()
+                ),
+            });
+        }
+    };
+    check("admit_per_sec", patch.admit_per_sec, ADMIT_PER_SEC);
+    check("max_active", patch.max_active, MAX_ACTIVE);
+    check("admission_ttl_s", patch.admission_ttl_s, ADMISSION_TTL_S);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+async fn admin_patch(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(event): Path<EventId>,
+    Json(patch): Json<QueuePatch>,
+) -> Result<Json<QueueStats>, ApiError> {
+    validate(&patch)?;
+    if !state.room.patch(event, &patch).await? {
+        return Err(ApiError::EventNotFound);
+    }
+    tracing::info!(%event, admin = %admin.sub, ?patch, "queue settings changed");
+    state
+        .room
+        .stats(event)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::EventNotFound)
+}

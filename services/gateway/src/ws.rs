@@ -1,0 +1,379 @@
+//! One WebSocket of the waiting room (`GET /queue/v1/events/{id}/ws`), written against any
+//! `Sink + Stream` of messages so it is tested over channels as well as over real sockets.
+//!
+//! The client authenticates with its first frame within 5 s (else 4401); a user who has not
+//! joined is closed with 4404; a newer socket of the same user closes this one (4409); a
+//! restarting server closes with 1012. Frames are state, not a queue: a slow client only
+//! ever gets the newest position, and the admitted frame is never dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message};
+use flash_kit::auth::Authenticator;
+use flash_protocol::ws::{
+    CLOSE_NOT_IN_QUEUE, CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED, ClientFrame, ServerFrame,
+};
+use flash_protocol::{EventId, UserId};
+use futures::{Sink, SinkExt as _, Stream, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+
+use crate::gate::GateIssuer;
+use crate::hub::{Hub, Registration};
+use crate::ticket::{Absent, Standing};
+use crate::waiting_room::{QueueView, WaitingRoom};
+
+/// A newer socket of the same user took over.
+pub const CLOSE_REPLACED: u16 = 4409;
+/// Normal closure (the queue closed).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// A frame that is not one of the contract's.
+pub const CLOSE_POLICY: u16 = 1008;
+/// A binary frame.
+pub const CLOSE_UNSUPPORTED: u16 = 1003;
+/// The store failed.
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// Largest frame or message accepted from a client.
+pub const MAX_CLIENT_MESSAGE: usize = 4096;
+/// How long one send to a client may take before the socket is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server pings keep idle connections open through proxies.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// What one socket needs.
+#[derive(Clone)]
+pub struct SocketContext {
+    pub event: EventId,
+    pub room: WaitingRoom,
+    pub hub: Arc<Hub>,
+    pub auth: Arc<Authenticator>,
+    pub gate: Arc<GateIssuer>,
+    pub shutdown: CancellationToken,
+    pub auth_deadline: Duration,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Socket<S> {
+    inner: S,
+}
+
+impl<S, E> Socket<S>
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    async fn send(&mut self, message: Message) -> Flow {
+        match tokio::time::timeout(SEND_TIMEOUT, self.inner.send(message)).await {
+            Ok(Ok(())) => Flow::Continue,
+            _ => Flow::Stop,
+        }
+    }
+
+    async fn frame(&mut self, frame: &ServerFrame) -> Flow {
+        let kind = match frame {
+            ServerFrame::Position { .. } => "position",
+            ServerFrame::Admitted { .. } => "admitted",
+            ServerFrame::Closed { .. } => "closed",
+            ServerFrame::Pong => "pong",
+        };
+        let Ok(text) = serde_json::to_string(frame) else {
+            return Flow::Stop;
+        };
+        ::metrics::counter!("gateway_ws_frames_sent_total", "type" => kind).increment(1);
+        self.send(Message::Text(text.into())).await
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        ::metrics::counter!("gateway_ws_closed_total", "code" => code.to_string()).increment(1);
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.close()).await;
+    }
+
+    /// The next text frame before any other data; `None` when the client went away.
+    async fn first_text(&mut self) -> Option<Result<String, ()>> {
+        loop {
+            match self.inner.next().await? {
+                Ok(Message::Text(text)) => return Some(Ok(text.to_string())),
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(Message::Binary(_)) => return Some(Err(())),
+                Ok(Message::Close(_)) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// Runs one socket to its end.
+pub async fn run<S, E>(socket: S, ctx: SocketContext)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let mut socket = Socket { inner: socket };
+    let Some(user) = authenticate(&mut socket, &ctx).await else {
+        return;
+    };
+    let snapshot = match ctx.room.snapshot(ctx.event, user).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the queue for a socket");
+            socket
+                .close(CLOSE_INTERNAL, "queue unavailable; reconnect")
+                .await;
+            return;
+        }
+    };
+    let standing = match crate::ticket::standing(&snapshot) {
+        Ok(standing) => standing,
+        Err(Absent::NoSuchQueue | Absent::NotInQueue) => {
+            socket
+                .close(CLOSE_NOT_IN_QUEUE, "join the queue first")
+                .await;
+            return;
+        }
+    };
+    let (Some(state), Some(place)) = (snapshot.state, snapshot.place) else {
+        socket
+            .close(CLOSE_NOT_IN_QUEUE, "join the queue first")
+            .await;
+        return;
+    };
+    let view = QueueView {
+        state,
+        paused: snapshot.paused,
+        closed_reason: snapshot.closed_reason,
+        admit_per_sec: snapshot.admit_per_sec,
+        admission_ttl_s: snapshot.admission_ttl_s,
+        serving: snapshot.serving,
+    };
+    let admission = match standing {
+        Standing::Admitted {
+            admitted_at_ms,
+            ends_ms,
+            ..
+        } => Some((admitted_at_ms, ends_ms)),
+        _ => None,
+    };
+    let registration = ctx.hub.register(ctx.event, user, place, admission, view);
+    let slot = Arc::clone(&registration.slot);
+    session(
+        &mut socket,
+        &ctx,
+        user,
+        registration,
+        standing,
+        snapshot.expired,
+    )
+    .await;
+    ctx.hub.unregister(ctx.event, &slot);
+}
+
+async fn authenticate<S, E>(socket: &mut Socket<S>, ctx: &SocketContext) -> Option<UserId>
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let first = match tokio::time::timeout(ctx.auth_deadline, socket.first_text()).await {
+        Ok(Some(first)) => first,
+        Ok(None) => return None,
+        Err(_) => {
+            socket
+                .close(CLOSE_UNAUTHENTICATED, "no auth frame in time")
+                .await;
+            return None;
+        }
+    };
+    let token = match first.map(|text| serde_json::from_str::<ClientFrame>(&text)) {
+        Ok(Ok(ClientFrame::Auth { token })) => token,
+        _ => {
+            socket
+                .close(CLOSE_UNAUTHENTICATED, "the first frame must be auth")
+                .await;
+            return None;
+        }
+    };
+    match ctx.auth.verify(&token).await {
+        Ok(claims) => Some(claims.sub),
+        Err(_) => {
+            socket
+                .close(CLOSE_UNAUTHENTICATED, "invalid access token")
+                .await;
+            None
+        }
+    }
+}
+
+/// Sends what the standing says; `Stop` once the socket is done (closed queue).
+async fn announce<S, E>(
+    socket: &mut Socket<S>,
+    ctx: &SocketContext,
+    user: UserId,
+    standing: &Standing,
+    last_position: &mut Option<ServerFrame>,
+    admitted_sent: &mut bool,
+) -> Flow
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    match standing {
+        Standing::Closed { reason, .. } => {
+            if let Flow::Stop = socket.frame(&ServerFrame::Closed { reason: *reason }).await {
+                return Flow::Stop;
+            }
+            socket.close(CLOSE_NORMAL, "the queue is closed").await;
+            Flow::Stop
+        }
+        Standing::Admitted { .. } if *admitted_sent => Flow::Continue,
+        Standing::Admitted { .. } => match standing.gate(&ctx.gate, ctx.event, user) {
+            Ok(Some(gate)) => {
+                *admitted_sent = true;
+                let frame = ServerFrame::Admitted {
+                    gate_token: gate.token,
+                    expires_at: gate.expires_at,
+                };
+                socket.frame(&frame).await
+            }
+            Ok(None) => Flow::Continue,
+            Err(error) => {
+                tracing::error!(%error, "cannot sign a gate token");
+                socket.close(CLOSE_INTERNAL, "try again").await;
+                Flow::Stop
+            }
+        },
+        other => {
+            let frame = other.position_frame();
+            if last_position.as_ref() == Some(&frame) {
+                return Flow::Continue;
+            }
+            let flow = socket.frame(&frame).await;
+            *last_position = Some(frame);
+            flow
+        }
+    }
+}
+
+async fn session<S, E>(
+    socket: &mut Socket<S>,
+    ctx: &SocketContext,
+    user: UserId,
+    registration: Registration,
+    standing: Standing,
+    expired: bool,
+) where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let Registration { slot, mut view } = registration;
+    let mut last_position = None;
+    let mut admitted_sent = false;
+    let mut expiry_checked = expired;
+    let mut seen_version = view.borrow_and_update().version;
+    if let Flow::Stop = announce(
+        socket,
+        ctx,
+        user,
+        &standing,
+        &mut last_position,
+        &mut admitted_sent,
+    )
+    .await
+    {
+        return;
+    }
+    if expired {
+        // Expired sockets learn it once and then only wait for closing or their own exit.
+        admitted_sent = true;
+    }
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    loop {
+        let ends_in = slot
+            .admission()
+            .filter(|_| admitted_sent && !expiry_checked)
+            .map(|(_, ends)| Duration::from_millis(u64::try_from(ends - now_ms()).unwrap_or(0)));
+        tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => {
+                socket.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;
+                return;
+            }
+            () = slot.wake.notified() => {
+                if slot.is_replaced() {
+                    socket.close(CLOSE_REPLACED, "replaced by a newer connection").await;
+                    return;
+                }
+                let current = view.borrow().view;
+                if let Ok(standing) = slot.standing(&current, now_ms()) {
+                    if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
+                        return;
+                    }
+                }
+            }
+            changed = view.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let published = *view.borrow_and_update();
+                let skipped = published.version.saturating_sub(seen_version + 1);
+                if skipped > 0 {
+                    ::metrics::counter!("gateway_ws_frames_dropped_total").increment(skipped);
+                }
+                seen_version = published.version;
+                if let Ok(standing) = slot.standing(&published.view, now_ms()) {
+                    if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
+                        return;
+                    }
+                }
+            }
+            () = async {
+                match ends_in {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                expiry_checked = true;
+                if let Ok(snapshot) = ctx.room.snapshot(ctx.event, user).await {
+                    if let Ok(standing @ Standing::Expired { .. }) = crate::ticket::standing(&snapshot) {
+                        if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            incoming = socket.inner.next() => match incoming {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(ClientFrame::Ping) => {
+                        if let Flow::Stop = socket.frame(&ServerFrame::Pong).await {
+                            return;
+                        }
+                    }
+                    Ok(ClientFrame::Auth { .. }) => {}
+                    Err(_) => {
+                        socket.close(CLOSE_POLICY, "unknown frame").await;
+                        return;
+                    }
+                },
+                Some(Ok(Message::Binary(_))) => {
+                    socket.close(CLOSE_UNSUPPORTED, "text frames only").await;
+                    return;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+            },
+            _ = heartbeat.tick() => {
+                if let Flow::Stop = socket.send(Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
+        }
+    }
+}

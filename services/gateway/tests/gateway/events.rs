@@ -1,0 +1,183 @@
+//! The api's messages on `flash.events` drive the queues.
+
+use std::time::Duration;
+
+use flash_kit::amqp::publish;
+use flash_protocol::claims::Role;
+use flash_protocol::event::EventStatus;
+use flash_protocol::messages::{
+    EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, GateConsumed,
+};
+use flash_protocol::queue::{Ticket, TicketState};
+use flash_protocol::{EventId, OrderId, UserId};
+use time::OffsetDateTime;
+
+use crate::helpers::{TestGateway, settings, token_for};
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test]
+async fn created_updated_consumed_and_sold_out_messages_are_applied() {
+    let gw = TestGateway::spawn().await;
+    let connection =
+        lapin::Connection::connect(&gw.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let names = &gw.amqp.names;
+
+    let event = EventId::new_v7();
+    let info = EventQueueInfo {
+        event_id: event,
+        name: "Announced".into(),
+        sale_opens_at: OffsetDateTime::now_utc(),
+        starts_at: OffsetDateTime::now_utc() + time::Duration::days(3),
+        status: EventStatus::OnSale,
+        queue: settings(1000, 1, 60),
+    };
+    publish(
+        &channel,
+        names,
+        "m1",
+        &EventCreated {
+            event: info.clone(),
+        },
+    )
+    .await
+    .expect("publish");
+    let (alice, bob) = (UserId::new_v7(), UserId::new_v7());
+    let (alice_token, bob_token) = (token_for(alice, Role::User), token_for(bob, Role::User));
+    eventually("the queue exists", || async {
+        gw.join(event, &alice_token).await.status() == 200
+    })
+    .await;
+    gw.join(event, &bob_token).await;
+    gw.wait_for_state(event, &alice_token, TicketState::Admitted)
+        .await;
+    // max_active 1: bob waits until alice's gate token is used.
+    let bob_ticket: Ticket = gw
+        .status(event, &bob_token)
+        .await
+        .json()
+        .await
+        .expect("ticket");
+    assert_eq!(bob_ticket.state, TicketState::Waiting);
+
+    let consumed = GateConsumed {
+        event_id: event,
+        user_id: alice,
+        jti: uuid::Uuid::new_v4(),
+        order_id: OrderId::new_v7(),
+        consumed_at: OffsetDateTime::now_utc(),
+    };
+    publish(&channel, names, "m2", &consumed)
+        .await
+        .expect("publish");
+    publish(&channel, names, "m2", &consumed)
+        .await
+        .expect("duplicate delivery is harmless");
+    gw.wait_for_state(event, &bob_token, TicketState::Admitted)
+        .await;
+
+    // An update changes the settings.
+    let mut changed = info.clone();
+    changed.queue = settings(7, 3, 90);
+    publish(&channel, names, "m3", &EventUpdated { event: changed })
+        .await
+        .expect("publish");
+    eventually("the settings changed", || async {
+        gw.room
+            .stats(event)
+            .await
+            .expect("stats")
+            .is_some_and(|s| s.admit_per_sec == 7 && s.max_active == 3)
+    })
+    .await;
+
+    publish(
+        &channel,
+        names,
+        "m4",
+        &EventSoldOut {
+            event_id: event,
+            sold_out_at: OffsetDateTime::now_utc(),
+        },
+    )
+    .await
+    .expect("publish");
+    gw.wait_for_state(event, &bob_token, TicketState::Closed)
+        .await;
+    drop(connection.close(200, "done".into()).await);
+    gw.running.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_messages_are_dropped_without_stopping_the_consumer() {
+    let gw = TestGateway::spawn().await;
+    let connection =
+        lapin::Connection::connect(&gw.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let names = &gw.amqp.names;
+    let exchange = names.exchange(flash_protocol::messages::Exchange::Events);
+    for (kind, body) in [
+        ("event.created", &b"{not json"[..]),
+        ("event.unknown", b"{}"),
+        ("", b"\xff"),
+    ] {
+        let mut properties = lapin::BasicProperties::default();
+        if !kind.is_empty() {
+            properties = properties.with_type(kind.into());
+        }
+        channel
+            .basic_publish(
+                exchange.clone().into(),
+                "event.created".into(),
+                Default::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("publish");
+    }
+    let event = EventId::new_v7();
+    let info = EventQueueInfo {
+        event_id: event,
+        name: "After garbage".into(),
+        sale_opens_at: OffsetDateTime::now_utc(),
+        starts_at: OffsetDateTime::now_utc(),
+        status: EventStatus::OnSale,
+        queue: settings(10, 10, 60),
+    };
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    publish(&channel, names, "ok", &EventCreated { event: info })
+        .await
+        .expect("publish");
+    let token = token_for(UserId::new_v7(), Role::User);
+    eventually("a good message after garbage is applied", || async {
+        gw.join(event, &token).await.status() == 200
+    })
+    .await;
+    drop(connection.close(200, "done".into()).await);
+    gw.running.stop().await;
+}

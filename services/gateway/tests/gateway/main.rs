@@ -1,0 +1,8 @@
+//! The gateway against real Redis and RabbitMQ: one test binary, one module per area.
+
+mod events;
+mod health;
+mod helpers;
+mod http;
+mod waiting_room;
+mod ws;
