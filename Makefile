@@ -15,6 +15,8 @@ export API_ADDR ?= 127.0.0.1:4000
 export PAY_OPS_ADDR ?= 127.0.0.1:3100
 export FLASH_ADMIN_EMAIL ?= admin@flash.local
 export FLASH_ADMIN_PASSWORD ?= flash-admin-local
+# Local runs sign and verify tokens with derived, well-known keys (never in production).
+export FLASH_DEV_KEYS ?= true
 INSTALL ?= 0
 
 CARGO ?= cargo

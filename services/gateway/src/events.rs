@@ -49,10 +49,10 @@ pub async fn run(broker: Arc<Broker>, room: WaitingRoom, stop: CancellationToken
     let mut connections = broker.watch();
     loop {
         let connection = connections.borrow_and_update().clone();
-        if let Some(connection) = connection {
-            if let Err(error) = consume(&connection, &broker, &room, &stop).await {
-                tracing::warn!(%error, "event consumer interrupted");
-            }
+        if let Some(connection) = connection
+            && let Err(error) = consume(&connection, &broker, &room, &stop).await
+        {
+            tracing::warn!(%error, "event consumer interrupted");
         }
         if stop.is_cancelled() {
             return;

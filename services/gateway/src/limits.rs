@@ -54,13 +54,14 @@ impl Limits {
     #[must_use]
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         if self.trust_forwarded_for {
+            // The load balancer appends the peer it saw: the last entry of the last header.
             let forwarded = headers
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back()
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
             if let Some(ip) = forwarded {
                 return ip;
             }

@@ -195,17 +195,14 @@ mod tests {
                 eta_s: Some(3)
             })
         );
-        let paused = Snapshot {
-            paused: true,
-            ..s.clone()
-        };
+        let paused = Snapshot { paused: true, ..s };
         assert!(matches!(
             standing(&paused),
             Ok(Standing::Waiting { eta_s: None, .. })
         ));
         let scheduled = Snapshot {
             state: Some(RawState::Scheduled),
-            ..s.clone()
+            ..s
         };
         assert!(matches!(
             standing(&scheduled),
@@ -228,30 +225,24 @@ mod tests {
     fn every_state_of_the_contract_is_reachable() {
         let s = snapshot();
         assert_eq!(
-            standing(&Snapshot {
-                state: None,
-                ..s.clone()
-            }),
+            standing(&Snapshot { state: None, ..s }),
             Err(Absent::NoSuchQueue)
         );
         assert_eq!(
-            standing(&Snapshot {
-                place: None,
-                ..s.clone()
-            }),
+            standing(&Snapshot { place: None, ..s }),
             Err(Absent::NotInQueue)
         );
         assert_eq!(
             standing(&Snapshot {
                 place: Some(Place::PreQueue),
-                ..s.clone()
+                ..s
             }),
             Ok(Standing::PreQueue)
         );
         let admitted = Snapshot {
             admitted_at_ms: Some(5),
             admission_ends_ms: Some(300_005),
-            ..s.clone()
+            ..s
         };
         assert_eq!(
             standing(&admitted),
@@ -263,7 +254,7 @@ mod tests {
         );
         let used = Snapshot {
             admitted_at_ms: Some(5),
-            ..s.clone()
+            ..s
         };
         assert!(matches!(
             standing(&used),
@@ -275,7 +266,7 @@ mod tests {
         let lapsed = Snapshot {
             admitted_at_ms: Some(5),
             expired: true,
-            ..s.clone()
+            ..s
         };
         assert_eq!(standing(&lapsed), Ok(Standing::Expired { number: 42 }));
         let closed = Snapshot {

@@ -79,7 +79,7 @@ impl RawState {
 }
 
 /// One user's view of a queue, read atomically.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     /// `None` when the queue does not exist.
     pub state: Option<RawState>,

@@ -300,7 +300,7 @@ async fn session<S, E>(
             .admission()
             .filter(|_| admitted_sent && !expiry_checked)
             .map(|(_, ends)| Duration::from_millis(u64::try_from(ends - now_ms()).unwrap_or(0)));
-        tokio::select! {
+        let next: Option<Standing> = tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => {
                 socket.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;
@@ -312,11 +312,7 @@ async fn session<S, E>(
                     return;
                 }
                 let current = view.borrow().view;
-                if let Ok(standing) = slot.standing(&current, now_ms()) {
-                    if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
-                        return;
-                    }
-                }
+                slot.standing(&current, now_ms()).ok()
             }
             changed = view.changed() => {
                 if changed.is_err() {
@@ -328,11 +324,7 @@ async fn session<S, E>(
                     ::metrics::counter!("gateway_ws_frames_dropped_total").increment(skipped);
                 }
                 seen_version = published.version;
-                if let Ok(standing) = slot.standing(&published.view, now_ms()) {
-                    if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
-                        return;
-                    }
-                }
+                slot.standing(&published.view, now_ms()).ok()
             }
             () = async {
                 match ends_in {
@@ -341,13 +333,12 @@ async fn session<S, E>(
                 }
             } => {
                 expiry_checked = true;
-                if let Ok(snapshot) = ctx.room.snapshot(ctx.event, user).await {
-                    if let Ok(standing @ Standing::Expired { .. }) = crate::ticket::standing(&snapshot) {
-                        if let Flow::Stop = announce(socket, ctx, user, &standing, &mut last_position, &mut admitted_sent).await {
-                            return;
-                        }
-                    }
-                }
+                ctx.room
+                    .snapshot(ctx.event, user)
+                    .await
+                    .ok()
+                    .and_then(|snapshot| crate::ticket::standing(&snapshot).ok())
+                    .filter(|standing| matches!(standing, Standing::Expired { .. }))
             }
             incoming = socket.inner.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
@@ -355,8 +346,9 @@ async fn session<S, E>(
                         if let Flow::Stop = socket.frame(&ServerFrame::Pong).await {
                             return;
                         }
+                        None
                     }
-                    Ok(ClientFrame::Auth { .. }) => {}
+                    Ok(ClientFrame::Auth { .. }) => None,
                     Err(_) => {
                         socket.close(CLOSE_POLICY, "unknown frame").await;
                         return;
@@ -366,14 +358,28 @@ async fn session<S, E>(
                     socket.close(CLOSE_UNSUPPORTED, "text frames only").await;
                     return;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
             },
             _ = heartbeat.tick() => {
                 if let Flow::Stop = socket.send(Message::Ping(Default::default())).await {
                     return;
                 }
+                None
             }
+        };
+        if let Some(standing) = next
+            && let Flow::Stop = announce(
+                socket,
+                ctx,
+                user,
+                &standing,
+                &mut last_position,
+                &mut admitted_sent,
+            )
+            .await
+        {
+            return;
         }
     }
 }

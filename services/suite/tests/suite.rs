@@ -30,6 +30,13 @@ impl Stores {
                 redis_key_prefix: self.redis.prefix.clone(),
                 amqp_url: self.amqp.url.clone(),
                 amqp_name_prefix: amqp_prefix.clone(),
+                keys: flash_gateway::config::KeyConfig {
+                    dev_keys: true,
+                    ..flash_gateway::config::KeyConfig::default()
+                },
+                tick_interval_ms: 50,
+                ws_auth_timeout_secs: 5,
+                limits: flash_gateway::config::LimitConfig::default(),
                 common: CommonConfig::default(),
             },
             api: flash_api::Config {

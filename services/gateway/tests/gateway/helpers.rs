@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 pub struct TestGateway {
     pub running: Running,
+    pub state: flash_gateway::app::AppState,
     pub port: u16,
     pub room: WaitingRoom,
     pub redis: TestRedis,
@@ -96,8 +97,10 @@ impl TestGateway {
     pub async fn spawn_with(config: Config, redis: TestRedis, amqp: TestAmqp) -> Self {
         let app = Application::build(config).await.expect("gateway builds");
         let port = app.port();
+        let state = app.state.clone();
         Self {
             running: Running::spawn(port, |shutdown| app.run_until(shutdown)),
+            state,
             port,
             room: room_for(&redis).await,
             redis,
