@@ -9,10 +9,7 @@ use flash_kit::config::CommonConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
 use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey};
 
-/// Label of the derived local key the api signs access tokens with (`FLASH_DEV_KEYS`).
-pub const DEV_ACCESS_KEY: &str = "api-access";
-/// Label of the derived local key the gateway signs gate tokens with (`FLASH_DEV_KEYS`).
-pub const DEV_GATE_KEY: &str = "gateway-gate";
+pub use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
 
 /// flash-gateway settings; every field is an environment variable.
 #[derive(Clone, Debug, clap::Parser)]

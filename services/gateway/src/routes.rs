@@ -68,7 +68,17 @@ async fn jwks(State(state): State<AppState>) -> Response {
 /// The user's ticket as it stands now.
 async fn ticket(state: &AppState, event: EventId, user: UserId) -> Result<Ticket, ApiError> {
     let snapshot = state.room.snapshot(event, user).await?;
-    let standing = crate::ticket::standing(&snapshot).map_err(|absent| match absent {
+    ticket_of(state, event, user, &snapshot)
+}
+
+/// The ticket a snapshot describes.
+fn ticket_of(
+    state: &AppState,
+    event: EventId,
+    user: UserId,
+    snapshot: &crate::waiting_room::Snapshot,
+) -> Result<Ticket, ApiError> {
+    let standing = crate::ticket::standing(snapshot).map_err(|absent| match absent {
         Absent::NoSuchQueue | Absent::NotInQueue => ApiError::NotInQueue,
     })?;
     let gate = standing.gate(&state.gate, event, user)?;
@@ -85,7 +95,7 @@ async fn join(
         .limits
         .check(claims.sub, ip)
         .map_err(ApiError::RateLimited)?;
-    let outcome = state.room.join(event, claims.sub).await?;
+    let (outcome, snapshot) = state.room.join(event, claims.sub).await?;
     let label = match outcome {
         Joined::Missing => "missing",
         Joined::Closed => "closed",
@@ -96,7 +106,7 @@ async fn join(
     match outcome {
         Joined::Missing => Err(ApiError::EventNotFound),
         Joined::Closed => Err(ApiError::QueueClosed),
-        Joined::Place { .. } => Ok(Json(ticket(&state, event, claims.sub).await?)),
+        Joined::Place { .. } => Ok(Json(ticket_of(&state, event, claims.sub, &snapshot)?)),
     }
 }
 
@@ -140,8 +150,10 @@ async fn websocket(
         shutdown: state.shutdown.clone(),
         auth_deadline: state.ws_auth_timeout,
     };
+    // Client frames are tiny (auth ~350 bytes): a 1 KiB read buffer keeps an idle socket
+    // small; a larger frame (up to the limit) grows it for that frame only.
     upgrade
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(MAX_CLIENT_MESSAGE)

@@ -55,7 +55,7 @@ pub enum Joined {
     Missing,
     /// The queue is closed and the user held no place.
     Closed,
-    /// The user's place (`new` when this call created it).
+    /// The user holds a place (`new` when this call took it).
     Place { place: Place, new: bool },
 }
 
@@ -191,6 +191,34 @@ fn closed_reason(value: &str) -> Option<ClosedReason> {
     }
 }
 
+fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
+    let state = opt_text(field(items, 0)?)?
+        .map(|s| RawState::parse(&s))
+        .transpose()?;
+    let optional_int = |i| -> Result<Option<i64>, RoomError> {
+        match field(items, i)? {
+            Value::Nil | Value::Boolean(false) => Ok(None),
+            other => int(other).map(Some),
+        }
+    };
+    Ok(Snapshot {
+        state,
+        paused: text(field(items, 1)?)? == "1",
+        closed_reason: closed_reason(&text(field(items, 2)?)?),
+        admit_per_sec: u32::try_from(uint(field(items, 3)?)?).unwrap_or(u32::MAX),
+        admission_ttl_s: u32::try_from(uint(field(items, 4)?)?).unwrap_or(u32::MAX),
+        place: match field(items, 5)? {
+            Value::Nil | Value::Boolean(false) => None,
+            other => Some(Place::parse(other)?),
+        },
+        serving: uint(field(items, 6)?)?,
+        admission_ends_ms: optional_int(7)?,
+        admitted_at_ms: optional_int(8)?,
+        expired: int(field(items, 9)?)? == 1,
+        now_ms: int(field(items, 10)?)?,
+    })
+}
+
 struct Scripts {
     join: Script,
     tick: Script,
@@ -207,9 +235,16 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            join: Script::new(include_str!("lua/join.lua")),
+            join: Script::new(concat!(
+                include_str!("lua/snapshot.lua"),
+                include_str!("lua/join.lua")
+            )),
             tick: Script::new(include_str!("lua/tick.lua")),
-            status: Script::new(include_str!("lua/status.lua")),
+            status: Script::new(concat!(
+                "#!lua flags=no-writes\n",
+                include_str!("lua/snapshot.lua"),
+                include_str!("lua/status.lua")
+            )),
             leave: Script::new(include_str!("lua/leave.lua")),
             upsert: Script::new(include_str!("lua/upsert.lua")),
             close: Script::new(include_str!("lua/close.lua")),
@@ -256,15 +291,24 @@ impl WaitingRoom {
         self.keys.queue(event)
     }
 
-    /// Takes a place in the queue (the same place again for a user who holds one).
-    pub async fn join(&self, event: EventId, user: UserId) -> Result<Joined, RoomError> {
+    /// Takes a place in the queue (the same place again for a user who holds one) and reads
+    /// the user's view of the queue in the same step.
+    pub async fn join(
+        &self,
+        event: EventId,
+        user: UserId,
+    ) -> Result<(Joined, Snapshot), RoomError> {
         let k = self.queue(event);
         let result: Value = self
             .scripts
             .join
             .key(&k.config)
-            .key(&k.seq)
             .key(&k.users)
+            .key(&k.serving)
+            .key(&k.admitted)
+            .key(&k.admitted_at)
+            .key(&k.expired)
+            .key(&k.seq)
             .key(&k.by_number)
             .key(&k.pre_queue)
             .key(&k.joined_at)
@@ -272,23 +316,19 @@ impl WaitingRoom {
             .invoke_async(&mut self.redis.clone())
             .await?;
         let items = array(result)?;
-        match text(field(&items, 0)?)?.as_str() {
-            "missing" => Ok(Joined::Missing),
-            "closed" => Ok(Joined::Closed),
-            "pre" => Ok(Joined::Place {
-                place: Place::PreQueue,
-                new: true,
-            }),
-            "number" => Ok(Joined::Place {
-                place: Place::parse(field(&items, 1)?)?,
-                new: true,
-            }),
-            "existing" => Ok(Joined::Place {
-                place: Place::parse(field(&items, 1)?)?,
-                new: false,
-            }),
-            other => Err(RoomError::Protocol(format!("join outcome {other:?}"))),
-        }
+        let snapshot = parse_snapshot(items.get(1..).unwrap_or_default())?;
+        let joined = match text(field(&items, 0)?)?.as_str() {
+            "missing" => Joined::Missing,
+            "closed" => Joined::Closed,
+            outcome @ ("new" | "existing") => Joined::Place {
+                place: snapshot
+                    .place
+                    .ok_or_else(|| RoomError::Protocol("joined without a place".into()))?,
+                new: outcome == "new",
+            },
+            other => return Err(RoomError::Protocol(format!("join outcome {other:?}"))),
+        };
+        Ok((joined, snapshot))
     }
 
     /// A user's view of the queue.
@@ -306,30 +346,7 @@ impl WaitingRoom {
             .arg(user.to_string())
             .invoke_async(&mut self.redis.clone())
             .await?;
-        let items = array(result)?;
-        let state = opt_text(field(&items, 0)?)?
-            .map(|s| RawState::parse(&s))
-            .transpose()?;
-        Ok(Snapshot {
-            state,
-            paused: text(field(&items, 1)?)? == "1",
-            closed_reason: closed_reason(&text(field(&items, 2)?)?),
-            admit_per_sec: u32::try_from(uint(field(&items, 3)?)?).unwrap_or(u32::MAX),
-            admission_ttl_s: u32::try_from(uint(field(&items, 4)?)?).unwrap_or(u32::MAX),
-            place: match field(&items, 5)? {
-                Value::Nil | Value::Boolean(false) => None,
-                other => Some(Place::parse(other)?),
-            },
-            serving: uint(field(&items, 6)?)?,
-            admission_ends_ms: opt_text(field(&items, 7)?)?
-                .map(|_| int(field(&items, 7)?))
-                .transpose()?,
-            admitted_at_ms: opt_text(field(&items, 8)?)?
-                .map(|_| int(field(&items, 8)?))
-                .transpose()?,
-            expired: int(field(&items, 9)?)? == 1,
-            now_ms: int(field(&items, 10)?)?,
-        })
+        parse_snapshot(&array(result)?)
     }
 
     /// Gives up a place; `false` when the user held none.

@@ -8,6 +8,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Label of the derived local key the api signs access tokens with (`FLASH_DEV_KEYS`).
+pub const DEV_ACCESS_KEY: &str = "api-access";
+/// Label of the derived local key the gateway signs gate tokens with (`FLASH_DEV_KEYS`).
+pub const DEV_GATE_KEY: &str = "gateway-gate";
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("not an Ed25519 PKCS#8 private key: {0}")]

@@ -70,7 +70,7 @@ impl Fixture {
     }
 
     async fn number_of(&self, event: EventId, user: UserId) -> Option<u64> {
-        match self.room.join(event, user).await.expect("join") {
+        match self.room.join(event, user).await.expect("join").0 {
             Joined::Place { place, .. } => place.number(),
             other => panic!("not in queue: {other:?}"),
         }
@@ -94,7 +94,7 @@ async fn joining_is_idempotent_under_concurrency() {
         .map(|user| {
             let room = f.room.clone();
             let user = *user;
-            tokio::spawn(async move { (user, room.join(event, user).await.expect("join")) })
+            tokio::spawn(async move { (user, room.join(event, user).await.expect("join").0) })
         })
         .collect::<Vec<_>>();
     let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
@@ -131,7 +131,8 @@ async fn unknown_events_and_closed_queues_refuse_newcomers() {
         f.room
             .join(EventId::new_v7(), UserId::new_v7())
             .await
-            .expect("join"),
+            .expect("join")
+            .0,
         Joined::Missing
     );
     let event = f.open_event(settings(10, 10, 60)).await;
@@ -151,7 +152,7 @@ async fn unknown_events_and_closed_queues_refuse_newcomers() {
         "closes once"
     );
     assert_eq!(
-        f.room.join(event, UserId::new_v7()).await.expect("join"),
+        f.room.join(event, UserId::new_v7()).await.expect("join").0,
         Joined::Closed
     );
     // A user who held a place keeps it (and sees the queue closed).

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Gateway benchmarks (release build, load generator on the same machine), as recorded in
+# BENCHMARKS.md. Needs Redis and RabbitMQ (make deps). Usage:
+#   loadtest/bench/gateway.sh [joins|status|sockets|sockets6|admit|all]
+# Each run uses its own Redis key prefix and broker names and removes them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+what=${1:-all}
+
+cargo build --release --locked -q -p flash-gateway -p flash-drill
+ulimit -n "$(ulimit -Hn)"
+
+run_id="bench$(date +%s)$$"
+export REDIS_KEY_PREFIX="$run_id:" AMQP_NAME_PREFIX="$run_id."
+export FLASH_DEV_KEYS=true RUST_LOG=${RUST_LOG:-warn}
+# The per-IP limit models a crowd of distinct addresses; loopback clients share a few.
+export RATE_IP_PER_SEC=0
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+export REDIS_URL AMQP_URL
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+  if command -v rabbitmqctl >/dev/null; then
+    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
+    rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_exchange >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+# start_gateways N: N gateways on ports 3101.., their pids in `pids`, addresses in `gateways`.
+start_gateways() {
+  gateways=""
+  for ((i = 1; i <= $1; i++)); do
+    GATEWAY_ADDR="127.0.0.1:$((3100 + i))" ./target/release/flash-gateway &
+    pids+=($!)
+    gateways+="${gateways:+,}127.0.0.1:$((3100 + i))"
+  done
+  for ((i = 1; i <= $1; i++)); do
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$((3100 + i))/ready" >/dev/null && break; sleep 0.2; done
+  done
+}
+stop_gateways() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+sources() { # sources N: 127.0.0.2 .. 127.0.0.(N+1)
+  local out=""; for ((i = 2; i <= $1 + 1; i++)); do out+="${out:+,}127.0.0.$i"; done; printf '%s' "$out"
+}
+drill() { ./target/release/flash-drill bench "$@"; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
+case $what in joins|all)
+  start_gateways 1
+  drill joins --gateway "$gateways" --users 100000 --concurrency 64
+  stop_gateways ;;
+esac
+case $what in status|all)
+  start_gateways 1
+  drill status --gateway "$gateways" --users 10000 --concurrency 64 --seconds 10
+  stop_gateways ;;
+esac
+case $what in sockets|all)
+  start_gateways 1
+  drill sockets --gateway "$gateways" --users 15000 --shards 1 --source "$(sources 2)" \
+    --hold-secs 10 --gateway-pids "${pids[0]}"
+  stop_gateways ;;
+esac
+case $what in sockets6|all)
+  start_gateways 6
+  drill sockets --gateway "$gateways" --users 90000 --shards 6 --source "$(sources 8)" \
+    --hold-secs 10 --gateway-pids "$(IFS=,; echo "${pids[*]}")"
+  stop_gateways ;;
+esac
+case $what in admit|all)
+  start_gateways 1
+  drill admit --gateway "$gateways" --users 10000 --shards 1 --source "$(sources 2)"
+  stop_gateways ;;
+esac

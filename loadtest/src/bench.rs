@@ -1,0 +1,793 @@
+//! Gateway benchmarks: joins, status polls, idle WebSockets (one gateway or several, from
+//! several client processes and source addresses), and mass admission of waiting sockets.
+//! Each prints a human summary and one JSON line (`RESULT {...}`) for BENCHMARKS.md.
+
+use std::io::{BufRead as _, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use flash_protocol::claims::Role;
+use flash_protocol::event::QueueSettings;
+use flash_protocol::messages::Names;
+use flash_protocol::ws::ServerFrame;
+use flash_protocol::{EventId, UserId};
+use hyper::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::http::Conn;
+use crate::setup::{DevTokens, announce_event};
+use crate::socket;
+use crate::stats::{Latencies, Summary};
+
+/// Where the benchmark points and how it spreads its connections.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Target {
+    /// Gateway addresses (host:port), comma-separated; connections are spread over them.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:3000")]
+    pub gateway: Vec<SocketAddr>,
+    /// Source addresses for client connections, comma-separated (e.g. 127.0.0.2,127.0.0.3):
+    /// each gives ~28,000 more ephemeral ports.
+    #[arg(long, value_delimiter = ',')]
+    pub source: Vec<IpAddr>,
+    /// RabbitMQ of the suite, to announce the benchmark's event as the api would.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// The suite's exchange and queue name prefix.
+    #[arg(long, env = "AMQP_NAME_PREFIX", default_value = "")]
+    pub amqp_name_prefix: String,
+}
+
+impl Target {
+    fn gateway_for(&self, i: usize) -> SocketAddr {
+        self.gateway[i % self.gateway.len()]
+    }
+
+    fn source_for(&self, i: usize) -> Option<IpAddr> {
+        (!self.source.is_empty()).then(|| self.source[i % self.source.len()])
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Joins of distinct users, as fast as `concurrency` connections allow.
+    Joins {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Status polls of users who joined, for a fixed time.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Idle WebSockets held open; reports the gateways' memory per socket.
+    Sockets {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        shards: Shards,
+        #[arg(long, default_value_t = 15_000)]
+        users: usize,
+        /// Seconds to hold the sockets open once all are connected.
+        #[arg(long, default_value_t = 10)]
+        hold_secs: u64,
+        /// Process ids of the gateways, to read their memory before and after.
+        #[arg(long, value_delimiter = ',')]
+        gateway_pids: Vec<u32>,
+    },
+    /// Waiting sockets all admitted at once: time from the operator's resume to each
+    /// socket's admitted frame.
+    Admit {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        shards: Shards,
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+    },
+}
+
+/// Splitting a benchmark's sockets over several processes (at most 20,000 files each).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Shards {
+    /// Client processes to spread the sockets over.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// Internal: this process is shard `i` of a run (set by the parent).
+    #[arg(long, hide = true)]
+    pub shard: Option<usize>,
+    /// Internal: the event of a sharded run (set by the parent).
+    #[arg(long, hide = true)]
+    pub event: Option<EventId>,
+}
+
+/// The machine-readable result: one `RESULT {json}` line on stdout.
+fn print_result<T: Serialize>(result: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "RESULT {}", serde_json::to_string(result)?)?;
+    Ok(())
+}
+
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Joins {
+            target,
+            users,
+            concurrency,
+        } => joins(&target, users, concurrency).await,
+        Bench::Status {
+            target,
+            users,
+            concurrency,
+            seconds,
+        } => status(&target, users, concurrency, seconds).await,
+        Bench::Sockets {
+            target,
+            shards,
+            users,
+            hold_secs,
+            gateway_pids,
+        } => match (shards.shard, shards.event) {
+            (Some(shard), Some(event)) => {
+                sockets_shard(&target, &shards, shard, event, users).await
+            }
+            _ => sockets(&target, &shards, hold_secs, &gateway_pids).await,
+        },
+        Bench::Admit {
+            target,
+            shards,
+            users,
+        } => match (shards.shard, shards.event) {
+            (Some(shard), Some(event)) => admit_shard(&target, &shards, shard, event, users).await,
+            _ => admit(&target, &shards).await,
+        },
+    }
+}
+
+async fn new_event(target: &Target, queue: QueueSettings) -> anyhow::Result<EventId> {
+    let names = Names::new(target.amqp_name_prefix.clone());
+    let event = announce_event(&target.amqp_url, &names, queue).await?;
+    // The gateway applies the announcement asynchronously: wait until it knows the queue.
+    let tokens = DevTokens::new()?;
+    let admin = tokens.token(UserId::new_v7(), Role::Admin, 3600)?;
+    for gateway in &target.gateway {
+        let mut conn = Conn::open(*gateway, None).await?;
+        let path = format!("/queue/v1/admin/events/{event}");
+        let mut known = false;
+        for _ in 0..100 {
+            let (status, _) = conn.request(Method::GET, &path, Some(&admin), None).await?;
+            if status == StatusCode::OK {
+                known = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !known {
+            bail!("gateway {gateway} never learned of event {event}: is it on the same broker?");
+        }
+    }
+    Ok(event)
+}
+
+async fn set_paused(target: &Target, event: EventId, paused: bool) -> anyhow::Result<()> {
+    let admin = DevTokens::new()?.token(UserId::new_v7(), Role::Admin, 3600)?;
+    let mut conn = Conn::open(target.gateway_for(0), None).await?;
+    let body = serde_json::to_vec(&serde_json::json!({ "paused": paused }))?;
+    let (status, body) = conn
+        .request(
+            Method::PATCH,
+            &format!("/queue/v1/admin/events/{event}"),
+            Some(&admin),
+            Some(body),
+        )
+        .await?;
+    if status != StatusCode::OK {
+        bail!(
+            "pausing failed: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
+}
+
+fn mint(tokens: &DevTokens, users: usize) -> anyhow::Result<Vec<String>> {
+    (0..users)
+        .map(|_| tokens.token(UserId::new_v7(), Role::User, 3600))
+        .collect()
+}
+
+/// Runs `concurrency` workers over one keep-alive connection each; each calls `step` with the
+/// next index until `next` says stop. Returns latencies, errors by status, and elapsed time.
+async fn drive<F, Fut>(
+    target: &Target,
+    concurrency: usize,
+    next: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+    step: F,
+) -> anyhow::Result<(Latencies, Vec<(u16, u64)>, Duration)>
+where
+    F: Fn(Conn, usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = (Conn, anyhow::Result<StatusCode>)> + Send,
+{
+    let mut conns = Vec::with_capacity(concurrency);
+    for i in 0..concurrency {
+        conns.push(Conn::open(target.gateway_for(i), target.source_for(i)).await?);
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let next = Arc::clone(&next);
+            let step = step.clone();
+            tokio::spawn(async move {
+                let mut latencies = Latencies::new();
+                let mut errors: std::collections::BTreeMap<u16, u64> = Default::default();
+                while let Some(i) = next() {
+                    let began = Instant::now();
+                    let (back, outcome) = step(conn, i).await;
+                    conn = back;
+                    match outcome {
+                        Ok(StatusCode::OK | StatusCode::NO_CONTENT) => {
+                            latencies.record(began.elapsed());
+                        }
+                        Ok(status) => *errors.entry(status.as_u16()).or_default() += 1,
+                        Err(_) => *errors.entry(0).or_default() += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Latencies::new();
+    let mut errors: std::collections::BTreeMap<u16, u64> = Default::default();
+    for worker in workers {
+        let (l, e) = worker.await?;
+        latencies.merge(&l);
+        for (status, n) in e {
+            *errors.entry(status).or_default() += n;
+        }
+    }
+    Ok((latencies, errors.into_iter().collect(), started.elapsed()))
+}
+
+#[derive(Debug, Serialize)]
+struct ThroughputResult {
+    bench: &'static str,
+    requests: u64,
+    seconds: f64,
+    per_sec: f64,
+    latency: Summary,
+    errors: Vec<(u16, u64)>,
+}
+
+fn report(
+    bench: &'static str,
+    latencies: &Latencies,
+    errors: Vec<(u16, u64)>,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let seconds = elapsed.as_secs_f64();
+    let result = ThroughputResult {
+        bench,
+        requests: latencies.count(),
+        seconds,
+        per_sec: latencies.count() as f64 / seconds,
+        latency: latencies.summary(),
+        errors,
+    };
+    eprintln!(
+        "{bench}: {:.0}/s over {:.1}s; {}; errors {:?}",
+        result.per_sec, seconds, result.latency, result.errors
+    );
+    print_result(&result)
+}
+
+async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Result<()> {
+    let event = new_event(
+        target,
+        QueueSettings {
+            admit_per_sec: 100,
+            max_active: 100,
+            admission_ttl_s: 300,
+        },
+    )
+    .await?;
+    eprintln!("minting {users} access tokens…");
+    let tokens = Arc::new(mint(&DevTokens::new()?, users)?);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = {
+        let counter = Arc::clone(&counter);
+        Arc::new(move || {
+            let i = counter.fetch_add(1, Ordering::Relaxed);
+            (i < users).then_some(i)
+        })
+    };
+    let path = Arc::new(format!("/queue/v1/events/{event}/join"));
+    let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
+        let tokens = Arc::clone(&tokens);
+        let path = Arc::clone(&path);
+        async move {
+            let outcome = conn
+                .request(Method::POST, &path, Some(&tokens[i]), None)
+                .await
+                .map(|(s, _)| s);
+            (conn, outcome)
+        }
+    })
+    .await?;
+    report("joins", &latencies, errors, elapsed)
+}
+
+async fn status(
+    target: &Target,
+    users: usize,
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let event = new_event(
+        target,
+        QueueSettings {
+            admit_per_sec: 1,
+            max_active: 1,
+            admission_ttl_s: 300,
+        },
+    )
+    .await?;
+    let tokens = Arc::new(mint(&DevTokens::new()?, users)?);
+    eprintln!("joining {users} users…");
+    let counter = Arc::new(AtomicUsize::new(0));
+    let joined: Arc<dyn Fn() -> Option<usize> + Send + Sync> = {
+        let counter = Arc::clone(&counter);
+        Arc::new(move || {
+            let i = counter.fetch_add(1, Ordering::Relaxed);
+            (i < users).then_some(i)
+        })
+    };
+    let join_path = Arc::new(format!("/queue/v1/events/{event}/join"));
+    let join_tokens = Arc::clone(&tokens);
+    drive(target, concurrency, joined, move |mut conn, i| {
+        let tokens = Arc::clone(&join_tokens);
+        let path = Arc::clone(&join_path);
+        async move {
+            let outcome = conn
+                .request(Method::POST, &path, Some(&tokens[i]), None)
+                .await
+                .map(|(s, _)| s);
+            (conn, outcome)
+        }
+    })
+    .await?;
+    eprintln!("polling for {seconds}s…");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = Arc::new(move || {
+        (Instant::now() < deadline).then(|| polls.fetch_add(1, Ordering::Relaxed) % users)
+    });
+    let path = Arc::new(format!("/queue/v1/events/{event}/status"));
+    let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
+        let tokens = Arc::clone(&tokens);
+        let path = Arc::clone(&path);
+        async move {
+            let outcome = conn
+                .request(Method::GET, &path, Some(&tokens[i]), None)
+                .await
+                .map(|(s, _)| s);
+            (conn, outcome)
+        }
+    })
+    .await?;
+    report("status", &latencies, errors, elapsed)
+}
+
+/// Memory of a process (resident set), in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")
+}
+
+/// What one shard reports, one JSON line on stdout.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ShardReport {
+    opened: u64,
+    failed: u64,
+    open_latency: Option<Summary>,
+    /// Epoch microseconds at which each admitted frame arrived (admit benchmark).
+    admitted_at_us: Vec<u64>,
+    still_open: u64,
+}
+
+fn shard_users(users: usize, shards: usize, shard: usize) -> usize {
+    users / shards + usize::from(shard < users % shards)
+}
+
+/// Joins `count` users and opens an authenticated socket for each; returns the sockets that
+/// got their first position frame.
+async fn open_sockets(
+    target: &Target,
+    event: EventId,
+    count: usize,
+    offset: usize,
+) -> anyhow::Result<(Vec<socket::Socket>, Latencies, u64)> {
+    let tokens = Arc::new(mint(&DevTokens::new()?, count)?);
+    // Join over HTTP (not measured).
+    let counter = Arc::new(AtomicUsize::new(0));
+    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = Arc::new(move || {
+        let i = counter.fetch_add(1, Ordering::Relaxed);
+        (i < count).then_some(i)
+    });
+    let path = Arc::new(format!("/queue/v1/events/{event}/join"));
+    let join_tokens = Arc::clone(&tokens);
+    let (_, errors, _) = drive(target, 32, next, move |mut conn, i| {
+        let tokens = Arc::clone(&join_tokens);
+        let path = Arc::clone(&path);
+        async move {
+            let outcome = conn
+                .request(Method::POST, &path, Some(&tokens[i]), None)
+                .await
+                .map(|(s, _)| s);
+            (conn, outcome)
+        }
+    })
+    .await?;
+    if !errors.is_empty() {
+        eprintln!("join errors: {errors:?}");
+    }
+    let failed = Arc::new(AtomicU64::new(0));
+    let opened = futures::stream::iter(0..count)
+        .map(|i| {
+            let tokens = Arc::clone(&tokens);
+            let failed = Arc::clone(&failed);
+            let gateway = target.gateway_for(offset + i);
+            let source = target.source_for(offset + i);
+            async move {
+                let began = Instant::now();
+                let result = async {
+                    let mut s = socket::open(gateway, source, event, &tokens[i]).await?;
+                    socket::next_frame(&mut s, Duration::from_secs(30)).await?;
+                    anyhow::Ok(s)
+                }
+                .await;
+                match result {
+                    Ok(s) => Some((s, began.elapsed())),
+                    Err(error) => {
+                        if failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("socket failed: {error:#}");
+                        }
+                        None
+                    }
+                }
+            }
+        })
+        .buffer_unordered(256);
+    use futures::StreamExt as _;
+    let opened: Vec<_> = opened.collect().await;
+    let mut latencies = Latencies::new();
+    let sockets = opened
+        .into_iter()
+        .flatten()
+        .map(|(s, took)| {
+            latencies.record(took);
+            s
+        })
+        .collect();
+    Ok((sockets, latencies, failed.load(Ordering::Relaxed)))
+}
+
+/// Spawns `shards` copies of this benchmark as child processes; returns them with their
+/// line readers.
+fn spawn_shards(
+    args: &[String],
+    shards: usize,
+    event: EventId,
+) -> anyhow::Result<Vec<std::process::Child>> {
+    let exe = std::env::current_exe()?;
+    (0..shards)
+        .map(|shard| {
+            std::process::Command::new(&exe)
+                .args(args)
+                .arg("--shard")
+                .arg(shard.to_string())
+                .arg("--event")
+                .arg(event.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("spawning a shard")
+        })
+        .collect()
+}
+
+/// The parent's arguments, without the program name, for its shards.
+fn own_args() -> Vec<String> {
+    std::env::args().skip(1).collect()
+}
+
+fn read_line(child: &mut std::process::Child) -> anyhow::Result<ShardReport> {
+    let stdout = child.stdout.as_mut().context("shard stdout")?;
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("a shard exited early");
+        }
+        if let Some(json) = line.trim().strip_prefix("SHARD ") {
+            return Ok(serde_json::from_str(json)?);
+        }
+    }
+}
+
+fn shard_say(report: &ShardReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "SHARD {}", serde_json::to_string(report)?)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Waits for a line on stdin (the parent's go-ahead or its closing the pipe).
+async fn parent_says() -> anyhow::Result<Option<String>> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    Ok(lines.next_line().await?)
+}
+
+async fn sockets(
+    target: &Target,
+    shards: &Shards,
+    hold_secs: u64,
+    pids: &[u32],
+) -> anyhow::Result<()> {
+    let event = new_event(
+        target,
+        QueueSettings {
+            admit_per_sec: 1,
+            max_active: 1,
+            admission_ttl_s: 300,
+        },
+    )
+    .await?;
+    set_paused(target, event, true).await?;
+    let before: Vec<u64> = pids
+        .iter()
+        .map(|&pid| rss_kib(pid))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let mut children = spawn_shards(&own_args(), shards.shards, event)?;
+    let mut reports = Vec::new();
+    for child in &mut children {
+        reports.push(read_line(child)?);
+    }
+    let connected_in = started.elapsed();
+    let opened: u64 = reports.iter().map(|r| r.opened).sum();
+    let failed: u64 = reports.iter().map(|r| r.failed).sum();
+    eprintln!(
+        "{opened} sockets open ({failed} failed) in {:.1}s; holding {hold_secs}s…",
+        connected_in.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(hold_secs)).await;
+    let after: Vec<u64> = pids
+        .iter()
+        .map(|&pid| rss_kib(pid))
+        .collect::<Result<_, _>>()?;
+    let per_gateway = opened as f64 / pids.len().max(1) as f64;
+    let per_socket_kib: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a.saturating_sub(*b)) as f64 / per_gateway.max(1.0))
+        .collect();
+    // Let the shards go and collect their final counts.
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    let mut still_open = 0;
+    for child in &mut children {
+        still_open += read_line(child)?.still_open;
+        child.wait()?;
+    }
+    #[derive(Serialize)]
+    struct SocketsResult {
+        bench: &'static str,
+        sockets: u64,
+        failed: u64,
+        still_open_after_hold: u64,
+        gateways: usize,
+        connect_seconds: f64,
+        rss_before_kib: Vec<u64>,
+        rss_after_kib: Vec<u64>,
+        rss_per_socket_kib: Vec<f64>,
+        open_latency_p99_ms: Vec<f64>,
+    }
+    let result = SocketsResult {
+        bench: "sockets",
+        sockets: opened,
+        failed,
+        still_open_after_hold: still_open,
+        gateways: target.gateway.len(),
+        connect_seconds: connected_in.as_secs_f64(),
+        rss_before_kib: before,
+        rss_after_kib: after,
+        rss_per_socket_kib: per_socket_kib,
+        open_latency_p99_ms: reports
+            .iter()
+            .filter_map(|r| r.open_latency.map(|s| s.p99_ms))
+            .collect(),
+    };
+    eprintln!(
+        "sockets: {} open, {} still open after {hold_secs}s, RSS per socket (KiB) {:?}",
+        result.sockets, result.still_open_after_hold, result.rss_per_socket_kib
+    );
+    print_result(&result)
+}
+
+async fn sockets_shard(
+    target: &Target,
+    shards: &Shards,
+    shard: usize,
+    event: EventId,
+    users: usize,
+) -> anyhow::Result<()> {
+    let count = shard_users(users, shards.shards, shard);
+    let offset = (0..shard)
+        .map(|s| shard_users(users, shards.shards, s))
+        .sum();
+    let (sockets, latencies, failed) = open_sockets(target, event, count, offset).await?;
+    shard_say(&ShardReport {
+        opened: sockets.len() as u64,
+        failed,
+        open_latency: Some(latencies.summary()),
+        ..ShardReport::default()
+    })?;
+    let open = Arc::new(AtomicU64::new(sockets.len() as u64));
+    // Hold: drain frames (pings) until the parent lets go.
+    let holders: Vec<_> = sockets
+        .into_iter()
+        .map(|mut s| {
+            let open = Arc::clone(&open);
+            tokio::spawn(async move {
+                use futures::StreamExt as _;
+                while let Some(message) = s.next().await {
+                    if message.is_err() {
+                        break;
+                    }
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    parent_says().await?;
+    let still_open = open.load(Ordering::Relaxed);
+    for holder in holders {
+        holder.abort();
+    }
+    shard_say(&ShardReport {
+        still_open,
+        ..ShardReport::default()
+    })
+}
+
+async fn admit(target: &Target, shards: &Shards) -> anyhow::Result<()> {
+    let queue = QueueSettings {
+        admit_per_sec: 100_000,
+        max_active: 1_000_000,
+        admission_ttl_s: 300,
+    };
+    let event = new_event(target, queue).await?;
+    set_paused(target, event, true).await?;
+    let mut children = spawn_shards(&own_args(), shards.shards, event)?;
+    let mut waiting = 0;
+    for child in &mut children {
+        waiting += read_line(child)?.opened;
+    }
+    eprintln!("{waiting} sockets waiting; resuming the queue…");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resumed_us = epoch_us();
+    set_paused(target, event, false).await?;
+    for child in &mut children {
+        let stdin = child.stdin.as_mut().context("shard stdin")?;
+        writeln!(stdin, "go")?;
+    }
+    let mut latencies = Latencies::new();
+    let mut received = 0;
+    for child in &mut children {
+        let report = read_line(child)?;
+        received += report.admitted_at_us.len();
+        for at in report.admitted_at_us {
+            latencies.record(Duration::from_micros(at.saturating_sub(resumed_us)));
+        }
+        child.wait()?;
+    }
+    #[derive(Serialize)]
+    struct AdmitResult {
+        bench: &'static str,
+        waiting: u64,
+        admitted_frames: usize,
+        from_resume: Summary,
+    }
+    let result = AdmitResult {
+        bench: "admit",
+        waiting,
+        admitted_frames: received,
+        from_resume: latencies.summary(),
+    };
+    eprintln!(
+        "admit: {received}/{waiting} admitted frames; from resume {}",
+        result.from_resume
+    );
+    print_result(&result)
+}
+
+fn epoch_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+async fn admit_shard(
+    target: &Target,
+    shards: &Shards,
+    shard: usize,
+    event: EventId,
+    users: usize,
+) -> anyhow::Result<()> {
+    let count = shard_users(users, shards.shards, shard);
+    let offset = (0..shard)
+        .map(|s| shard_users(users, shards.shards, s))
+        .sum();
+    let (sockets, latencies, failed) = open_sockets(target, event, count, offset).await?;
+    let waiters: Vec<_> = sockets
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                loop {
+                    match socket::next_frame(&mut s, Duration::from_secs(60)).await {
+                        Ok(ServerFrame::Admitted { .. }) => return Some(epoch_us()),
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+            })
+        })
+        .collect();
+    shard_say(&ShardReport {
+        opened: waiters.len() as u64,
+        failed,
+        open_latency: Some(latencies.summary()),
+        ..ShardReport::default()
+    })?;
+    parent_says().await?;
+    let mut admitted_at_us = Vec::with_capacity(waiters.len());
+    for waiter in waiters {
+        if let Ok(Some(at)) = tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .unwrap_or(Ok(None))
+        {
+            admitted_at_us.push(at);
+        }
+    }
+    shard_say(&ShardReport {
+        admitted_at_us,
+        ..ShardReport::default()
+    })
+}

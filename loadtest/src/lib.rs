@@ -1,0 +1,16 @@
+//! flash-drill: flash-sale drills and benchmarks against a running Flash Tickets suite,
+//! speaking only the public contract (HTTP, WebSocket, and the `flash.events` messages the
+//! api would send when a benchmark needs an event without the api).
+//!
+//! # Layout
+//! - [`stats`]: latency histograms and their summaries.
+//! - [`http`]: a lean HTTP/1.1 keep-alive client, one connection per worker.
+//! - [`socket`]: WebSocket clients with small buffers, from chosen source addresses.
+//! - [`setup`]: access tokens for simulated users, announcing events.
+//! - [`bench`]: the gateway benchmarks (joins, status polls, idle sockets, mass admission).
+
+pub mod bench;
+pub mod http;
+pub mod setup;
+pub mod socket;
+pub mod stats;

@@ -1,0 +1,24 @@
+//! `flash-drill`: drills and benchmarks against a running suite.
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flash-drill",
+    version,
+    about = "Flash Tickets drills and benchmarks"
+)]
+enum Cli {
+    /// Benchmarks of one part of the suite.
+    #[command(subcommand)]
+    Bench(flash_drill::bench::Bench),
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match Cli::parse() {
+        Cli::Bench(bench) => runtime.block_on(flash_drill::bench::run(bench)),
+    }
+}
