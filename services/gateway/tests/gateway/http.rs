@@ -306,3 +306,66 @@ async fn joins_and_polls_over_the_limit_get_429_with_retry_after() {
     assert_eq!(gw.join(event, &other).await.status(), 200);
     gw.running.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_bodies_are_refused_and_change_nothing() {
+    let gw = TestGateway::spawn().await;
+    let event = gw.open_event(settings(10, 100, 60)).await;
+    let admin = token_for(UserId::new_v7(), Role::Admin);
+    let url = gw.url(&format!("/queue/v1/admin/events/{event}"));
+    let client = reqwest::Client::new();
+    let send = |body: reqwest::Body, content_type: &'static str| {
+        client
+            .patch(&url)
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = send("{\"paused\":".into(), "application/json").await.expect("send");
+    assert_eq!(problem_code(response, 400).await, "BAD_REQUEST");
+    let response = send("paused=true".into(), "application/x-www-form-urlencoded").await.expect("send");
+    assert_eq!(problem_code(response, 415).await, "UNSUPPORTED_MEDIA_TYPE");
+    let huge = format!("{{\"paused\":true,\"pad\":\"{}\"}}", "x".repeat(128 * 1024));
+    let response = send(huge.into(), "application/json").await.expect("send");
+    assert_eq!(problem_code(response, 413).await, "PAYLOAD_TOO_LARGE");
+    let stats: QueueStats = gw
+        .call(Method::GET, &format!("/queue/v1/admin/events/{event}"), Some(&admin), None)
+        .await
+        .json()
+        .await
+        .expect("stats");
+    assert_eq!(stats.state, QueueState::Open, "nothing changed");
+    gw.running.stop().await;
+}
+
+#[tokio::test]
+async fn queue_and_socket_metrics_are_exported() {
+    let gw = TestGateway::spawn().await;
+    let event = gw.open_event(settings(1000, 1000, 60)).await;
+    let token = token_for(UserId::new_v7(), Role::User);
+    gw.join(event, &token).await;
+    gw.wait_for_state(event, &token, TicketState::Admitted).await;
+    // The gauges are refreshed every two seconds.
+    let mut text = String::new();
+    for _ in 0..60 {
+        text = gw.get("/metrics").await.text().await.expect("metrics");
+        if text.contains(&format!("gateway_queue_serving{{event=\"{event}\"}}")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for name in [
+        "gateway_joins_total",
+        "gateway_admissions_total",
+        "gateway_time_to_admission_seconds_bucket",
+        "gateway_tick_duration_seconds_bucket",
+        "gateway_queue_waiting",
+        "gateway_queue_admitted_active",
+        "gateway_queue_serving",
+        "http_requests_total{service=\"gateway\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+    gw.running.stop().await;
+}

@@ -197,6 +197,14 @@ async fn a_waiting_socket_sees_its_position_then_its_admission() {
         .await
         .expect("ticket");
     assert_eq!(ticket.gate_token.as_deref(), Some(admitted.0.as_str()));
+    let metrics = gw.get("/metrics").await.text().await.expect("metrics");
+    for name in [
+        "gateway_ws_frames_sent_total{type=\"admitted\"}",
+        "gateway_ws_frames_sent_total{type=\"pong\"}",
+        "gateway_ws_connections",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
     gw.running.stop().await;
 }
 
