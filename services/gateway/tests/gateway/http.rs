@@ -322,15 +322,24 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
             .body(body)
             .send()
     };
-    let response = send("{\"paused\":".into(), "application/json").await.expect("send");
+    let response = send("{\"paused\":".into(), "application/json")
+        .await
+        .expect("send");
     assert_eq!(problem_code(response, 400).await, "BAD_REQUEST");
-    let response = send("paused=true".into(), "application/x-www-form-urlencoded").await.expect("send");
+    let response = send("paused=true".into(), "application/x-www-form-urlencoded")
+        .await
+        .expect("send");
     assert_eq!(problem_code(response, 415).await, "UNSUPPORTED_MEDIA_TYPE");
     let huge = format!("{{\"paused\":true,\"pad\":\"{}\"}}", "x".repeat(128 * 1024));
     let response = send(huge.into(), "application/json").await.expect("send");
     assert_eq!(problem_code(response, 413).await, "PAYLOAD_TOO_LARGE");
     let stats: QueueStats = gw
-        .call(Method::GET, &format!("/queue/v1/admin/events/{event}"), Some(&admin), None)
+        .call(
+            Method::GET,
+            &format!("/queue/v1/admin/events/{event}"),
+            Some(&admin),
+            None,
+        )
         .await
         .json()
         .await
@@ -345,7 +354,8 @@ async fn queue_and_socket_metrics_are_exported() {
     let event = gw.open_event(settings(1000, 1000, 60)).await;
     let token = token_for(UserId::new_v7(), Role::User);
     gw.join(event, &token).await;
-    gw.wait_for_state(event, &token, TicketState::Admitted).await;
+    gw.wait_for_state(event, &token, TicketState::Admitted)
+        .await;
     // The gauges are refreshed every two seconds.
     let mut text = String::new();
     for _ in 0..60 {
