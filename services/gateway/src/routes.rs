@@ -174,10 +174,7 @@ async fn admin_stats(
         .ok_or(ApiError::EventNotFound)
 }
 
-/// Bounds of the settings an operator may set.
-const ADMIT_PER_SEC: std::ops::RangeInclusive<u32> = 1..=100_000;
-const MAX_ACTIVE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
-const ADMISSION_TTL_S: std::ops::RangeInclusive<u32> = 10..=3600;
+use flash_protocol::event::bounds::{ADMISSION_TTL_S, ADMIT_PER_SEC, MAX_ACTIVE};
 
 fn validate(patch: &QueuePatch) -> Result<(), ApiError> {
     let mut errors = Vec::new();

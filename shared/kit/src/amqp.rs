@@ -343,3 +343,128 @@ pub async fn publish<M: flash_protocol::messages::Message>(
     }
     Ok(())
 }
+
+/// What to do with a delivery once its handler is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Its work is durable: remove it.
+    Ack,
+    /// A transient failure: deliver it again later.
+    Requeue,
+    /// It can never be handled (poison): drop it (or dead-letter it, where the queue has a
+    /// dead-letter exchange).
+    Reject,
+}
+
+/// Consumes `queue` with manual acks and `prefetch` deliveries in flight, handing each to
+/// `handle` (up to `prefetch` at once), until `stop`; resumes on every broker reconnect.
+/// A delivery is acknowledged only after `handle` returns, as it says.
+pub async fn consume<F, Fut>(
+    broker: Arc<Broker>,
+    queue: Queue,
+    tag: &'static str,
+    prefetch: u16,
+    stop: CancellationToken,
+    handle: F,
+) where
+    F: Fn(lapin::message::Delivery) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Disposition> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    let mut connections = broker.watch();
+    loop {
+        let connection = connections.borrow_and_update().clone();
+        if let Some(connection) = connection
+            && let Err(error) =
+                consume_on(&connection, &broker, queue, tag, prefetch, &stop, &handle).await
+        {
+            tracing::warn!(%error, queue = queue.base_name(), "consumer interrupted");
+        }
+        if stop.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = connections.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn consume_on<F, Fut>(
+    connection: &Connection,
+    broker: &Broker,
+    queue: Queue,
+    tag: &'static str,
+    prefetch: u16,
+    stop: &CancellationToken,
+    handle: &Arc<F>,
+) -> Result<(), lapin::Error>
+where
+    F: Fn(lapin::message::Delivery) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Disposition> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let deliveries = channel
+        .basic_consume(
+            broker.names().queue(queue).into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut deliveries = std::pin::pin!(deliveries.take_until(stop.clone().cancelled_owned()));
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            delivery = deliveries.next(), if in_flight.len() < usize::from(prefetch.max(1)) => {
+                let Some(delivery) = delivery else { break };
+                let delivery = delivery?;
+                let handle = Arc::clone(handle);
+                in_flight.push(async move {
+                    let acker = delivery.acker.clone();
+                    let disposition = handle(delivery).await;
+                    (acker, disposition)
+                });
+            }
+            Some((acker, disposition)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(&acker, disposition).await?;
+            }
+        }
+    }
+    // Stopping: let the deliveries in flight finish and settle them (unacked ones would be
+    // redelivered anyway).
+    while let Some((acker, disposition)) = in_flight.next().await {
+        settle(&acker, disposition).await?;
+    }
+    Ok(())
+}
+
+/// Acknowledges, requeues or rejects one delivery.
+pub async fn settle(acker: &lapin::Acker, disposition: Disposition) -> Result<(), lapin::Error> {
+    use lapin::options::{BasicAckOptions, BasicNackOptions};
+    let requeue = match disposition {
+        Disposition::Ack => {
+            acker.ack(BasicAckOptions::default()).await?;
+            return Ok(());
+        }
+        Disposition::Requeue => true,
+        Disposition::Reject => false,
+    };
+    acker
+        .nack(BasicNackOptions {
+            requeue,
+            ..BasicNackOptions::default()
+        })
+        .await?;
+    Ok(())
+}
