@@ -19,6 +19,26 @@ pub enum EventStatus {
     Ended,
 }
 
+/// Bounds of the values an admin may set, shared by the api and the gateway.
+pub mod bounds {
+    use std::ops::RangeInclusive;
+
+    /// `queue.admit_per_sec`.
+    pub const ADMIT_PER_SEC: RangeInclusive<u32> = 1..=100_000;
+    /// `queue.max_active`.
+    pub const MAX_ACTIVE: RangeInclusive<u32> = 1..=1_000_000;
+    /// `queue.admission_ttl_s`.
+    pub const ADMISSION_TTL_S: RangeInclusive<u32> = 10..=3600;
+    /// `inventory`.
+    pub const INVENTORY: RangeInclusive<u32> = 0..=10_000_000;
+    /// `max_per_user`.
+    pub const MAX_PER_USER: RangeInclusive<u32> = 1..=100;
+    /// `price_cents`.
+    pub const PRICE_CENTS: RangeInclusive<i64> = 0..=100_000_000;
+    /// Characters of `name` and `venue`.
+    pub const TEXT_CHARS: RangeInclusive<usize> = 1..=200;
+}
+
 /// How the gateway lets buyers out of the event's waiting room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSettings {
