@@ -1,24 +1,35 @@
 //! The api's state, router and [`Application`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::extract::FromRef;
 use flash_kit::amqp::Broker;
+use flash_kit::auth::Authenticator;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
 use flash_kit::stores::{self, PostgresCheck};
 use flash_protocol::messages::Names;
+use flash_tokens::KeyRing;
+use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Tokens;
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::Config;
+use crate::config::{Config, KeyConfigError, OrderConfig};
 use crate::db::{self, DbError};
+use crate::orders::OrderTaker;
 use crate::password::{PasswordError, PasswordHashing};
 
 /// Name used in logs and metric labels.
 pub const SERVICE: &str = "api";
+
+/// Verified access tokens remembered at most.
+const VERIFIED_TOKEN_CACHE: u64 = 200_000;
+/// How often the gateway's JWKS is fetched again.
+const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
 /// What every api handler shares.
 #[derive(Clone)]
@@ -26,18 +37,30 @@ pub struct AppState {
     pub db: PgPool,
     pub broker: Arc<Broker>,
     pub passwords: PasswordHashing,
+    pub tokens: Arc<Tokens>,
+    pub auth: Arc<Authenticator>,
+    pub gate_keys: Arc<KeyRing>,
+    pub orders: Arc<OrderTaker>,
+    /// A hash to verify against when the account does not exist (equal timing).
+    pub dummy_hash: Arc<str>,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.auth)
+    }
 }
 
 /// The public routes under `/api` (without the common layers).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/{*rest}", any(flash_kit::http::not_found))
-        .with_state(state)
+    crate::routes::router(state)
 }
 
 /// Why the api could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error(transparent)]
+    Keys(#[from] KeyConfigError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -56,12 +79,19 @@ pub enum BuildError {
 pub struct Application {
     pub service: Service,
     pub state: AppState,
+    orders: OrderConfig,
+    background: CancellationToken,
 }
 
 impl Application {
-    /// Connects to Postgres (migrating it unless told not to) and RabbitMQ, ensures the
-    /// bootstrap admin, and binds the api's port.
+    /// Loads its keys, connects to Postgres (migrating it unless told not to) and RabbitMQ,
+    /// ensures the bootstrap admin, and binds the api's port. Background work (outbox relay,
+    /// payment results, hold expiry) starts with [`run_until`](Self::run_until).
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let signing = config.keys.signing_key()?;
+        let access_jwks = config.keys.access_jwks(&signing)?;
+        let access_keys = config.keys.access_keys(&access_jwks)?;
+        let gate_keys = config.keys.gate_keys()?;
         let passwords = PasswordHashing::new(config.argon2)?;
         let pool =
             stores::connect_postgres(&config.database_url, config.database_max_connections).await?;
@@ -75,6 +105,10 @@ impl Application {
             config.admin_password.as_ref(),
         )
         .await?;
+        let dummy_hash: Arc<str> = passwords
+            .hash(SecretString::from(uuid::Uuid::new_v4().to_string()))
+            .await?
+            .into();
         let background = CancellationToken::new();
         let broker = Arc::new(
             Broker::connect(
@@ -84,13 +118,29 @@ impl Application {
             )
             .await?,
         );
+        gate_keys.spawn_refresh(JWKS_REFRESH, background.clone());
         let readiness = Readiness::new()
             .with(PostgresCheck(pool.clone()))
             .with(broker.check());
+        let tokens = Tokens::new(
+            signing,
+            access_jwks,
+            Duration::from_secs(config.keys.access_ttl_secs),
+            Duration::from_secs(config.keys.refresh_ttl_secs),
+        );
         let state = AppState {
+            orders: Arc::new(OrderTaker::start(
+                pool.clone(),
+                config.orders,
+                background.clone(),
+            )),
             db: pool,
             broker,
             passwords,
+            tokens: Arc::new(tokens),
+            auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
+            gate_keys,
+            dummy_hash,
         };
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
@@ -103,10 +153,15 @@ impl Application {
             public,
             readiness,
             common: config.common,
-            background,
+            background: background.clone(),
         })
         .await?;
-        Ok(Self { service, state })
+        Ok(Self {
+            service,
+            state,
+            orders: config.orders,
+            background,
+        })
     }
 
     #[must_use]
@@ -114,8 +169,26 @@ impl Application {
         self.service.port()
     }
 
-    /// Serves until `shutdown`, then drains within the shutdown grace.
+    /// Starts the outbox relay, the payment-results consumer and the hold sweeper, serves
+    /// until `shutdown`, then drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = &self.state;
+        tokio::spawn(crate::relay::run(
+            state.db.clone(),
+            Arc::clone(&state.broker),
+            self.orders.outbox_batch,
+            self.background.clone(),
+        ));
+        tokio::spawn(crate::payments::run(
+            state.db.clone(),
+            Arc::clone(&state.broker),
+            self.background.clone(),
+        ));
+        tokio::spawn(crate::holds::run(
+            state.db.clone(),
+            Duration::from_millis(self.orders.sweep_ms.max(50)),
+            self.background.clone(),
+        ));
         self.service.run_until(shutdown).await
     }
 }

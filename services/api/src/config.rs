@@ -1,8 +1,14 @@
 //! The api's configuration, read once from the environment (or flags).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
+use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, GATE_AUDIENCE, GATE_ISSUER};
+use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
+use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey};
 use secrecy::SecretString;
 
 /// flash-api settings; every field is an environment variable.
@@ -50,7 +56,13 @@ pub struct Config {
     pub admin_password: Option<SecretString>,
 
     #[command(flatten)]
+    pub keys: KeyConfig,
+
+    #[command(flatten)]
     pub argon2: Argon2Config,
+
+    #[command(flatten)]
+    pub orders: OrderConfig,
 
     #[command(flatten)]
     pub common: CommonConfig,
@@ -72,6 +84,161 @@ pub struct Argon2Config {
     /// Lanes.
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
     pub parallelism: u32,
+}
+
+/// Key material and token lifetimes.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct KeyConfig {
+    /// Access-token signing key: an Ed25519 PKCS#8 PEM (`openssl genpkey -algorithm ed25519`).
+    #[arg(long, env = "API_SIGNING_KEY", hide_env_values = true)]
+    pub api_signing_key: Option<String>,
+
+    /// File holding the access-token signing key (PEM), e.g. a mounted secret.
+    #[arg(long, env = "API_SIGNING_KEY_FILE")]
+    pub api_signing_key_file: Option<PathBuf>,
+
+    /// Earlier access-token keys still accepted and published (a JWKS), while rotating.
+    #[arg(long, env = "API_PREVIOUS_JWKS")]
+    pub api_previous_jwks: Option<String>,
+
+    /// URL of the gateway's JWKS (`…/queue/.well-known/jwks.json`) for gate tokens,
+    /// refreshed every few minutes and when a token names an unknown key.
+    #[arg(long, env = "GATE_JWKS_URL")]
+    pub gate_jwks_url: Option<String>,
+
+    /// A JWKS document of keys accepted for gate tokens (in addition to the URL's).
+    #[arg(long, env = "GATE_JWKS")]
+    pub gate_jwks: Option<String>,
+
+    /// Local runs only: derive the well-known development keys (anyone can derive them).
+    #[arg(long, env = "FLASH_DEV_KEYS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev_keys: bool,
+
+    /// Seconds an access token is valid.
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_ttl_secs: u64,
+
+    /// Seconds a refresh token is valid.
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_ttl_secs: u64,
+}
+
+/// How orders are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrderStrategy {
+    /// Concurrent orders are grouped into one transaction each (the default).
+    Batched,
+    /// One transaction per order against the event's stock row (for comparison only).
+    SingleRow,
+}
+
+/// Orders, holds and the background work around them.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct OrderConfig {
+    /// Seconds an unpaid order holds its tickets before it expires.
+    #[arg(long, env = "ORDER_HOLD_SECS", default_value_t = 600)]
+    pub hold_secs: u64,
+    /// `batched` (group commit) or `single-row` (one transaction per order; benchmarks only).
+    #[arg(long, env = "ORDER_STRATEGY", value_enum, default_value = "batched")]
+    pub strategy: OrderStrategy,
+    /// Orders written in one transaction at most.
+    #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = 256)]
+    pub batch_max: usize,
+    /// Batches in flight at once (one database connection each).
+    #[arg(long, env = "ORDER_BATCH_WORKERS", default_value_t = 2)]
+    pub batch_workers: usize,
+    /// Milliseconds between sweeps for expired holds.
+    #[arg(long, env = "HOLD_SWEEP_MS", default_value_t = 1000)]
+    pub sweep_ms: u64,
+    /// Outbox messages published per relay round at most.
+    #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500)]
+    pub outbox_batch: i64,
+}
+
+impl Default for OrderConfig {
+    fn default() -> Self {
+        Self {
+            hold_secs: 600,
+            strategy: OrderStrategy::Batched,
+            batch_max: 256,
+            batch_workers: 2,
+            sweep_ms: 1000,
+            outbox_batch: 500,
+        }
+    }
+}
+
+impl OrderConfig {
+    #[must_use]
+    pub fn hold(&self) -> Duration {
+        Duration::from_secs(self.hold_secs)
+    }
+}
+
+/// Key configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyConfigError {
+    #[error(
+        "no access-token signing key: set API_SIGNING_KEY or API_SIGNING_KEY_FILE (or FLASH_DEV_KEYS=true for local runs)"
+    )]
+    NoSigningKey,
+    #[error(
+        "no keys for gate tokens: set GATE_JWKS_URL or GATE_JWKS (or FLASH_DEV_KEYS=true for local runs)"
+    )]
+    NoGateKeys,
+    #[error("key material: {0}")]
+    Key(#[from] KeyError),
+}
+
+impl KeyConfig {
+    /// The access-token signing key.
+    pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
+        if let Some(pem) = &self.api_signing_key {
+            return Ok(SigningKey::from_pem(pem)?);
+        }
+        if let Some(path) = &self.api_signing_key_file {
+            return Ok(SigningKey::from_pem_file(path)?);
+        }
+        if self.dev_keys {
+            return Ok(SigningKey::dev(DEV_ACCESS_KEY)?);
+        }
+        Err(KeyConfigError::NoSigningKey)
+    }
+
+    /// The access-token keys published and accepted: the signing key and earlier ones.
+    pub fn access_jwks(&self, signing: &SigningKey) -> Result<Jwks, KeyConfigError> {
+        let previous = match &self.api_previous_jwks {
+            Some(json) => Jwks::from_json(json)?,
+            None => Jwks::default(),
+        };
+        Ok(signing.jwks().merged(&previous))
+    }
+
+    /// The access-token verifier (the api checks its own tokens).
+    pub fn access_keys(&self, jwks: &Jwks) -> Result<Arc<KeyRing>, KeyConfigError> {
+        Ok(Arc::new(KeyRing::fixed(
+            jwks,
+            ACCESS_ISSUER,
+            ACCESS_AUDIENCE,
+        )?))
+    }
+
+    /// The keys gate tokens are verified against.
+    pub fn gate_keys(&self) -> Result<Arc<KeyRing>, KeyConfigError> {
+        let mut pinned = match &self.gate_jwks {
+            Some(json) => Jwks::from_json(json)?,
+            None => Jwks::default(),
+        };
+        if self.dev_keys {
+            pinned = pinned.merged(&SigningKey::dev(DEV_GATE_KEY)?.jwks());
+        }
+        let ring = match &self.gate_jwks_url {
+            Some(url) => KeyRing::remote(url, pinned, GATE_ISSUER, GATE_AUDIENCE)?,
+            None if pinned.keys.is_empty() => return Err(KeyConfigError::NoGateKeys),
+            None => KeyRing::fixed(&pinned, GATE_ISSUER, GATE_AUDIENCE)?,
+        };
+        Ok(Arc::new(ring))
+    }
 }
 
 #[derive(Debug, clap::Parser)]

@@ -48,6 +48,13 @@ impl Stores {
                 amqp_name_prefix: amqp_prefix.clone(),
                 admin_email: Some("admin@flash.test".into()),
                 admin_password: Some("an admin password".into()),
+                keys: flash_api::config::KeyConfig {
+                    dev_keys: true,
+                    access_ttl_secs: 900,
+                    refresh_ttl_secs: 3600,
+                    ..flash_api::config::KeyConfig::default()
+                },
+                orders: flash_api::config::OrderConfig::default(),
                 argon2: Argon2Config {
                     memory_kib: 1024,
                     iterations: 1,

@@ -281,14 +281,23 @@ impl Check for BrokerCheck {
 pub fn properties<M: flash_protocol::messages::Message>(
     message_id: &str,
 ) -> lapin::BasicProperties {
+    properties_for(M::TYPE, message_id)
+}
+
+/// [`properties`] for a message type known only at run time (the outbox relay).
+#[must_use]
+pub fn properties_for(message_type: &str, message_id: &str) -> lapin::BasicProperties {
     use flash_protocol::messages::{CONTENT_TYPE, TYPE_HEADER};
     let mut headers = FieldTable::default();
-    headers.insert(TYPE_HEADER.into(), AMQPValue::LongString(M::TYPE.into()));
+    headers.insert(
+        TYPE_HEADER.into(),
+        AMQPValue::LongString(message_type.into()),
+    );
     lapin::BasicProperties::default()
         .with_message_id(message_id.into())
         .with_content_type(CONTENT_TYPE.into())
         .with_delivery_mode(2)
-        .with_type(M::TYPE.into())
+        .with_type(message_type.into())
         .with_headers(headers)
 }
 

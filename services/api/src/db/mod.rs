@@ -35,3 +35,15 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
     Ok(())
 }
+
+pub mod events;
+pub mod orders;
+pub mod outbox;
+pub mod refresh;
+pub mod users;
+
+/// Whether `error` is a unique-constraint violation (a concurrent writer got there first).
+#[must_use]
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}

@@ -2,84 +2,25 @@
 
 use std::net::SocketAddr;
 
+use flash_api::Application;
 use flash_api::config::Argon2Config;
 use flash_api::password::PasswordHashing;
-use flash_api::{Application, Config};
-use flash_kit::config::CommonConfig;
-use flash_kit::testing::{Running, TcpProxy, TestAmqp, TestDatabase};
+use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
 use flash_protocol::Problem;
 use secrecy::SecretString;
 
-/// Cheap Argon2 so tests spend their time on behaviour, not hashing.
-const TEST_ARGON2: Argon2Config = Argon2Config {
-    memory_kib: 1024,
-    iterations: 1,
-    parallelism: 1,
-};
-
-struct TestApp {
-    running: Running,
-    app_db: sqlx::PgPool,
-    _db: TestDatabase,
-    _amqp: TestAmqp,
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = Running;
-
-    fn deref(&self) -> &Running {
-        &self.running
-    }
-}
-
-fn config(db: &TestDatabase, amqp: &TestAmqp) -> Config {
-    Config {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        database_url: db.url.clone(),
-        database_max_connections: 4,
-        migrate_on_start: true,
-        amqp_url: amqp.url.clone(),
-        amqp_name_prefix: amqp.names.prefix().to_owned(),
-        admin_email: None,
-        admin_password: None,
-        argon2: TEST_ARGON2,
-        common: CommonConfig::default(),
-    }
-}
-
-impl TestApp {
-    async fn spawn_with(config: Config, db: TestDatabase, amqp: TestAmqp) -> Self {
-        let app = Application::build(config).await.expect("api builds");
-        let app_db = app.state.db.clone();
-        Self {
-            running: Running::spawn(app.port(), |shutdown| app.run_until(shutdown)),
-            app_db,
-            _db: db,
-            _amqp: amqp,
-        }
-    }
-
-    async fn spawn() -> Self {
-        let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-        Self::spawn_with(config(&db, &amqp), db, amqp).await
-    }
-
-    async fn stop(self) {
-        self.app_db.close().await;
-        self.running.stop().await;
-    }
-}
+use crate::helpers::{TEST_ARGON2, TestApi, config};
 
 #[tokio::test]
 async fn starts_migrated_with_health_endpoints() {
-    let app = TestApp::spawn().await;
+    let app = TestApi::spawn().await;
     assert_eq!(app.get("/live").await.status(), 200);
     let (status, report) = app.ready().await;
     assert_eq!(status, 200, "{report:?}");
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["postgres", "rabbitmq"]);
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&app.app_db)
+        .fetch_one(&app.pool)
         .await
         .expect("migrations table");
     assert_eq!(applied, flash_api::db::MIGRATOR.iter().count() as i64);
@@ -96,7 +37,7 @@ async fn ready_fails_naming_postgres_while_it_is_cut_off_and_recovers() {
     let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().expect("addr")).await;
     let mut config = config(&db, &amqp);
     config.database_url = proxy.url_for(&db.url);
-    let app = TestApp::spawn_with(config, db, amqp).await;
+    let app = TestApi::spawn_with(config, db, amqp).await;
     assert_eq!(app.ready().await.0, 200);
 
     proxy.cut();

@@ -1,0 +1,185 @@
+//! Events and their stock.
+
+use flash_protocol::EventId;
+use flash_protocol::event::{Event, EventStatus, QueueSettings};
+use flash_protocol::messages::EventQueueInfo;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An event with its remaining stock.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: OffsetDateTime,
+    pub sale_opens_at: OffsetDateTime,
+    pub price_cents: i64,
+    pub currency: String,
+    pub inventory: i32,
+    pub max_per_user: i32,
+    pub admit_per_sec: i32,
+    pub max_active: i32,
+    pub admission_ttl_s: i32,
+    pub remaining: i32,
+}
+
+/// `SELECT` of an [`EventRow`] followed by `$tail` (a literal, so the query stays static).
+macro_rules! select_event {
+    ($tail:literal) => {
+        concat!(
+            "SELECT e.id, e.name, e.venue, e.starts_at, e.sale_opens_at, e.price_cents, ",
+            "e.currency, e.inventory, e.max_per_user, e.admit_per_sec, e.max_active, ",
+            "e.admission_ttl_s, s.remaining FROM events e JOIN event_stock s ON s.event_id = e.id ",
+            $tail
+        )
+    };
+}
+
+fn unsigned(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+impl EventRow {
+    /// Where the event is now: ended once it started, sold out without stock, scheduled
+    /// before its sale opens, on sale otherwise.
+    #[must_use]
+    pub fn status(&self, now: OffsetDateTime) -> EventStatus {
+        if now >= self.starts_at {
+            EventStatus::Ended
+        } else if self.remaining == 0 {
+            EventStatus::SoldOut
+        } else if now < self.sale_opens_at {
+            EventStatus::Scheduled
+        } else {
+            EventStatus::OnSale
+        }
+    }
+
+    #[must_use]
+    pub fn queue(&self) -> QueueSettings {
+        QueueSettings {
+            admit_per_sec: unsigned(self.admit_per_sec),
+            max_active: unsigned(self.max_active),
+            admission_ttl_s: unsigned(self.admission_ttl_s),
+        }
+    }
+
+    #[must_use]
+    pub fn to_event(&self, now: OffsetDateTime) -> Event {
+        Event {
+            id: EventId(self.id),
+            name: self.name.clone(),
+            venue: self.venue.clone(),
+            starts_at: self.starts_at,
+            sale_opens_at: self.sale_opens_at,
+            price_cents: self.price_cents,
+            currency: self.currency.clone(),
+            inventory: unsigned(self.inventory),
+            remaining: unsigned(self.remaining),
+            max_per_user: unsigned(self.max_per_user),
+            status: self.status(now),
+        }
+    }
+
+    /// What the gateway is told about the event.
+    #[must_use]
+    pub fn queue_info(&self, now: OffsetDateTime) -> EventQueueInfo {
+        EventQueueInfo {
+            event_id: EventId(self.id),
+            name: self.name.clone(),
+            sale_opens_at: self.sale_opens_at,
+            starts_at: self.starts_at,
+            status: self.status(now),
+            queue: self.queue(),
+        }
+    }
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(select_event!("ORDER BY e.starts_at, e.id"))
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(select_event!("WHERE e.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The event, locked for update (its stock row too) in the caller's transaction.
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(select_event!("WHERE e.id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await
+}
+
+/// Inserts an event and its stock.
+pub async fn insert(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, price_cents, currency, \
+         inventory, max_per_user, admit_per_sec, max_active, admission_ttl_s) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(row.id)
+    .bind(&row.name)
+    .bind(&row.venue)
+    .bind(row.starts_at)
+    .bind(row.sale_opens_at)
+    .bind(row.price_cents)
+    .bind(&row.currency)
+    .bind(row.inventory)
+    .bind(row.max_per_user)
+    .bind(row.admit_per_sec)
+    .bind(row.max_active)
+    .bind(row.admission_ttl_s)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO event_stock (event_id, remaining) VALUES ($1, $2)")
+        .bind(row.id)
+        .bind(row.remaining)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes every field of `row` (and its stock).
+pub async fn update(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET name = $2, venue = $3, starts_at = $4, sale_opens_at = $5, \
+         price_cents = $6, currency = $7, inventory = $8, max_per_user = $9, admit_per_sec = $10, \
+         max_active = $11, admission_ttl_s = $12, updated_at = now() WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(&row.name)
+    .bind(&row.venue)
+    .bind(row.starts_at)
+    .bind(row.sale_opens_at)
+    .bind(row.price_cents)
+    .bind(&row.currency)
+    .bind(row.inventory)
+    .bind(row.max_per_user)
+    .bind(row.admit_per_sec)
+    .bind(row.max_active)
+    .bind(row.admission_ttl_s)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE event_stock SET remaining = $2 WHERE event_id = $1")
+        .bind(row.id)
+        .bind(row.remaining)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The event, in the caller's transaction.
+pub async fn get_in(tx: &mut PgConnection, id: Uuid) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(select_event!("WHERE e.id = $1"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await
+}

@@ -1,0 +1,76 @@
+//! Orders as the buyer sees them.
+
+use flash_protocol::order::{Order, OrderStatus};
+use flash_protocol::{EventId, OrderId};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// `SELECT` of an [`OrderRow`] followed by `$tail` (a literal, so the query stays static).
+macro_rules! select_order {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, event_id, quantity, amount_cents, currency, status, created_at, ",
+            "updated_at FROM orders ",
+            $tail
+        )
+    };
+}
+pub(crate) use select_order;
+
+#[must_use]
+pub fn parse_status(status: &str) -> OrderStatus {
+    match status {
+        "paid" => OrderStatus::Paid,
+        "payment_failed" => OrderStatus::PaymentFailed,
+        "expired" => OrderStatus::Expired,
+        _ => OrderStatus::PendingPayment,
+    }
+}
+
+impl OrderRow {
+    #[must_use]
+    pub fn to_order(&self) -> Order {
+        Order {
+            id: OrderId(self.id),
+            event_id: EventId(self.event_id),
+            quantity: u32::try_from(self.quantity).unwrap_or(0),
+            amount_cents: self.amount_cents,
+            currency: self.currency.clone(),
+            status: parse_status(&self.status),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// One of the user's orders (another user's order is not found).
+pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(select_order!("WHERE id = $1 AND user_id = $2"))
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The user's orders, newest first.
+pub async fn of_user(pool: &PgPool, user: Uuid) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(select_order!(
+        "WHERE user_id = $1 ORDER BY created_at DESC LIMIT 500"
+    ))
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,105 @@
+//! The api's errors, each answered as problem+json with its stable code; internals are
+//! logged once, never returned.
+
+use axum::response::{IntoResponse, Response};
+use flash_kit::http::ProblemResponse;
+use flash_protocol::error::FieldError;
+use flash_protocol::{ErrorCode, Problem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A contract error the client can act on.
+    #[error("{0}: {1}")]
+    Client(ErrorCode, String),
+    #[error("invalid request")]
+    Validation(Vec<FieldError>),
+    /// A store is unreachable or overloaded: retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    #[must_use]
+    pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::Client(code, detail.into())
+    }
+
+    /// One invalid field.
+    #[must_use]
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(error.to_string())
+            }
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<crate::password::PasswordError> for ApiError {
+    fn from(error: crate::password::PasswordError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<flash_tokens::KeyError> for ApiError {
+    fn from(error: flash_tokens::KeyError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::Client(code, detail) => Problem::new(code, detail),
+            ApiError::Validation(errors) => Problem::validation(errors),
+            ApiError::Unavailable(error) => {
+                tracing::warn!(%error, "store unavailable");
+                Problem::new(
+                    ErrorCode::Unavailable,
+                    "The service is temporarily unavailable; retry shortly",
+                )
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "internal error");
+                Problem::from_code(ErrorCode::Internal)
+            }
+        };
+        ProblemResponse(problem).into_response()
+    }
+}
+
+/// Collects invalid fields, then answers 422 with all of them.
+#[derive(Debug, Default)]
+pub struct Validator(Vec<FieldError>);
+
+impl Validator {
+    pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(FieldError {
+                field: field.to_owned(),
+                message: message.into(),
+            });
+        }
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Background sweeps, safe with many replicas (`FOR UPDATE SKIP LOCKED`): orders unpaid past
+//! their hold expire and return their tickets, exactly once; events whose start has passed
+//! are announced as ended (their queue closes); published outbox rows older than a day go.
+
+use std::time::Duration;
+
+use flash_protocol::messages::EventUpdated;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::outbox::{self, Outgoing};
+use crate::stock;
+
+/// Orders expired per sweep at most.
+const SWEEP_LIMIT: i64 = 1000;
+
+/// Expires orders whose hold has passed; returns how many.
+pub async fn expire_holds(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let expired: Vec<(Uuid, i32)> = sqlx::query_as(
+        "UPDATE orders SET status = 'expired', updated_at = now() WHERE id IN ( \
+           SELECT id FROM orders WHERE status = 'pending_payment' AND hold_expires_at <= now() \
+           ORDER BY hold_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING event_id, quantity",
+    )
+    .bind(SWEEP_LIMIT)
+    .fetch_all(&mut *tx)
+    .await?;
+    let returns: Vec<(Uuid, i64)> = expired
+        .iter()
+        .map(|(event, quantity)| (*event, i64::from(*quantity)))
+        .collect();
+    stock::give_back(&mut tx, &returns).await?;
+    tx.commit().await?;
+    if !expired.is_empty() {
+        ::metrics::counter!("api_orders_expired_total").increment(expired.len() as u64);
+    }
+    Ok(expired.len())
+}
+
+/// Announces events whose start time has passed as ended, once each.
+pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ended: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE events SET ended_announced = true WHERE id IN ( \
+           SELECT id FROM events WHERE starts_at <= now() AND NOT ended_announced \
+           LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let mut messages = Vec::new();
+    for event in &ended {
+        if let Some(row) = crate::db::events::get_in(&mut tx, *event).await? {
+            messages.push(Outgoing::new(&EventUpdated {
+                event: row.queue_info(now),
+            }));
+        }
+    }
+    outbox::push(&mut tx, &messages).await?;
+    tx.commit().await?;
+    Ok(ended.len())
+}
+
+/// Deletes published outbox rows older than a day.
+pub async fn prune_outbox(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+         WHERE published_at < now() - interval '1 day' LIMIT 10000)",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Sweeps every `every` until `stop`.
+pub async fn run(pool: PgPool, every: Duration, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        rounds += 1;
+        loop {
+            match expire_holds(&pool).await {
+                Ok(n) if i64::try_from(n).unwrap_or(0) >= SWEEP_LIMIT => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "hold sweep failed");
+                    break;
+                }
+            }
+        }
+        if let Err(error) = announce_ended(&pool).await {
+            tracing::warn!(%error, "ended-event sweep failed");
+        }
+        if rounds.is_multiple_of(600)
+            && let Err(error) = prune_outbox(&pool).await
+        {
+            tracing::warn!(%error, "outbox pruning failed");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Events: the public list, and what admins create and change.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use flash_kit::auth::AdminUser;
+use flash_kit::http::{Json, Path};
+use flash_protocol::event::bounds::{
+    ADMISSION_TTL_S, ADMIT_PER_SEC, INVENTORY, MAX_ACTIVE, MAX_PER_USER, PRICE_CENTS, TEXT_CHARS,
+};
+use flash_protocol::event::{Event, EventPatch, EventStatus, NewEvent, QueueSettings};
+use flash_protocol::messages::{EventCreated, EventSoldOut, EventUpdated};
+use flash_protocol::{ErrorCode, EventId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::events::EventRow;
+use crate::db::outbox::{self, Outgoing};
+use crate::error::{ApiError, Validator};
+
+fn not_found() -> ApiError {
+    ApiError::client(ErrorCode::EventNotFound, "No such event")
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Event>>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    Ok(Json(
+        crate::db::events::list(&state.db)
+            .await?
+            .iter()
+            .map(|row| row.to_event(now))
+            .collect(),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<EventId>,
+) -> Result<Json<Event>, ApiError> {
+    let row = crate::db::events::get(&state.db, id.0)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(row.to_event(OffsetDateTime::now_utc())))
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    v: &mut Validator,
+    field: &str,
+    value: T,
+    range: &std::ops::RangeInclusive<T>,
+) {
+    let ok = range.contains(&value);
+    v.check(
+        ok,
+        field,
+        format!("must be between {} and {}", range.start(), range.end()),
+    );
+}
+
+/// Checks a complete event (a new one, or an existing one with a patch applied).
+fn validate(row: &EventRow, sold: i64) -> Result<(), ApiError> {
+    let mut v = Validator::default();
+    for (field, text) in [("name", &row.name), ("venue", &row.venue)] {
+        v.check(
+            TEXT_CHARS.contains(&text.trim().chars().count()),
+            field,
+            format!(
+                "must be {} to {} characters",
+                TEXT_CHARS.start(),
+                TEXT_CHARS.end()
+            ),
+        );
+    }
+    v.check(
+        row.sale_opens_at < row.starts_at,
+        "sale_opens_at",
+        "must be before starts_at",
+    );
+    in_range(&mut v, "price_cents", row.price_cents, &PRICE_CENTS);
+    v.check(
+        row.currency.len() == 3 && row.currency.chars().all(|c| c.is_ascii_uppercase()),
+        "currency",
+        "must be an ISO 4217 code such as EUR",
+    );
+    let unsigned = |x: i32| u32::try_from(x).unwrap_or(u32::MAX);
+    in_range(&mut v, "inventory", unsigned(row.inventory), &INVENTORY);
+    v.check(
+        i64::from(row.inventory) >= sold,
+        "inventory",
+        format!("cannot go below the {sold} tickets already held by orders"),
+    );
+    in_range(
+        &mut v,
+        "max_per_user",
+        unsigned(row.max_per_user),
+        &MAX_PER_USER,
+    );
+    in_range(
+        &mut v,
+        "queue.admit_per_sec",
+        unsigned(row.admit_per_sec),
+        &ADMIT_PER_SEC,
+    );
+    in_range(
+        &mut v,
+        "queue.max_active",
+        unsigned(row.max_active),
+        &MAX_ACTIVE,
+    );
+    in_range(
+        &mut v,
+        "queue.admission_ttl_s",
+        unsigned(row.admission_ttl_s),
+        &ADMISSION_TTL_S,
+    );
+    v.finish()
+}
+
+/// Postgres keeps microseconds: answer with what is stored.
+fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+fn signed(x: u32) -> i32 {
+    i32::try_from(x).unwrap_or(i32::MAX)
+}
+
+fn apply_queue(row: &mut EventRow, queue: QueueSettings) {
+    row.admit_per_sec = signed(queue.admit_per_sec);
+    row.max_active = signed(queue.max_active);
+    row.admission_ttl_s = signed(queue.admission_ttl_s);
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Json(new): Json<NewEvent>,
+) -> Result<(StatusCode, Json<Event>), ApiError> {
+    let mut row = EventRow {
+        id: Uuid::now_v7(),
+        name: new.name.trim().to_owned(),
+        venue: new.venue.trim().to_owned(),
+        starts_at: micros(new.starts_at),
+        sale_opens_at: micros(new.sale_opens_at),
+        price_cents: new.price_cents,
+        currency: new.currency,
+        inventory: signed(new.inventory),
+        max_per_user: signed(new.max_per_user),
+        admit_per_sec: 0,
+        max_active: 0,
+        admission_ttl_s: 0,
+        remaining: signed(new.inventory),
+    };
+    apply_queue(&mut row, new.queue);
+    validate(&row, 0)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin().await?;
+    crate::db::events::insert(&mut tx, &row).await?;
+    outbox::push(
+        &mut tx,
+        &[Outgoing::new(&EventCreated {
+            event: row.queue_info(now),
+        })],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(event = %row.id, admin = %admin.sub, "event created");
+    Ok((StatusCode::CREATED, Json(row.to_event(now))))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<EventId>,
+    Json(patch): Json<EventPatch>,
+) -> Result<Json<Event>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin().await?;
+    let mut row = crate::db::events::lock(&mut tx, id.0)
+        .await?
+        .ok_or_else(not_found)?;
+    let was = row.status(now);
+    let sold = i64::from(row.inventory) - i64::from(row.remaining);
+    if let Some(name) = patch.name {
+        row.name = name.trim().to_owned();
+    }
+    if let Some(venue) = patch.venue {
+        row.venue = venue.trim().to_owned();
+    }
+    if let Some(starts_at) = patch.starts_at {
+        row.starts_at = micros(starts_at);
+    }
+    if let Some(sale_opens_at) = patch.sale_opens_at {
+        row.sale_opens_at = micros(sale_opens_at);
+    }
+    if let Some(price) = patch.price_cents {
+        row.price_cents = price;
+    }
+    if let Some(currency) = patch.currency {
+        row.currency = currency;
+    }
+    if let Some(max) = patch.max_per_user {
+        row.max_per_user = signed(max);
+    }
+    if let Some(queue) = patch.queue {
+        let mut settings = row.queue();
+        settings.admit_per_sec = queue.admit_per_sec.unwrap_or(settings.admit_per_sec);
+        settings.max_active = queue.max_active.unwrap_or(settings.max_active);
+        settings.admission_ttl_s = queue.admission_ttl_s.unwrap_or(settings.admission_ttl_s);
+        apply_queue(&mut row, settings);
+    }
+    if let Some(inventory) = patch.inventory {
+        row.inventory = signed(inventory);
+        row.remaining = i32::try_from((i64::from(row.inventory) - sold).max(0)).unwrap_or(0);
+    }
+    validate(&row, sold)?;
+    crate::db::events::update(&mut tx, &row).await?;
+    let mut messages = vec![Outgoing::new(&EventUpdated {
+        event: row.queue_info(now),
+    })];
+    if row.status(now) == EventStatus::SoldOut && was != EventStatus::SoldOut {
+        messages.push(Outgoing::new(&EventSoldOut {
+            event_id: id,
+            sold_out_at: now,
+        }));
+    }
+    outbox::push(&mut tx, &messages).await?;
+    tx.commit().await?;
+    tracing::info!(event = %id, admin = %admin.sub, "event changed");
+    Ok(Json(row.to_event(now)))
+}

@@ -1,0 +1,115 @@
+//! Orders: buying with a gate token and an idempotency key, and reading one's orders.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use flash_kit::auth::CurrentUser;
+use flash_kit::http::{Json, Path};
+use flash_protocol::claims::GateClaims;
+use flash_protocol::event::bounds::MAX_PER_USER;
+use flash_protocol::order::{CreateOrder, GATE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, Order};
+use flash_protocol::{ErrorCode, EventId, OrderId};
+use flash_tokens::VerifyError;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::orders::{OrderRequest, Outcome};
+
+/// An idempotency key: 1 to 200 visible ASCII characters.
+fn valid_key(key: &str) -> bool {
+    (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    Path(event): Path<EventId>,
+    headers: HeaderMap,
+    Json(body): Json<CreateOrder>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    if !MAX_PER_USER.contains(&body.quantity) {
+        return Err(ApiError::field(
+            "quantity",
+            format!(
+                "must be between {} and {}",
+                MAX_PER_USER.start(),
+                MAX_PER_USER.end()
+            ),
+        ));
+    }
+    let key = headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| valid_key(k))
+        .ok_or_else(|| {
+            ApiError::field(
+                IDEMPOTENCY_KEY_HEADER,
+                "required: 1 to 200 visible ASCII characters",
+            )
+        })?
+        .to_owned();
+    let gate = headers
+        .get(GATE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::client(
+                ErrorCode::GateTokenInvalid,
+                "The Gate-Token header is required",
+            )
+        })?;
+    let gate: GateClaims = state.gate_keys.verify(gate).await.map_err(|e| match e {
+        VerifyError::Expired => ApiError::client(
+            ErrorCode::GateTokenExpired,
+            "The admission window has passed; queue again",
+        ),
+        VerifyError::UnknownKey | VerifyError::Invalid(_) => ApiError::client(
+            ErrorCode::GateTokenInvalid,
+            "The gate token is not a valid token from the gateway",
+        ),
+    })?;
+    if gate.sub != claims.sub || gate.evt != event {
+        return Err(ApiError::client(
+            ErrorCode::GateTokenMismatch,
+            "The gate token is for another user or event",
+        ));
+    }
+    let request = OrderRequest {
+        user: claims.sub,
+        event,
+        quantity: body.quantity,
+        jti: gate.jti,
+        idempotency_key: key,
+        request_hash: Sha256::digest(format!("{event}|{}", body.quantity).as_bytes()).to_vec(),
+    };
+    let outcome = state.orders.take(request).await?;
+    ::metrics::counter!("api_orders_total", "outcome" => outcome.label()).increment(1);
+    match outcome {
+        Outcome::Created(order) => Ok((StatusCode::CREATED, Json(order))),
+        Outcome::Replayed(order) => Ok((StatusCode::OK, Json(order))),
+        Outcome::Refused(code, detail) => Err(ApiError::client(code, detail)),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    Path(id): Path<OrderId>,
+) -> Result<Json<Order>, ApiError> {
+    crate::db::orders::get(&state.db, claims.sub.0, id.0)
+        .await?
+        .map(|row| Json(row.to_order()))
+        .ok_or_else(|| ApiError::client(ErrorCode::OrderNotFound, "No such order"))
+}
+
+pub async fn mine(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+) -> Result<Json<Vec<Order>>, ApiError> {
+    Ok(Json(
+        crate::db::orders::of_user(&state.db, claims.sub.0)
+            .await?
+            .iter()
+            .map(crate::db::orders::OrderRow::to_order)
+            .collect(),
+    ))
+}

@@ -1,0 +1,134 @@
+//! Under concurrency: no oversell, one order per gate token, one order per idempotency key —
+//! with the group-commit batcher and with one transaction per order alike.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use flash_api::config::OrderStrategy;
+use flash_kit::testing::{TestAmqp, TestDatabase};
+
+use crate::helpers::{TestApi, config, gate_token};
+
+async fn api_with(strategy: OrderStrategy) -> Arc<TestApi> {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let mut config = config(&db, &amqp);
+    config.orders.strategy = strategy;
+    config.database_max_connections = 16;
+    Arc::new(TestApi::spawn_with(config, db, amqp).await)
+}
+
+async fn many_buyers_few_tickets(strategy: OrderStrategy) {
+    let api = api_with(strategy).await;
+    let event = api.event(50, 1).await;
+    let buyers = api.users(500).await;
+    let tasks: Vec<_> = buyers
+        .into_iter()
+        .enumerate()
+        .map(|(i, buyer)| {
+            let api = Arc::clone(&api);
+            tokio::spawn(async move {
+                let gate = gate_token(buyer.id, event.id, 60);
+                let reply = api
+                    .order(&buyer, event.id, 1, &gate, &format!("k{i}"))
+                    .await;
+                (
+                    reply.status,
+                    reply.body["code"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        })
+        .collect();
+    let mut outcomes: BTreeMap<(u16, String), usize> = BTreeMap::new();
+    for task in tasks {
+        *outcomes.entry(task.await.expect("task")).or_default() += 1;
+    }
+    let expected: BTreeMap<(u16, String), usize> = [
+        ((201, String::new()), 50),
+        ((409, "SOLD_OUT".to_owned()), 450),
+    ]
+    .into();
+    assert_eq!(outcomes, expected, "{strategy:?}");
+    assert_eq!(api.remaining(event.id).await, 0);
+    let (orders, tickets): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(quantity), 0)::bigint FROM orders WHERE event_id = $1",
+    )
+    .bind(event.id.0)
+    .fetch_one(&api.pool)
+    .await
+    .expect("orders");
+    assert_eq!((orders, tickets), (50, 50), "{strategy:?}");
+}
+
+#[tokio::test]
+async fn five_hundred_buyers_fifty_tickets_batched() {
+    many_buyers_few_tickets(OrderStrategy::Batched).await;
+}
+
+#[tokio::test]
+async fn five_hundred_buyers_fifty_tickets_one_transaction_each() {
+    many_buyers_few_tickets(OrderStrategy::SingleRow).await;
+}
+
+#[tokio::test]
+async fn one_gate_token_with_ten_keys_at_once_buys_once() {
+    for strategy in [OrderStrategy::Batched, OrderStrategy::SingleRow] {
+        let api = api_with(strategy).await;
+        let event = api.event(100, 10).await;
+        let buyer = Arc::new(api.users(1).await.remove(0));
+        let gate = Arc::new(gate_token(buyer.id, event.id, 60));
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let (api, buyer, gate) = (Arc::clone(&api), Arc::clone(&buyer), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    let reply = api
+                        .order(&buyer, event.id, 1, &gate, &format!("key-{i}"))
+                        .await;
+                    (
+                        reply.status,
+                        reply.body["code"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                (201, _) => created += 1,
+                (403, code) => assert_eq!(code, "GATE_TOKEN_USED"),
+                other => panic!("{strategy:?}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(created, 1, "{strategy:?}");
+        assert_eq!(api.remaining(event.id).await, 99);
+    }
+}
+
+#[tokio::test]
+async fn one_key_twenty_times_at_once_makes_one_order() {
+    for strategy in [OrderStrategy::Batched, OrderStrategy::SingleRow] {
+        let api = api_with(strategy).await;
+        let event = api.event(100, 10).await;
+        let buyer = Arc::new(api.users(1).await.remove(0));
+        let gate = Arc::new(gate_token(buyer.id, event.id, 60));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (api, buyer, gate) = (Arc::clone(&api), Arc::clone(&buyer), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    let reply = api.order(&buyer, event.id, 2, &gate, "the-one-key").await;
+                    (reply.status, reply.body["id"].as_str().map(str::to_owned))
+                })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for task in tasks {
+            let (status, id) = task.await.expect("task");
+            assert!(
+                status == 200 || status == 201,
+                "{strategy:?}: status {status}"
+            );
+            ids.insert(id.expect("an order"));
+        }
+        assert_eq!(ids.len(), 1, "{strategy:?}: every reply is the same order");
+        assert_eq!(api.remaining(event.id).await, 98);
+    }
+}

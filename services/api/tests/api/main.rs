@@ -1,0 +1,10 @@
+//! The api against real Postgres and RabbitMQ: one test binary, one module per area.
+
+mod auth;
+mod concurrency;
+mod events;
+mod health;
+mod helpers;
+mod orders;
+mod outbox;
+mod payments;

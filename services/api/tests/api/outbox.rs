@@ -1,0 +1,151 @@
+//! The outbox relay: a broker outage and a process restart lose nothing and duplicate
+//! nothing; messages leave in creation order.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
+use flash_protocol::messages::Queue;
+use futures::StreamExt as _;
+use uuid::Uuid;
+
+use crate::helpers::{TestApi, config, gate_token};
+
+/// Every message id on `queue` until it stays empty for a while, in delivery order.
+async fn drain(amqp: &TestAmqp, queue: Queue) -> Vec<String> {
+    let connection = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer = channel
+        .basic_consume(
+            amqp.names.queue(queue).into(),
+            "test-drain".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let mut ids = Vec::new();
+    while let Ok(Some(Ok(delivery))) =
+        tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+    {
+        ids.push(
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
+                .expect("every message has an id"),
+        );
+    }
+    drop(connection.close(200, "drained".into()).await);
+    ids
+}
+
+async fn unpublished(api_pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(api_pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse::<SocketAddr>().expect("addr")).await;
+    let mut cfg = config(&db, &amqp);
+    cfg.amqp_url = proxy.url_for(&amqp.url);
+    let api = TestApi::spawn_with(cfg.clone(), db, amqp).await;
+    let event = api.event(1000, 1).await;
+    let buyers = api.users(30).await;
+
+    // The broker goes away; orders keep being taken, their messages wait in the outbox.
+    proxy.cut();
+    api.wait_ready(503).await;
+    for (i, buyer) in buyers.iter().enumerate().take(20) {
+        api.order(
+            buyer,
+            event.id,
+            1,
+            &gate_token(buyer.id, event.id, 60),
+            &format!("k{i}"),
+        )
+        .await
+        .ok(201);
+    }
+    assert!(
+        unpublished(&api.pool).await >= 40,
+        "messages wait while the broker is away"
+    );
+
+    // Back: everything goes out.
+    proxy.restore().await;
+    let pool = api.pool.clone();
+    api.eventually("the outbox drains", || {
+        let pool = pool.clone();
+        async move { unpublished(&pool).await == 0 }
+    })
+    .await;
+
+    // A restart: orders taken while the api is down are impossible, so take some, stop, start
+    // a new process on the same database, and it relays what remained.
+    for (i, buyer) in buyers.iter().enumerate().skip(20) {
+        api.order(
+            buyer,
+            event.id,
+            1,
+            &gate_token(buyer.id, event.id, 60),
+            &format!("k{i}"),
+        )
+        .await
+        .ok(201);
+    }
+    let TestApi {
+        running,
+        db,
+        amqp,
+        pool,
+        ..
+    } = api;
+    running.stop().await;
+    pool.close().await;
+    let api = TestApi::spawn_with(cfg, db, amqp).await;
+    let pool = api.pool.clone();
+    api.eventually("the new process drains the outbox", || {
+        let pool = pool.clone();
+        async move { unpublished(&pool).await == 0 }
+    })
+    .await;
+
+    let expected: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT message_id, routing_key FROM outbox ORDER BY id")
+            .fetch_all(&api.pool)
+            .await
+            .expect("outbox");
+    let payments = drain(&api.amqp, Queue::PayRequests).await;
+    let events = drain(&api.amqp, Queue::GatewayEvents).await;
+    let expected_payments: Vec<String> = expected
+        .iter()
+        .filter(|(_, key)| key == "payment.requested")
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert_eq!(expected_payments.len(), 30);
+    assert_eq!(
+        payments, expected_payments,
+        "every payment request once, in creation order"
+    );
+    let expected_events: BTreeSet<String> = expected
+        .iter()
+        .filter(|(_, key)| key != "payment.requested")
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let delivered: BTreeSet<String> = events.iter().cloned().collect();
+    assert_eq!(delivered.len(), events.len(), "no message delivered twice");
+    assert_eq!(delivered, expected_events, "no message lost");
+    api.stop().await;
+}

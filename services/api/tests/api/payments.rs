@@ -1,0 +1,197 @@
+//! Payment results and hold expiry: one outcome per order, stock returned exactly once.
+
+use std::time::Duration;
+
+use flash_kit::amqp::publish;
+use flash_kit::testing::{TestAmqp, TestDatabase};
+use flash_protocol::messages::{PaymentCompleted, PaymentOutcome};
+use flash_protocol::order::{Order, OrderStatus};
+use flash_protocol::{OrderId, PaymentId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::helpers::{TestApi, User, config, gate_token};
+
+async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
+    PaymentId(
+        sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1")
+            .bind(order.0)
+            .fetch_one(&api.pool)
+            .await
+            .expect("payment id"),
+    )
+}
+
+async fn send_result(api: &TestApi, order: OrderId, payment: PaymentId, outcome: PaymentOutcome) {
+    let connection =
+        lapin::Connection::connect(&api.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    let result = PaymentCompleted {
+        payment_id: payment,
+        order_id: order,
+        outcome,
+        reason: (outcome == PaymentOutcome::Declined).then(|| "card_declined".to_owned()),
+        processed_at: OffsetDateTime::now_utc(),
+    };
+    publish(
+        &channel,
+        &api.amqp.names,
+        &Uuid::new_v4().to_string(),
+        &result,
+    )
+    .await
+    .expect("publish");
+    drop(connection.close(200, "sent".into()).await);
+}
+
+async fn status_of(api: &TestApi, buyer: &User, order: OrderId) -> OrderStatus {
+    let order: Order = serde_json::from_value(
+        api.get_json(&format!("/api/v1/orders/{order}"), Some(&buyer.access))
+            .await
+            .ok(200),
+    )
+    .expect("order");
+    order.status
+}
+
+async fn wait_status(api: &TestApi, buyer: &User, order: OrderId, want: OrderStatus) {
+    for _ in 0..200 {
+        if status_of(api, buyer, order).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("order never became {want:?}");
+}
+
+async fn place(
+    api: &TestApi,
+    buyer: &User,
+    event: flash_protocol::EventId,
+    quantity: u32,
+) -> OrderId {
+    let order: Order = serde_json::from_value(
+        api.order(
+            buyer,
+            event,
+            quantity,
+            &gate_token(buyer.id, event, 60),
+            &Uuid::new_v4().to_string(),
+        )
+        .await
+        .ok(201),
+    )
+    .expect("order");
+    order.id
+}
+
+#[tokio::test]
+async fn results_settle_orders_once_and_declines_return_stock_once() {
+    let api = TestApi::spawn().await;
+    let event = api.event(3, 3).await;
+    let buyer = api.users(1).await.remove(0);
+    let paid = place(&api, &buyer, event.id, 1).await;
+    let declined = place(&api, &buyer, event.id, 2).await;
+    assert_eq!(api.remaining(event.id).await, 0, "sold out");
+
+    send_result(
+        &api,
+        paid,
+        payment_id(&api, paid).await,
+        PaymentOutcome::Approved,
+    )
+    .await;
+    wait_status(&api, &buyer, paid, OrderStatus::Paid).await;
+
+    let payment = payment_id(&api, declined).await;
+    send_result(&api, declined, payment, PaymentOutcome::Declined).await;
+    wait_status(&api, &buyer, declined, OrderStatus::PaymentFailed).await;
+    assert_eq!(
+        api.remaining(event.id).await,
+        2,
+        "declined tickets are back"
+    );
+
+    // The same result again, and a different one late: nothing changes.
+    send_result(&api, declined, payment, PaymentOutcome::Declined).await;
+    send_result(&api, declined, payment, PaymentOutcome::Approved).await;
+    send_result(&api, paid, PaymentId::new_v7(), PaymentOutcome::Declined).await;
+    send_result(
+        &api,
+        OrderId::new_v7(),
+        PaymentId::new_v7(),
+        PaymentOutcome::Approved,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status_of(&api, &buyer, declined).await,
+        OrderStatus::PaymentFailed
+    );
+    assert_eq!(status_of(&api, &buyer, paid).await, OrderStatus::Paid);
+    assert_eq!(api.remaining(event.id).await, 2, "stock returned once");
+
+    // The event had sold out and has tickets again: the gateway is told it is on sale.
+    let updates: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE message_type = 'event.updated' ORDER BY id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0]["status"], "on_sale");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_nothing() {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let mut cfg = config(&db, &amqp);
+    cfg.orders.hold_secs = 1;
+    let second = flash_api::Application::build(cfg.clone())
+        .await
+        .expect("second replica");
+    let second_port = second.port();
+    let second =
+        flash_kit::testing::Running::spawn(second_port, |shutdown| second.run_until(shutdown));
+    let api = TestApi::spawn_with(cfg, db, amqp).await;
+
+    let event = api.event(10, 10).await;
+    let buyer = api.users(1).await.remove(0);
+    let mut orders = Vec::new();
+    for quantity in [1, 2, 3] {
+        orders.push(place(&api, &buyer, event.id, quantity).await);
+    }
+    assert_eq!(api.remaining(event.id).await, 4);
+    for order in &orders {
+        wait_status(&api, &buyer, *order, OrderStatus::Expired).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.remaining(event.id).await,
+        10,
+        "every ticket back, exactly once"
+    );
+
+    send_result(
+        &api,
+        orders[0],
+        payment_id(&api, orders[0]).await,
+        PaymentOutcome::Approved,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status_of(&api, &buyer, orders[0]).await,
+        OrderStatus::Expired
+    );
+    assert_eq!(api.remaining(event.id).await, 10);
+    second.stop().await;
+    api.stop().await;
+}
