@@ -93,6 +93,8 @@ pub enum Bench {
         #[arg(long, value_delimiter = ',')]
         gateway_pids: Vec<u32>,
     },
+    /// Orders of one hot event through the api, then an oversell check (api issue #4).
+    Orders(crate::orders_bench::OrdersArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
     /// socket's admitted frame.
     Admit {
@@ -120,7 +122,7 @@ pub struct Shards {
 }
 
 /// The machine-readable result: one `RESULT {json}` line on stdout.
-fn print_result<T: Serialize>(result: &T) -> anyhow::Result<()> {
+pub fn print_result<T: Serialize>(result: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "RESULT {}", serde_json::to_string(result)?)?;
     Ok(())
@@ -151,6 +153,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
             }
             _ => sockets(&target, &shards, hold_secs, &gateway_pids).await,
         },
+        Bench::Orders(args) => crate::orders_bench::run(args).await,
         Bench::Admit {
             target,
             shards,

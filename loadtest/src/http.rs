@@ -58,11 +58,26 @@ impl Conn {
         bearer: Option<&str>,
         json: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.request_with(method, path, bearer, json, &[]).await
+    }
+
+    /// [`request`](Self::request) with extra headers.
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        json: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         self.sender.ready().await.context("connection closed")?;
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = bearer {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }

@@ -8,9 +8,11 @@
 //! - [`socket`]: WebSocket clients with small buffers, from chosen source addresses.
 //! - [`setup`]: access tokens for simulated users, announcing events.
 //! - [`bench`]: the gateway benchmarks (joins, status polls, idle sockets, mass admission).
+//! - [`orders_bench`]: the api's orders benchmark, with an oversell check.
 
 pub mod bench;
 pub mod http;
+pub mod orders_bench;
 pub mod setup;
 pub mod socket;
 pub mod stats;

@@ -114,7 +114,6 @@ impl Application {
             Broker::connect(
                 &config.amqp_url,
                 Names::new(config.amqp_name_prefix.clone()),
-                background.clone(),
             )
             .await?,
         );
@@ -173,22 +172,26 @@ impl Application {
     /// until `shutdown`, then drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = &self.state;
-        tokio::spawn(crate::relay::run(
+        let mut workers = tokio::task::JoinSet::new();
+        workers.spawn(crate::relay::run(
             state.db.clone(),
             Arc::clone(&state.broker),
             self.orders.outbox_batch,
             self.background.clone(),
         ));
-        tokio::spawn(crate::payments::run(
+        workers.spawn(crate::payments::run(
             state.db.clone(),
             Arc::clone(&state.broker),
             self.background.clone(),
         ));
-        tokio::spawn(crate::holds::run(
+        workers.spawn(crate::holds::run(
             state.db.clone(),
             Duration::from_millis(self.orders.sweep_ms.max(50)),
             self.background.clone(),
         ));
-        self.service.run_until(shutdown).await
+        let broker = Arc::clone(&state.broker);
+        let result = self.service.run_with_workers(shutdown, workers).await;
+        broker.close().await;
+        result
     }
 }

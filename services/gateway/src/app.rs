@@ -89,7 +89,6 @@ impl Application {
             Broker::connect(
                 &config.amqp_url,
                 Names::new(config.amqp_name_prefix.clone()),
-                background.clone(),
             )
             .await?,
         );
@@ -140,22 +139,22 @@ impl Application {
     /// `shutdown`, closes every WebSocket with 1012, and drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = self.state;
-        tokio::spawn(crate::ticker::run(
+        let mut workers = tokio::task::JoinSet::new();
+        workers.spawn(crate::ticker::run(
             state.room.clone(),
             self.tick_every,
             self.background.clone(),
         ));
-        tokio::spawn(crate::events::run(
+        workers.spawn(crate::events::run(
             Arc::clone(&self.broker),
             state.room.clone(),
             self.background.clone(),
         ));
-        tokio::spawn(
-            Arc::clone(&state.hub).run(self.redis_client.clone(), self.background.clone()),
-        );
+        workers
+            .spawn(Arc::clone(&state.hub).run(self.redis_client.clone(), self.background.clone()));
         let limits = Arc::clone(&state.limits);
         let housekeeping_stop = self.background.clone();
-        tokio::spawn(async move {
+        workers.spawn(async move {
             loop {
                 tokio::select! {
                     () = housekeeping_stop.cancelled() => return,
@@ -169,7 +168,9 @@ impl Application {
             signal.cancelled().await;
             closing.cancel();
         });
-        self.service.run_until(shutdown).await
+        let result = self.service.run_with_workers(shutdown, workers).await;
+        self.broker.close().await;
+        result
     }
 }
 

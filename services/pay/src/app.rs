@@ -37,7 +37,6 @@ impl Application {
             Broker::connect(
                 &config.amqp_url,
                 Names::new(config.amqp_name_prefix.clone()),
-                background.clone(),
             )
             .await?,
         );
@@ -61,6 +60,8 @@ impl Application {
 
     /// Runs until `shutdown`, then finishes in-flight work within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        self.service.run_until(shutdown).await
+        let result = self.service.run_until(shutdown).await;
+        self.broker.close().await;
+        result
     }
 }

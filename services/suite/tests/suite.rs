@@ -201,11 +201,9 @@ async fn a_missing_database_is_created_and_a_bad_web_dir_is_refused() {
             .await
             .expect("pg_database");
     assert!(exists);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE \"{fresh}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .expect("drop");
+    sqlx::query(&format!("DROP DATABASE \"{fresh}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .expect("drop");
     admin.close().await;
 }

@@ -131,10 +131,13 @@ async fn open(url: &str, names: &Names) -> Result<Connection, AmqpError> {
 type Current = watch::Sender<Option<Arc<Connection>>>;
 
 /// A RabbitMQ connection that a background task re-opens (and re-declares the topology on)
-/// whenever the broker goes away. Consumers [`watch`](Broker::watch) it to resume.
+/// whenever the broker goes away. Consumers [`watch`](Broker::watch) it to resume. It stays
+/// open until [`close`](Broker::close) (or drop), so the work using it can finish first.
 pub struct Broker {
     names: Names,
     current: Arc<Current>,
+    stop: CancellationToken,
+    supervisor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -148,21 +151,36 @@ impl std::fmt::Debug for Broker {
 
 impl Broker {
     /// Connects (failing if the broker cannot be reached now), declares the topology, and
-    /// keeps the connection up until `shutdown` fires or the `Broker` is dropped.
-    pub async fn connect(
-        url: &str,
-        names: Names,
-        shutdown: CancellationToken,
-    ) -> Result<Self, AmqpError> {
+    /// keeps the connection up until [`close`](Self::close) or drop.
+    pub async fn connect(url: &str, names: Names) -> Result<Self, AmqpError> {
         let connection = open(url, &names).await?;
         let current = Arc::new(watch::Sender::new(Some(Arc::new(connection))));
-        tokio::spawn(supervise(
+        let stop = CancellationToken::new();
+        let supervisor = tokio::spawn(supervise(
             url.to_owned(),
             names.clone(),
             Arc::downgrade(&current),
-            shutdown,
+            stop.clone(),
         ));
-        Ok(Self { names, current })
+        Ok(Self {
+            names,
+            current,
+            stop,
+            supervisor: std::sync::Mutex::new(Some(supervisor)),
+        })
+    }
+
+    /// Closes the connection cleanly (call once the work using it is done).
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let supervisor = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.await;
+        }
     }
 
     #[must_use]
@@ -201,6 +219,12 @@ impl Broker {
     #[must_use]
     pub fn check(&self) -> BrokerCheck {
         BrokerCheck(Arc::clone(&self.current))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

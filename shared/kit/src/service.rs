@@ -83,6 +83,30 @@ impl Service {
         &self.readiness
     }
 
+    /// [`run_until`](Self::run_until), then waits (within the shutdown grace) for `workers`,
+    /// which watch the background token and stop at their next safe point.
+    pub async fn run_with_workers(
+        self,
+        shutdown: CancellationToken,
+        mut workers: tokio::task::JoinSet<()>,
+    ) -> std::io::Result<()> {
+        let grace = self.common.shutdown_grace();
+        let name = self.name;
+        let result = self.run_until(shutdown).await;
+        let drained = tokio::time::timeout(grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                service = name,
+                "background work still running at the deadline"
+            );
+            workers.abort_all();
+        }
+        result
+    }
+
     /// Serves the public routes and `/live`, `/ready`, `/metrics` on the service's port until
     /// `shutdown` fires and in-flight requests finish (bounded by the shutdown grace), then
     /// stops the service's background tasks.

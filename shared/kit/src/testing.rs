@@ -85,7 +85,7 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .expect("postgres reachable for tests (make deps)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
             .expect("create test database");
@@ -107,10 +107,7 @@ impl Drop for TestDatabase {
                 return;
             };
             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-            {
+            if let Err(error) = sqlx::query(&sql).execute(&mut admin).await {
                 eprintln!("drop test database {name}: {error}");
             }
         });

@@ -18,7 +18,6 @@ use flash_protocol::{EventId, Problem};
 use futures::future::BoxFuture;
 use redis::AsyncTypedCommands as _;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 #[derive(Deserialize)]
@@ -203,7 +202,6 @@ async fn unreachable_stores_fail_fast_naming_the_store() {
     let amqp = Broker::connect(
         &format!("amqp://guest:guest@{closed}/%2f"),
         TestAmqp::new().names.clone(),
-        CancellationToken::new(),
     )
     .await
     .expect_err("nothing listens on port 1");
@@ -239,8 +237,7 @@ async fn parallel_tests_do_not_see_each_other_and_leave_nothing_behind() {
         let key = redis.keys().events();
         conn.sadd(&key, marker).await.expect("sadd");
 
-        let shutdown = CancellationToken::new();
-        let broker = Broker::connect(&amqp_url(), amqp.names.clone(), shutdown.clone())
+        let broker = Broker::connect(&amqp_url(), amqp.names.clone())
             .await
             .expect("broker");
         let channel = broker.channel().await.expect("channel");
@@ -282,7 +279,7 @@ async fn parallel_tests_do_not_see_each_other_and_leave_nothing_behind() {
             .expect("a message");
         assert_eq!(got.delivery.data, marker.as_bytes());
         pool.close().await;
-        shutdown.cancel();
+        broker.close().await;
         (
             db.name.clone(),
             redis.prefix.clone(),
@@ -345,14 +342,9 @@ async fn broker_connection_comes_back_after_an_outage() {
     let amqp = TestAmqp::new();
     let target: SocketAddr = "127.0.0.1:5672".parse().expect("addr");
     let proxy = TcpProxy::start(target).await;
-    let shutdown = CancellationToken::new();
-    let broker = Broker::connect(
-        &proxy.url_for(&amqp.url),
-        amqp.names.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("broker through proxy");
+    let broker = Broker::connect(&proxy.url_for(&amqp.url), amqp.names.clone())
+        .await
+        .expect("broker through proxy");
     let check = broker.check();
     assert!(check.check().await.is_ok());
     let mut changes = broker.watch();
@@ -366,5 +358,6 @@ async fn broker_connection_comes_back_after_an_outage() {
     wait_until("the broker reconnects", || broker.is_connected()).await;
     changes.changed().await.expect("a change was published");
     assert!(broker.channel().await.is_ok());
-    shutdown.cancel();
+    broker.close().await;
+    assert!(!broker.is_connected(), "closed on request");
 }
