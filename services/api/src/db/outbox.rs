@@ -41,25 +41,43 @@ pub fn exchange_named(base: &str) -> Option<Exchange> {
     Exchange::ALL.into_iter().find(|e| e.base_name() == base)
 }
 
+/// Messages as the columns of an `unnest` insert.
+pub struct Columns<'a> {
+    pub ids: Vec<Uuid>,
+    pub exchanges: Vec<&'a str>,
+    pub routing_keys: Vec<&'a str>,
+    pub types: Vec<&'a str>,
+    pub payloads: Vec<&'a serde_json::Value>,
+}
+
+impl<'a> Columns<'a> {
+    #[must_use]
+    pub fn of(messages: &'a [Outgoing]) -> Self {
+        Self {
+            ids: messages.iter().map(|m| m.message_id).collect(),
+            exchanges: messages.iter().map(|m| m.exchange).collect(),
+            routing_keys: messages.iter().map(|m| m.routing_key).collect(),
+            types: messages.iter().map(|m| m.message_type).collect(),
+            payloads: messages.iter().map(|m| &m.payload).collect(),
+        }
+    }
+}
+
 /// Writes messages in the caller's transaction (one statement however many).
 pub async fn push(tx: &mut PgConnection, messages: &[Outgoing]) -> Result<(), sqlx::Error> {
     if messages.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
-    let exchanges: Vec<&str> = messages.iter().map(|m| m.exchange).collect();
-    let keys: Vec<&str> = messages.iter().map(|m| m.routing_key).collect();
-    let types: Vec<&str> = messages.iter().map(|m| m.message_type).collect();
-    let payloads: Vec<serde_json::Value> = messages.iter().map(|m| m.payload.clone()).collect();
+    let columns = Columns::of(messages);
     sqlx::query(
         "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
     )
-    .bind(ids)
-    .bind(exchanges)
-    .bind(keys)
-    .bind(types)
-    .bind(payloads)
+    .bind(&columns.ids)
+    .bind(&columns.exchanges)
+    .bind(&columns.routing_keys)
+    .bind(&columns.types)
+    .bind(&columns.payloads)
     .execute(tx)
     .await?;
     Ok(())

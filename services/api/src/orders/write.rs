@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use flash_protocol::ErrorCode;
 use flash_protocol::messages::{EventSoldOut, GateConsumed, PaymentRequested};
+use flash_protocol::order::{Order, OrderStatus};
 use flash_protocol::{EventId, OrderId, PaymentId};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -90,12 +91,31 @@ pub async fn with_retries(
     }
 }
 
+/// What the database says about a batch's requests, read in one statement.
+#[derive(sqlx::FromRow)]
+struct Known {
+    key_users: Option<Vec<Uuid>>,
+    key_names: Option<Vec<String>>,
+    key_hashes: Option<Vec<Vec<u8>>>,
+    key_orders: Option<Vec<Uuid>>,
+    used_jtis: Option<Vec<Uuid>>,
+    live_users: Option<Vec<Uuid>>,
+    live_events: Option<Vec<Uuid>>,
+    live_quantities: Option<Vec<i64>>,
+}
+
+/// Postgres keeps microseconds: answer with what is stored.
+fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
 async fn decide_and_write(
     tx: &mut PgConnection,
     requests: &[OrderRequest],
     hold: Duration,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    let now = OffsetDateTime::now_utc();
+    let now = micros(OffsetDateTime::now_utc());
     let mut event_ids: Vec<Uuid> = requests.iter().map(|r| r.event.0).collect();
     event_ids.sort_unstable();
     event_ids.dedup();
@@ -113,46 +133,53 @@ async fn decide_and_write(
     let mut remaining: HashMap<Uuid, i32> = terms.iter().map(|t| (t.id, t.remaining)).collect();
     let terms: HashMap<Uuid, EventTerms> = terms.into_iter().map(|t| (t.id, t)).collect();
 
+    // Idempotency keys already used, gate tokens already consumed, tickets the buyers hold.
     let users: Vec<Uuid> = requests.iter().map(|r| r.user.0).collect();
     let keys: Vec<&str> = requests
         .iter()
         .map(|r| r.idempotency_key.as_str())
         .collect();
-    let used_keys: Vec<(Uuid, String, Vec<u8>, Uuid)> = sqlx::query_as(
-        "SELECT k.user_id, k.key, k.request_hash, k.order_id FROM idempotency_keys k \
-         JOIN unnest($1::uuid[], $2::text[]) AS r(user_id, key) \
-         ON k.user_id = r.user_id AND k.key = r.key",
+    let jtis: Vec<Uuid> = requests.iter().map(|r| r.jti).collect();
+    let request_events: Vec<Uuid> = requests.iter().map(|r| r.event.0).collect();
+    let known: Known = sqlx::query_as(
+        "WITH keys AS ( \
+           SELECT array_agg(k.user_id) AS key_users, array_agg(k.key) AS key_names, \
+                  array_agg(k.request_hash) AS key_hashes, array_agg(k.order_id) AS key_orders \
+           FROM idempotency_keys k JOIN unnest($1::uuid[], $2::text[]) AS r(user_id, key) \
+           ON k.user_id = r.user_id AND k.key = r.key), \
+         used AS ( \
+           SELECT array_agg(jti) AS used_jtis FROM consumed_gate_tokens WHERE jti = ANY($3)), \
+         live AS ( \
+           SELECT array_agg(user_id) AS live_users, array_agg(event_id) AS live_events, \
+                  array_agg(held) AS live_quantities \
+           FROM (SELECT o.user_id, o.event_id, sum(o.quantity)::bigint AS held FROM orders o \
+                 WHERE (o.user_id, o.event_id) IN (SELECT * FROM unnest($1::uuid[], $4::uuid[])) \
+                 AND o.status IN ('pending_payment', 'paid') GROUP BY o.user_id, o.event_id) h) \
+         SELECT * FROM keys, used, live",
     )
     .bind(&users)
     .bind(&keys)
-    .fetch_all(&mut *tx)
-    .await?;
-    let used_keys: HashMap<(Uuid, String), (Vec<u8>, Uuid)> = used_keys
-        .into_iter()
-        .map(|(user, key, hash, order)| ((user, key), (hash, order)))
-        .collect();
-
-    let jtis: Vec<Uuid> = requests.iter().map(|r| r.jti).collect();
-    let consumed: HashSet<Uuid> =
-        sqlx::query_scalar("SELECT jti FROM consumed_gate_tokens WHERE jti = ANY($1)")
-            .bind(&jtis)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-
-    let request_events: Vec<Uuid> = requests.iter().map(|r| r.event.0).collect();
-    let live: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT o.user_id, o.event_id, sum(o.quantity)::bigint FROM orders o \
-         WHERE (o.user_id, o.event_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
-         AND o.status IN ('pending_payment', 'paid') GROUP BY o.user_id, o.event_id",
-    )
-    .bind(&users)
+    .bind(&jtis)
     .bind(&request_events)
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let mut live: HashMap<(Uuid, Uuid), i64> =
-        live.into_iter().map(|(u, e, q)| ((u, e), q)).collect();
+    let used_keys: HashMap<(Uuid, String), (Vec<u8>, Uuid)> = known
+        .key_users
+        .unwrap_or_default()
+        .into_iter()
+        .zip(known.key_names.unwrap_or_default())
+        .zip(known.key_hashes.unwrap_or_default())
+        .zip(known.key_orders.unwrap_or_default())
+        .map(|(((user, key), hash), order)| ((user, key), (hash, order)))
+        .collect();
+    let consumed: HashSet<Uuid> = known.used_jtis.unwrap_or_default().into_iter().collect();
+    let mut live: HashMap<(Uuid, Uuid), i64> = known
+        .live_users
+        .unwrap_or_default()
+        .into_iter()
+        .zip(known.live_events.unwrap_or_default())
+        .zip(known.live_quantities.unwrap_or_default())
+        .collect();
 
     // Decide, in arrival order.
     let mut decisions = Vec::with_capacity(requests.len());
@@ -198,7 +225,7 @@ async fn decide_and_write(
         decisions.push(decision);
     }
 
-    // Write what was accepted.
+    // Write what was accepted, in one statement.
     let accepted: Vec<(&OrderRequest, &NewOrder)> = requests
         .iter()
         .zip(&decisions)
@@ -208,41 +235,21 @@ async fn decide_and_write(
         })
         .collect();
     if !accepted.is_empty() {
-        write_accepted(tx, &accepted, hold, now).await?;
-        let mut taken: HashMap<Uuid, i64> = HashMap::new();
-        for (request, _) in &accepted {
-            *taken.entry(request.event.0).or_default() += i64::from(request.quantity);
-        }
-        let (events, quantities): (Vec<Uuid>, Vec<i64>) = taken.into_iter().unzip();
-        let sold_out: Vec<Uuid> = sqlx::query_scalar::<_, Option<Uuid>>(
-            "UPDATE event_stock s SET remaining = s.remaining - d.quantity \
-             FROM unnest($1::uuid[], $2::bigint[]) AS d(event_id, quantity) \
-             WHERE s.event_id = d.event_id RETURNING CASE WHEN s.remaining = 0 THEN s.event_id END",
-        )
-        .bind(&events)
-        .bind(&quantities)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-        let messages: Vec<Outgoing> = sold_out
-            .into_iter()
-            .map(|event| {
-                Outgoing::new(&EventSoldOut {
-                    event_id: EventId(event),
-                    sold_out_at: now,
-                })
+        let sold_out: Vec<Uuid> = event_ids
+            .iter()
+            .filter(|event| {
+                remaining.get(event) == Some(&0)
+                    && terms.get(event).is_some_and(|t| t.remaining > 0)
             })
+            .copied()
             .collect();
-        outbox::push(tx, &messages).await?;
+        write_accepted(tx, &accepted, &sold_out, hold, now).await?;
     }
 
-    // Read back every order to answer with.
+    // Replays answer with the stored order.
     let mut wanted: Vec<Uuid> = decisions
         .iter()
         .filter_map(|d| match d {
-            Decision::Accept(order) => Some(order.id),
             Decision::Replay(id) => Some(*id),
             _ => None,
         })
@@ -257,28 +264,35 @@ async fn decide_and_write(
             .fetch_all(&mut *tx)
             .await?
     };
-    let rows: HashMap<Uuid, OrderRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-    let resolve = |decision: &Decision, replay: bool| -> Outcome {
-        let found = |id: &Uuid, replay: bool| match rows.get(id) {
-            Some(row) if replay => Outcome::Replayed(row.to_order()),
-            Some(row) => Outcome::Created(row.to_order()),
-            None => Outcome::Refused(ErrorCode::Internal, "order vanished".into()),
-        };
-        match decision {
+    let stored: HashMap<Uuid, Order> = rows.into_iter().map(|r| (r.id, r.to_order())).collect();
+    let created = |request: &OrderRequest, order: &NewOrder| Order {
+        id: OrderId(order.id),
+        event_id: request.event,
+        quantity: request.quantity,
+        amount_cents: order.amount_cents,
+        currency: order.currency.clone(),
+        status: OrderStatus::PendingPayment,
+        created_at: now,
+        updated_at: now,
+    };
+    let resolve = |index: usize, replay: bool| -> Outcome {
+        match &decisions[index] {
             Decision::Refuse(code, detail) => Outcome::Refused(*code, detail.clone()),
-            Decision::Replay(id) => found(id, true),
-            Decision::Accept(order) => found(&order.id, replay),
+            Decision::Replay(id) => stored.get(id).map_or_else(
+                || Outcome::Refused(ErrorCode::Internal, "order vanished".into()),
+                |order| Outcome::Replayed(order.clone()),
+            ),
+            Decision::Accept(order) if replay => {
+                Outcome::Replayed(created(&requests[index], order))
+            }
+            Decision::Accept(order) => Outcome::Created(created(&requests[index], order)),
             Decision::SameAs(_) => Outcome::Refused(ErrorCode::Internal, "unresolved".into()),
         }
     };
-    Ok(decisions
-        .iter()
-        .map(|decision| match decision {
-            Decision::SameAs(first) => decisions.get(*first).map_or(
-                Outcome::Refused(ErrorCode::Internal, "unresolved".into()),
-                |d| resolve(d, true),
-            ),
-            other => resolve(other, false),
+    Ok((0..decisions.len())
+        .map(|i| match decisions[i] {
+            Decision::SameAs(first) => resolve(first, true),
+            _ => resolve(i, false),
         })
         .collect())
 }
@@ -347,6 +361,7 @@ fn decide_new(
 async fn write_accepted(
     tx: &mut PgConnection,
     accepted: &[(&OrderRequest, &NewOrder)],
+    sold_out: &[Uuid],
     hold: Duration,
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -360,35 +375,7 @@ async fn write_accepted(
     let amounts: Vec<i64> = accepted.iter().map(|(_, o)| o.amount_cents).collect();
     let currencies: Vec<&str> = accepted.iter().map(|(_, o)| o.currency.as_str()).collect();
     let payments: Vec<Uuid> = accepted.iter().map(|(_, o)| o.payment_id).collect();
-    let hold_until = now + hold;
-    sqlx::query(
-        "INSERT INTO orders (id, event_id, user_id, quantity, amount_cents, currency, payment_id, \
-         hold_expires_at, created_at, updated_at) \
-         SELECT id, event_id, user_id, quantity, amount_cents, currency, payment_id, $8, $9, $9 \
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::bigint[], $6::text[], $7::uuid[]) \
-         AS o(id, event_id, user_id, quantity, amount_cents, currency, payment_id)",
-    )
-    .bind(&ids)
-    .bind(&events)
-    .bind(&users)
-    .bind(&quantities)
-    .bind(&amounts)
-    .bind(&currencies)
-    .bind(&payments)
-    .bind(hold_until)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
     let jtis: Vec<Uuid> = accepted.iter().map(|(r, _)| r.jti).collect();
-    sqlx::query(
-        "INSERT INTO consumed_gate_tokens (jti, order_id, consumed_at) \
-         SELECT jti, order_id, $3 FROM unnest($1::uuid[], $2::uuid[]) AS c(jti, order_id)",
-    )
-    .bind(&jtis)
-    .bind(&ids)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
     let keys: Vec<&str> = accepted
         .iter()
         .map(|(r, _)| r.idempotency_key.as_str())
@@ -397,19 +384,8 @@ async fn write_accepted(
         .iter()
         .map(|(r, _)| r.request_hash.as_slice())
         .collect();
-    sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at) \
-         SELECT user_id, key, request_hash, order_id, $5 \
-         FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::uuid[]) AS k(user_id, key, request_hash, order_id)",
-    )
-    .bind(&users)
-    .bind(&keys)
-    .bind(&hashes)
-    .bind(&ids)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let mut messages = Vec::with_capacity(accepted.len() * 2);
+
+    let mut messages = Vec::with_capacity(accepted.len() * 2 + sold_out.len());
     for (request, order) in accepted {
         messages.push(Outgoing::with_id(
             order.payment_id,
@@ -430,5 +406,60 @@ async fn write_accepted(
             consumed_at: now,
         }));
     }
-    outbox::push(tx, &messages).await
+    for event in sold_out {
+        messages.push(Outgoing::new(&EventSoldOut {
+            event_id: EventId(*event),
+            sold_out_at: now,
+        }));
+    }
+    let outbox = outbox::Columns::of(&messages);
+
+    // Stock per event taken by this batch.
+    let mut taken: HashMap<Uuid, i64> = HashMap::new();
+    for (request, _) in accepted {
+        *taken.entry(request.event.0).or_default() += i64::from(request.quantity);
+    }
+    let (stock_events, stock_taken): (Vec<Uuid>, Vec<i64>) = taken.into_iter().unzip();
+
+    sqlx::query(
+        "WITH placed AS ( \
+           INSERT INTO orders (id, event_id, user_id, quantity, amount_cents, currency, payment_id, \
+                               hold_expires_at, created_at, updated_at) \
+           SELECT id, event_id, user_id, quantity, amount_cents, currency, payment_id, $8, $9, $9 \
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::bigint[], $6::text[], $7::uuid[]) \
+             AS o(id, event_id, user_id, quantity, amount_cents, currency, payment_id)), \
+         consumed AS ( \
+           INSERT INTO consumed_gate_tokens (jti, order_id, consumed_at) \
+           SELECT * , $9 FROM unnest($10::uuid[], $1::uuid[])), \
+         keyed AS ( \
+           INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at) \
+           SELECT *, $9 FROM unnest($3::uuid[], $11::text[], $12::bytea[], $1::uuid[])), \
+         announced AS ( \
+           INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
+           SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::jsonb[])) \
+         UPDATE event_stock s SET remaining = s.remaining - d.taken \
+         FROM unnest($18::uuid[], $19::bigint[]) AS d(event_id, taken) WHERE s.event_id = d.event_id",
+    )
+    .bind(&ids)
+    .bind(&events)
+    .bind(&users)
+    .bind(&quantities)
+    .bind(&amounts)
+    .bind(&currencies)
+    .bind(&payments)
+    .bind(now + hold)
+    .bind(now)
+    .bind(&jtis)
+    .bind(&keys)
+    .bind(&hashes)
+    .bind(&outbox.ids)
+    .bind(&outbox.exchanges)
+    .bind(&outbox.routing_keys)
+    .bind(&outbox.types)
+    .bind(&outbox.payloads)
+    .bind(&stock_events)
+    .bind(&stock_taken)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
