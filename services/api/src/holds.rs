@@ -19,18 +19,22 @@ const SWEEP_LIMIT: i64 = 1000;
 /// Expires orders whose hold has passed; returns how many.
 pub async fn expire_holds(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired: Vec<(Uuid, i32)> = sqlx::query_as(
+    let expired: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
         "UPDATE orders SET status = 'expired', updated_at = now() WHERE id IN ( \
            SELECT id FROM orders WHERE status = 'pending_payment' AND hold_expires_at <= now() \
            ORDER BY hold_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING event_id, quantity",
+         RETURNING event_id, user_id, quantity",
     )
     .bind(SWEEP_LIMIT)
     .fetch_all(&mut *tx)
     .await?;
-    let returns: Vec<(Uuid, i64)> = expired
+    let returns: Vec<stock::Returned> = expired
         .iter()
-        .map(|(event, quantity)| (*event, i64::from(*quantity)))
+        .map(|&(event, user, quantity)| stock::Returned {
+            event,
+            user,
+            quantity,
+        })
         .collect();
     stock::give_back(&mut tx, &returns).await?;
     tx.commit().await?;

@@ -34,13 +34,14 @@ pub enum Applied {
 /// Applies one result in one transaction.
 pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let order: Option<(String, Uuid, Uuid, i32)> = sqlx::query_as(
-        "SELECT status, payment_id, event_id, quantity FROM orders WHERE id = $1 FOR UPDATE",
+    let order: Option<(String, Uuid, Uuid, Uuid, i32)> = sqlx::query_as(
+        "SELECT status, payment_id, event_id, user_id, quantity FROM orders WHERE id = $1 \
+         FOR UPDATE",
     )
     .bind(result.order_id.0)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, payment_id, event, quantity)) = order else {
+    let Some((status, payment_id, event, user, quantity)) = order else {
         return Ok(Applied::Unknown);
     };
     if payment_id != result.payment_id.0 {
@@ -85,7 +86,12 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
             .bind(&result.reason)
             .execute(&mut *tx)
             .await?;
-            stock::give_back(&mut tx, &[(event, i64::from(quantity))]).await?;
+            let returned = stock::Returned {
+                event,
+                user,
+                quantity,
+            };
+            stock::give_back(&mut tx, &[returned]).await?;
             Applied::Failed
         }
     };

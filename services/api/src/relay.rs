@@ -21,6 +21,10 @@ use crate::db::outbox::exchange_named;
 const RELAY_LOCK: i64 = 0x666c_6173_682d_6f62;
 /// The relay looks again at least this often, even without a notification.
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// After a wake-up, the relay lets messages gather this long, so that under a rush it
+/// publishes rounds of hundreds (one claim and one mark per round) rather than one round per
+/// committed order batch.
+const GATHER: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -175,6 +179,11 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, limit: i64, stop: Cancellati
                         () = stop.cancelled() => return,
                         () = woken => {}
                         () = tokio::time::sleep(POLL_EVERY) => {}
+                    }
+                    sleep_or_stop(&stop, GATHER).await;
+                    // The round that follows covers every notification received meanwhile.
+                    if let Some(listener) = listener.as_mut() {
+                        while listener.next_buffered().is_some() {}
                     }
                 }
                 Err(error) => {

@@ -10,16 +10,45 @@ use uuid::Uuid;
 
 use crate::db::outbox::{self, Outgoing};
 
-/// Adds `(event, quantity)` back to stock in the caller's transaction; an event that was sold
-/// out is announced again (`event.updated`, now on sale) so its queue reopens.
-pub async fn give_back(tx: &mut PgConnection, returns: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
-    let mut totals: HashMap<Uuid, i64> = HashMap::new();
-    for (event, quantity) in returns {
-        *totals.entry(*event).or_default() += quantity;
-    }
-    if totals.is_empty() {
+/// Tickets an order no longer holds.
+#[derive(Clone, Copy, Debug)]
+pub struct Returned {
+    pub event: Uuid,
+    pub user: Uuid,
+    pub quantity: i32,
+}
+
+/// Adds returned tickets back to stock and takes them off their buyers' holdings, in the
+/// caller's transaction; an event that was sold out is announced again (`event.updated`, now
+/// on sale) so its queue reopens.
+pub async fn give_back(tx: &mut PgConnection, returns: &[Returned]) -> Result<(), sqlx::Error> {
+    if returns.is_empty() {
         return Ok(());
     }
+    let mut totals: HashMap<Uuid, i64> = HashMap::new();
+    let mut held: HashMap<(Uuid, Uuid), i32> = HashMap::new();
+    for r in returns {
+        *totals.entry(r.event).or_default() += i64::from(r.quantity);
+        *held.entry((r.user, r.event)).or_default() += r.quantity;
+    }
+    let mut users = Vec::with_capacity(held.len());
+    let mut user_events = Vec::with_capacity(held.len());
+    let mut user_quantities = Vec::with_capacity(held.len());
+    for ((user, event), quantity) in held {
+        users.push(user);
+        user_events.push(event);
+        user_quantities.push(quantity);
+    }
+    sqlx::query(
+        "UPDATE holdings h SET held = h.held - d.quantity \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS d(user_id, event_id, quantity) \
+         WHERE h.user_id = d.user_id AND h.event_id = d.event_id",
+    )
+    .bind(&users)
+    .bind(&user_events)
+    .bind(&user_quantities)
+    .execute(&mut *tx)
+    .await?;
     let (events, quantities): (Vec<Uuid>, Vec<i64>) = totals.into_iter().unzip();
     let reopened: Vec<Option<Uuid>> = sqlx::query_scalar(
         "UPDATE event_stock s SET remaining = s.remaining + d.quantity \

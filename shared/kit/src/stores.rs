@@ -58,9 +58,14 @@ pub async fn connect_redis(url: &str) -> Result<ConnectionManager, ConnectError>
 }
 
 /// A Postgres pool; connections are re-established by the pool after an outage.
+///
+/// Connections are not pinged before each use (a round trip per query on the hot path);
+/// a connection that died with the server fails its next query and is dropped, and callers
+/// that may retry (order batches) do.
 pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool, ConnectError> {
     PgPoolOptions::new()
         .max_connections(max_connections)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(3))
         .connect(url)
         .await

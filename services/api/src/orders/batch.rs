@@ -99,7 +99,7 @@ async fn work(
         }
         let (requests, replies): (Vec<OrderRequest>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        match write::with_retries(&pool, &requests, hold).await {
+        match write::with_retries(&pool, &requests, hold, write::Locking::Optimistic).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

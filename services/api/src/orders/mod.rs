@@ -86,7 +86,9 @@ impl OrderTaker {
         match self {
             OrderTaker::Batched(batcher) => batcher.submit(request).await,
             OrderTaker::SingleRow { pool, hold } => {
-                let mut outcomes = write::with_retries(pool, &[request], *hold).await?;
+                let mut outcomes =
+                    write::with_retries(pool, &[request], *hold, write::Locking::Pessimistic)
+                        .await?;
                 outcomes
                     .pop()
                     .ok_or_else(|| ApiError::Internal("no outcome for an order".into()))

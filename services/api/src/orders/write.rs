@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use flash_protocol::ErrorCode;
-use flash_protocol::messages::{EventSoldOut, GateConsumed, PaymentRequested};
+use flash_protocol::messages::{EventSoldOut, GateConsumed, Message as _, PaymentRequested};
 use flash_protocol::order::{Order, OrderStatus};
 use flash_protocol::{EventId, OrderId, PaymentId};
 use sqlx::{PgConnection, PgPool};
@@ -19,6 +19,15 @@ use crate::error::ApiError;
 
 /// Attempts of a batch that collides with another writer.
 const ATTEMPTS: usize = 5;
+
+/// The terms and stock of the events in `$1`.
+macro_rules! select_terms {
+    () => {
+        "SELECT e.id, e.price_cents, e.currency, e.max_per_user, e.sale_opens_at, e.starts_at, \
+         s.remaining FROM event_stock s JOIN events e ON e.id = s.event_id \
+         WHERE s.event_id = ANY($1) ORDER BY s.event_id"
+    };
+}
 
 #[derive(sqlx::FromRow)]
 struct EventTerms {
@@ -52,9 +61,12 @@ fn refuse(code: ErrorCode, detail: impl Into<String>) -> Decision {
     Decision::Refuse(code, detail.into())
 }
 
-/// Whether a failed batch may succeed when tried again (a concurrent writer won a race).
+/// Whether a failed batch may succeed when tried again: a concurrent writer won a race, or
+/// the connection broke (a batch that did commit is then found by its idempotency keys and
+/// answered the same).
 fn retryable(error: &sqlx::Error) -> bool {
     match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             Some("23505" | "40001" | "40P01" | "23514")
@@ -63,23 +75,46 @@ fn retryable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Decides and writes `requests` in one transaction, retrying it when it collides with a
-/// concurrent writer. Outcomes are in the order of `requests`.
+/// How a batch reads the stock it decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locking {
+    /// Read without locks, then write in one statement; the constraints (stock, holdings,
+    /// unique token and key) turn a race lost to another writer into an error, and the batch is
+    /// decided again. Batches of one event overlap: only the write waits for the stock row.
+    Optimistic,
+    /// Lock the events' stock rows first (the classic design), so nothing can change under
+    /// the decision; batches of one event run one after another.
+    Pessimistic,
+}
+
+/// Decides and writes `requests` atomically, deciding again when a concurrent writer won a
+/// race. Retries take the stock lock first, so a batch always makes progress. Outcomes are in
+/// the order of `requests`.
 pub async fn with_retries(
     pool: &PgPool,
     requests: &[OrderRequest],
     hold: Duration,
+    locking: Locking,
 ) -> Result<Vec<Outcome>, ApiError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = async {
-            let mut tx = pool.begin().await?;
-            let outcomes = decide_and_write(&mut tx, requests, hold).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(outcomes)
-        }
-        .await;
+        let result = if locking == Locking::Optimistic && attempt == 1 {
+            async {
+                let mut conn = pool.acquire().await?;
+                decide_and_write(&mut conn, requests, hold, Locking::Optimistic).await
+            }
+            .await
+        } else {
+            async {
+                let mut tx = pool.begin().await?;
+                let outcomes =
+                    decide_and_write(&mut tx, requests, hold, Locking::Pessimistic).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(outcomes)
+            }
+            .await
+        };
         match result {
             Ok(outcomes) => return Ok(outcomes),
             Err(error) if retryable(&error) && attempt < ATTEMPTS => {
@@ -110,23 +145,25 @@ fn micros(t: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(t)
 }
 
+/// Pessimistic: runs in the caller's transaction. Optimistic: on a connection outside any
+/// transaction, where the reads see what is committed and the write is one atomic statement.
 async fn decide_and_write(
     tx: &mut PgConnection,
     requests: &[OrderRequest],
     hold: Duration,
+    locking: Locking,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let now = micros(OffsetDateTime::now_utc());
     let mut event_ids: Vec<Uuid> = requests.iter().map(|r| r.event.0).collect();
     event_ids.sort_unstable();
     event_ids.dedup();
 
-    // The stock rows, locked in a fixed order: batches on one event run one after another,
-    // and every later read in this transaction sees what the previous one committed.
-    let terms: Vec<EventTerms> = sqlx::query_as(
-        "SELECT e.id, e.price_cents, e.currency, e.max_per_user, e.sale_opens_at, e.starts_at, \
-         s.remaining FROM event_stock s JOIN events e ON e.id = s.event_id \
-         WHERE s.event_id = ANY($1) ORDER BY s.event_id FOR UPDATE OF s",
-    )
+    // Pessimistic: the stock rows, locked in a fixed order, so every later read in this
+    // transaction sees what the previous batch committed.
+    let terms: Vec<EventTerms> = sqlx::query_as(match locking {
+        Locking::Pessimistic => concat!(select_terms!(), " FOR UPDATE OF s"),
+        Locking::Optimistic => select_terms!(),
+    })
     .bind(&event_ids)
     .fetch_all(&mut *tx)
     .await?;
@@ -145,16 +182,19 @@ async fn decide_and_write(
         "WITH keys AS ( \
            SELECT array_agg(k.user_id) AS key_users, array_agg(k.key) AS key_names, \
                   array_agg(k.request_hash) AS key_hashes, array_agg(k.order_id) AS key_orders \
-           FROM idempotency_keys k JOIN unnest($1::uuid[], $2::text[]) AS r(user_id, key) \
-           ON k.user_id = r.user_id AND k.key = r.key), \
+           FROM unnest($1::uuid[], $2::text[]) AS r(user_id, key) \
+           CROSS JOIN LATERAL ( \
+             SELECT k.user_id, k.key, k.request_hash, k.order_id FROM idempotency_keys k \
+             WHERE k.user_id = r.user_id AND k.key = r.key) k), \
          used AS ( \
            SELECT array_agg(jti) AS used_jtis FROM consumed_gate_tokens WHERE jti = ANY($3)), \
          live AS ( \
-           SELECT array_agg(user_id) AS live_users, array_agg(event_id) AS live_events, \
-                  array_agg(held) AS live_quantities \
-           FROM (SELECT o.user_id, o.event_id, sum(o.quantity)::bigint AS held FROM orders o \
-                 WHERE (o.user_id, o.event_id) IN (SELECT * FROM unnest($1::uuid[], $4::uuid[])) \
-                 AND o.status IN ('pending_payment', 'paid') GROUP BY o.user_id, o.event_id) h) \
+           SELECT array_agg(h.user_id) AS live_users, array_agg(h.event_id) AS live_events, \
+                  array_agg(h.held::bigint) AS live_quantities \
+           FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $4::uuid[])) AS r(user_id, event_id) \
+           CROSS JOIN LATERAL ( \
+             SELECT h.user_id, h.event_id, h.held FROM holdings h \
+             WHERE h.user_id = r.user_id AND h.event_id = r.event_id) h) \
          SELECT * FROM keys, used, live",
     )
     .bind(&users)
@@ -235,15 +275,7 @@ async fn decide_and_write(
         })
         .collect();
     if !accepted.is_empty() {
-        let sold_out: Vec<Uuid> = event_ids
-            .iter()
-            .filter(|event| {
-                remaining.get(event) == Some(&0)
-                    && terms.get(event).is_some_and(|t| t.remaining > 0)
-            })
-            .copied()
-            .collect();
-        write_accepted(tx, &accepted, &sold_out, hold, now).await?;
+        write_accepted(tx, &accepted, &terms, hold, now).await?;
     }
 
     // Replays answer with the stored order.
@@ -358,10 +390,13 @@ fn decide_new(
     })
 }
 
+/// Writes the accepted orders in one statement: orders, consumed tokens, idempotency keys,
+/// outbox messages, holdings and stock. `event.sold_out` is written by the same statement
+/// when, and only when, it takes an event's stock to zero.
 async fn write_accepted(
     tx: &mut PgConnection,
     accepted: &[(&OrderRequest, &NewOrder)],
-    sold_out: &[Uuid],
+    terms: &HashMap<Uuid, EventTerms>,
     hold: Duration,
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -384,8 +419,12 @@ async fn write_accepted(
         .iter()
         .map(|(r, _)| r.request_hash.as_slice())
         .collect();
+    let caps: Vec<i32> = accepted
+        .iter()
+        .map(|(r, _)| terms.get(&r.event.0).map_or(0, |t| t.max_per_user))
+        .collect();
 
-    let mut messages = Vec::with_capacity(accepted.len() * 2 + sold_out.len());
+    let mut messages = Vec::with_capacity(accepted.len() * 2);
     for (request, order) in accepted {
         messages.push(Outgoing::with_id(
             order.payment_id,
@@ -406,20 +445,25 @@ async fn write_accepted(
             consumed_at: now,
         }));
     }
-    for event in sold_out {
-        messages.push(Outgoing::new(&EventSoldOut {
-            event_id: EventId(*event),
-            sold_out_at: now,
-        }));
-    }
     let outbox = outbox::Columns::of(&messages);
 
-    // Stock per event taken by this batch.
+    // Stock per event taken by this batch, and the sold-out message each would announce.
     let mut taken: HashMap<Uuid, i64> = HashMap::new();
     for (request, _) in accepted {
         *taken.entry(request.event.0).or_default() += i64::from(request.quantity);
     }
     let (stock_events, stock_taken): (Vec<Uuid>, Vec<i64>) = taken.into_iter().unzip();
+    let sold_out: Vec<Outgoing> = stock_events
+        .iter()
+        .map(|event| {
+            Outgoing::new(&EventSoldOut {
+                event_id: EventId(*event),
+                sold_out_at: now,
+            })
+        })
+        .collect();
+    let sold_out_ids: Vec<Uuid> = sold_out.iter().map(|m| m.message_id).collect();
+    let sold_out_payloads: Vec<&serde_json::Value> = sold_out.iter().map(|m| &m.payload).collect();
 
     sqlx::query(
         "WITH placed AS ( \
@@ -436,9 +480,22 @@ async fn write_accepted(
            SELECT *, $9 FROM unnest($3::uuid[], $11::text[], $12::bytea[], $1::uuid[])), \
          announced AS ( \
            INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
-           SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::jsonb[])) \
-         UPDATE event_stock s SET remaining = s.remaining - d.taken \
-         FROM unnest($18::uuid[], $19::bigint[]) AS d(event_id, taken) WHERE s.event_id = d.event_id",
+           SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::jsonb[])), \
+         held AS ( \
+           INSERT INTO holdings (user_id, event_id, held, cap) \
+           SELECT user_id, event_id, sum(quantity), max(cap) \
+           FROM unnest($3::uuid[], $2::uuid[], $4::int[], $20::int[]) AS h(user_id, event_id, quantity, cap) \
+           GROUP BY user_id, event_id \
+           ON CONFLICT (user_id, event_id) \
+           DO UPDATE SET held = holdings.held + excluded.held, cap = excluded.cap), \
+         stock AS ( \
+           UPDATE event_stock s SET remaining = s.remaining - d.taken \
+           FROM unnest($18::uuid[], $19::bigint[]) AS d(event_id, taken) \
+           WHERE s.event_id = d.event_id RETURNING s.event_id, s.remaining) \
+         INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
+         SELECT m.message_id, $23, $24, $25, m.payload \
+         FROM unnest($18::uuid[], $21::uuid[], $22::jsonb[]) AS m(event_id, message_id, payload) \
+         JOIN stock ON stock.event_id = m.event_id WHERE stock.remaining = 0",
     )
     .bind(&ids)
     .bind(&events)
@@ -459,6 +516,12 @@ async fn write_accepted(
     .bind(&outbox.payloads)
     .bind(&stock_events)
     .bind(&stock_taken)
+    .bind(&caps)
+    .bind(&sold_out_ids)
+    .bind(&sold_out_payloads)
+    .bind(EventSoldOut::EXCHANGE.base_name())
+    .bind(EventSoldOut::ROUTING_KEY)
+    .bind(EventSoldOut::TYPE)
     .execute(&mut *tx)
     .await?;
     Ok(())

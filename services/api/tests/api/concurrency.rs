@@ -4,21 +4,32 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use flash_api::config::OrderStrategy;
+use flash_api::config::{OrderConfig, OrderStrategy};
 use flash_kit::testing::{TestAmqp, TestDatabase};
 
 use crate::helpers::{TestApi, config, gate_token};
 
 async fn api_with(strategy: OrderStrategy) -> Arc<TestApi> {
+    racing_api(strategy, OrderConfig::default().batch_max, 2).await
+}
+
+/// Small batches and many workers: batches of one event overlap and race for its stock and
+/// its buyers' holdings, so the constraints and retries decide.
+async fn racing_api(strategy: OrderStrategy, batch_max: usize, workers: usize) -> Arc<TestApi> {
     let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
     let mut config = config(&db, &amqp);
     config.orders.strategy = strategy;
+    config.orders.batch_max = batch_max;
+    config.orders.batch_workers = workers;
     config.database_max_connections = 16;
     Arc::new(TestApi::spawn_with(config, db, amqp).await)
 }
 
 async fn many_buyers_few_tickets(strategy: OrderStrategy) {
-    let api = api_with(strategy).await;
+    many_buyers_few_tickets_on(api_with(strategy).await, strategy).await;
+}
+
+async fn many_buyers_few_tickets_on(api: Arc<TestApi>, strategy: OrderStrategy) {
     let event = api.event(50, 1).await;
     let buyers = api.users(500).await;
     let tasks: Vec<_> = buyers
@@ -62,6 +73,59 @@ async fn many_buyers_few_tickets(strategy: OrderStrategy) {
 #[tokio::test]
 async fn five_hundred_buyers_fifty_tickets_batched() {
     many_buyers_few_tickets(OrderStrategy::Batched).await;
+}
+
+#[tokio::test]
+async fn five_hundred_buyers_fifty_tickets_in_racing_batches() {
+    let api = racing_api(OrderStrategy::Batched, 3, 8).await;
+    many_buyers_few_tickets_on(api, OrderStrategy::Batched).await;
+}
+
+#[tokio::test]
+async fn one_buyer_with_many_gate_tokens_at_once_stays_within_the_limit() {
+    for (strategy, batch_max, workers) in [
+        (OrderStrategy::Batched, 1, 8),
+        (OrderStrategy::Batched, 256, 2),
+        (OrderStrategy::SingleRow, 1, 1),
+    ] {
+        let api = racing_api(strategy, batch_max, workers).await;
+        let event = api.event(100, 3).await;
+        let buyer = Arc::new(api.users(1).await.remove(0));
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (api, buyer) = (Arc::clone(&api), Arc::clone(&buyer));
+                tokio::spawn(async move {
+                    let gate = gate_token(buyer.id, event.id, 60);
+                    let reply = api
+                        .order(&buyer, event.id, 1, &gate, &format!("k{i}"))
+                        .await;
+                    (
+                        reply.status,
+                        reply.body["code"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+            })
+            .collect();
+        let mut outcomes: BTreeMap<(u16, String), usize> = BTreeMap::new();
+        for task in tasks {
+            *outcomes.entry(task.await.expect("task")).or_default() += 1;
+        }
+        let expected: BTreeMap<(u16, String), usize> = [
+            ((201, String::new()), 3),
+            ((409, "LIMIT_EXCEEDED".to_owned()), 17),
+        ]
+        .into();
+        assert_eq!(outcomes, expected, "{strategy:?} batches of {batch_max}");
+        assert_eq!(api.remaining(event.id).await, 97);
+        let held: i32 =
+            sqlx::query_scalar("SELECT held FROM holdings WHERE user_id = $1 AND event_id = $2")
+                .bind(buyer.id.0)
+                .bind(event.id.0)
+                .fetch_one(&api.pool)
+                .await
+                .expect("holdings");
+        assert_eq!(held, 3);
+    }
 }
 
 #[tokio::test]

@@ -91,6 +91,16 @@ async fn place(
     order.id
 }
 
+/// Tickets the buyer holds for the event, as the per-buyer limit counts them.
+async fn held(api: &TestApi, buyer: &User, event: flash_protocol::EventId) -> i32 {
+    sqlx::query_scalar("SELECT held FROM holdings WHERE user_id = $1 AND event_id = $2")
+        .bind(buyer.id.0)
+        .bind(event.0)
+        .fetch_one(&api.pool)
+        .await
+        .expect("holdings")
+}
+
 #[tokio::test]
 async fn results_settle_orders_once_and_declines_return_stock_once() {
     let api = TestApi::spawn().await;
@@ -136,6 +146,11 @@ async fn results_settle_orders_once_and_declines_return_stock_once() {
     );
     assert_eq!(status_of(&api, &buyer, paid).await, OrderStatus::Paid);
     assert_eq!(api.remaining(event.id).await, 2, "stock returned once");
+    assert_eq!(
+        held(&api, &buyer, event.id).await,
+        1,
+        "the buyer holds the paid ticket"
+    );
 
     // The event had sold out and has tickets again: the gateway is told it is on sale.
     let updates: Vec<serde_json::Value> = sqlx::query_scalar(
@@ -178,6 +193,11 @@ async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_not
         10,
         "every ticket back, exactly once"
     );
+    assert_eq!(
+        held(&api, &buyer, event.id).await,
+        0,
+        "the buyer holds none"
+    );
 
     send_result(
         &api,
@@ -192,6 +212,8 @@ async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_not
         OrderStatus::Expired
     );
     assert_eq!(api.remaining(event.id).await, 10);
+    // Within the limit again: the buyer can order the event's maximum.
+    place(&api, &buyer, event.id, 10).await;
     second.stop().await;
     api.stop().await;
 }
