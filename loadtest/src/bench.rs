@@ -95,6 +95,8 @@ pub enum Bench {
     },
     /// Orders of one hot event through the api, then an oversell check (api issue #4).
     Orders(crate::orders_bench::OrdersArgs),
+    /// Payment requests through a running pay worker, end to end (pay issue #5).
+    Payments(crate::payments_bench::PaymentsArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
     /// socket's admitted frame.
     Admit {
@@ -154,6 +156,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
             _ => sockets(&target, &shards, hold_secs, &gateway_pids).await,
         },
         Bench::Orders(args) => crate::orders_bench::run(args).await,
+        Bench::Payments(args) => crate::payments_bench::run(args).await,
         Bench::Admit {
             target,
             shards,

@@ -9,10 +9,12 @@
 //! - [`setup`]: access tokens for simulated users, announcing events.
 //! - [`bench`]: the gateway benchmarks (joins, status polls, idle sockets, mass admission).
 //! - [`orders_bench`]: the api's orders benchmark, with an oversell check.
+//! - [`payments_bench`]: the pay worker's end-to-end benchmark.
 
 pub mod bench;
 pub mod http;
 pub mod orders_bench;
+pub mod payments_bench;
 pub mod setup;
 pub mod socket;
 pub mod stats;

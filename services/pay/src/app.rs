@@ -1,15 +1,17 @@
-//! The pay worker's [`Application`]: broker connection and ops port.
+//! The pay worker's [`Application`]: broker connection, the requests consumer and the ops port.
 
 use std::sync::Arc;
 
 use axum::Router;
-use flash_kit::amqp::Broker;
+use flash_kit::amqp::{Broker, Publisher, consume};
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
-use flash_protocol::messages::Names;
+use flash_protocol::messages::{Names, Queue};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::provider::{Provider, Simulated};
+use crate::worker::Worker;
 
 /// Name used in logs and metric labels.
 pub const SERVICE: &str = "pay";
@@ -27,11 +29,24 @@ pub enum BuildError {
 pub struct Application {
     pub service: Service,
     pub broker: Arc<Broker>,
+    worker: Arc<Worker>,
+    prefetch: u16,
+    background: CancellationToken,
 }
 
 impl Application {
-    /// Connects to RabbitMQ (declaring the topology) and binds the ops port.
+    /// Connects to RabbitMQ (declaring the topology) and binds the ops port, with the
+    /// simulated provider.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let provider = Arc::new(Simulated::new(config.provider));
+        Self::with_provider(config, provider).await
+    }
+
+    /// [`build`](Self::build) with another provider.
+    pub async fn with_provider(
+        config: Config,
+        provider: Arc<dyn Provider>,
+    ) -> Result<Self, BuildError> {
         let background = CancellationToken::new();
         let broker = Arc::new(
             Broker::connect(
@@ -47,10 +62,21 @@ impl Application {
             public: Router::new(),
             readiness,
             common: config.common,
-            background,
+            background: background.clone(),
         })
         .await?;
-        Ok(Self { service, broker })
+        let worker = Arc::new(Worker::new(
+            config.worker,
+            provider,
+            Publisher::new(Arc::clone(&broker)),
+        ));
+        Ok(Self {
+            service,
+            broker,
+            worker,
+            prefetch: config.worker.prefetch.max(1),
+            background,
+        })
     }
 
     #[must_use]
@@ -58,9 +84,23 @@ impl Application {
         self.service.port()
     }
 
-    /// Runs until `shutdown`, then finishes in-flight work within the shutdown grace.
+    /// Consumes payment requests until `shutdown`; then stops taking new ones, finishes and
+    /// settles those in flight (within the shutdown grace), and closes the connection.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let result = self.service.run_until(shutdown).await;
+        let mut workers = tokio::task::JoinSet::new();
+        let worker = self.worker;
+        workers.spawn(consume(
+            Arc::clone(&self.broker),
+            Queue::PayRequests,
+            "flash-pay",
+            self.prefetch,
+            self.background.clone(),
+            move |delivery| {
+                let worker = Arc::clone(&worker);
+                async move { worker.handle(&delivery).await }
+            },
+        ));
+        let result = self.service.run_with_workers(shutdown, workers).await;
         self.broker.close().await;
         result
     }

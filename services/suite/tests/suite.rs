@@ -66,6 +66,13 @@ impl Stores {
                 ops_addr: any_port,
                 amqp_url: self.amqp.url.clone(),
                 amqp_name_prefix: amqp_prefix,
+                worker: flash_pay::config::WorkerConfig::default(),
+                provider: flash_pay::config::ProviderConfig {
+                    latency_p50_ms: 5.0,
+                    latency_p99_ms: 20.0,
+                    decline_rate: 0.0,
+                    ..flash_pay::config::ProviderConfig::default()
+                },
                 common: CommonConfig::default(),
             },
         }
@@ -206,4 +213,141 @@ async fn a_missing_database_is_created_and_a_bad_web_dir_is_refused() {
         .await
         .expect("drop");
     admin.close().await;
+}
+
+/// A JSON call to the origin; the status and the body.
+async fn call(
+    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .execute(request.build().expect("request"))
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let (status, body) = call(
+        client,
+        client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+/// Polls `check` every 250 ms (within the gateway's per-user rate) for up to 20 s until it
+/// returns something.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..80 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("{what}: not within 20 s");
+}
+
+#[tokio::test]
+async fn a_buyer_queues_is_admitted_buys_and_the_order_is_paid() {
+    let stores = Stores {
+        db: TestDatabase::create().await,
+        redis: TestRedis::new(),
+        amqp: TestAmqp::new(),
+    };
+    let suite = Suite::build(stores.suite_config())
+        .await
+        .expect("suite builds");
+    let base = format!("http://{}", suite.origin_addr());
+    let origin = Running::spawn(suite.origin_addr().port(), |shutdown| {
+        suite.run_until(shutdown)
+    });
+    let client = reqwest::Client::new();
+
+    // The operator puts an event on sale.
+    let admin = login(&client, &base, "admin@flash.test", "an admin password").await;
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("time")
+    };
+    let (status, event) = call(
+        &client,
+        client
+            .post(format!("{base}/api/v1/admin/events"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({
+                "name": "End to end", "venue": "Loopback Hall",
+                "starts_at": rfc3339(now + time::Duration::days(1)),
+                "sale_opens_at": rfc3339(now - time::Duration::minutes(1)),
+                "price_cents": 2500, "currency": "EUR", "inventory": 10, "max_per_user": 2,
+                "queue": {"admit_per_sec": 100, "max_active": 100, "admission_ttl_s": 60}
+            })),
+    )
+    .await;
+    assert_eq!(status, 201, "{event}");
+    let event_id = event["id"].as_str().expect("id").to_owned();
+
+    // A buyer signs up and joins the queue once the gateway has heard of the event.
+    let (status, body) = call(
+        &client,
+        client.post(format!("{base}/api/v1/auth/register")).json(
+            &serde_json::json!({"email": "buyer@flash.test", "password": "a buyer password"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let buyer = login(&client, &base, "buyer@flash.test", "a buyer password").await;
+    let join = format!("{base}/queue/v1/events/{event_id}/join");
+    eventually("the gateway knows the event", || async {
+        let (status, _) = call(&client, client.post(&join).bearer_auth(&buyer)).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let status_url = format!("{base}/queue/v1/events/{event_id}/status");
+    let gate = eventually("admitted", || async {
+        let (status, ticket) = call(&client, client.get(&status_url).bearer_auth(&buyer)).await;
+        assert!(status == 200 || status == 429, "{ticket}");
+        ticket["gate_token"].as_str().map(str::to_owned)
+    })
+    .await;
+
+    // The buyer orders with the gate token; the payment worker settles it.
+    let (status, order) = call(
+        &client,
+        client
+            .post(format!("{base}/api/v1/events/{event_id}/orders"))
+            .bearer_auth(&buyer)
+            .header("Gate-Token", &gate)
+            .header("Idempotency-Key", "first-order")
+            .json(&serde_json::json!({"quantity": 2})),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "pending_payment");
+    assert_eq!(order["amount_cents"], 5000);
+    let order_url = format!("{base}/api/v1/orders/{}", order["id"].as_str().expect("id"));
+    eventually("the order is paid", || async {
+        let (status, order) = call(&client, client.get(&order_url).bearer_auth(&buyer)).await;
+        assert_eq!(status, 200, "{order}");
+        assert_ne!(order["status"], "payment_failed", "{order}");
+        (order["status"] == "paid").then_some(())
+    })
+    .await;
+    let (_, event) = call(
+        &client,
+        client.get(format!("{base}/api/v1/events/{event_id}")),
+    )
+    .await;
+    assert_eq!(event["remaining"], 8, "{event}");
+    origin.stop().await;
 }

@@ -34,6 +34,8 @@ pub enum AmqpError {
     Rejected(&'static str),
     #[error("no queue is bound for {0} messages")]
     Unroutable(&'static str),
+    #[error("cannot encode a {0} message: {1}")]
+    Encode(&'static str, serde_json::Error),
 }
 
 /// The queue arguments of each queue: quorum queues for work that must survive a broker node,
@@ -351,10 +353,7 @@ pub async fn publish<M: flash_protocol::messages::Message>(
     message_id: &str,
     message: &M,
 ) -> Result<(), AmqpError> {
-    let body = serde_json::to_vec(message).map_err(|e| AmqpError::Unreachable {
-        url: String::new(),
-        reason: format!("cannot encode {}: {e}", M::TYPE),
-    })?;
+    let body = serde_json::to_vec(message).map_err(|e| AmqpError::Encode(M::TYPE, e))?;
     let confirm = channel
         .basic_publish(
             names.exchange(M::EXCHANGE).into(),
@@ -375,6 +374,86 @@ pub async fn publish<M: flash_protocol::messages::Message>(
         return Err(AmqpError::Unroutable(M::TYPE));
     }
     Ok(())
+}
+
+/// A confirm-mode channel shared by concurrent publishers (each waits for its own confirm, so
+/// confirms are pipelined), re-opened on the current connection when it breaks.
+pub struct Publisher {
+    broker: Arc<Broker>,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+}
+
+impl Publisher {
+    #[must_use]
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self {
+            broker,
+            channel: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, AmqpError> {
+        let mut current = self.channel.lock().await;
+        if let Some(channel) = current.as_ref()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        let channel = self.broker.channel().await?;
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await?;
+        *current = Some(channel.clone());
+        Ok(channel)
+    }
+
+    /// Publishes `body` (mandatory, so an unroutable message is an error) and waits for the
+    /// broker's confirm.
+    pub async fn publish(
+        &self,
+        exchange: Exchange,
+        routing_key: &'static str,
+        body: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<(), AmqpError> {
+        let channel = self.channel().await?;
+        let confirm = channel
+            .basic_publish(
+                self.broker.names().exchange(exchange).into(),
+                routing_key.into(),
+                lapin::options::BasicPublishOptions {
+                    mandatory: true,
+                    ..lapin::options::BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(AmqpError::Rejected(routing_key));
+        }
+        if confirm.take_message().is_some() {
+            return Err(AmqpError::Unroutable(routing_key));
+        }
+        Ok(())
+    }
+
+    /// Publishes a typed message with its standard properties.
+    pub async fn send<M: flash_protocol::messages::Message>(
+        &self,
+        message_id: &str,
+        message: &M,
+    ) -> Result<(), AmqpError> {
+        let body = serde_json::to_vec(message).map_err(|e| AmqpError::Encode(M::TYPE, e))?;
+        self.publish(
+            M::EXCHANGE,
+            M::ROUTING_KEY,
+            &body,
+            properties::<M>(message_id),
+        )
+        .await
+    }
 }
 
 /// What to do with a delivery once its handler is done.
