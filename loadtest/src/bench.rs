@@ -341,6 +341,37 @@ async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Res
     report("joins", &latencies, errors, elapsed)
 }
 
+/// Mints access tokens for `count` new users and joins each to `event` over HTTP with
+/// `concurrency` connections (not measured); the tokens, and join errors by status.
+async fn join_users(
+    target: &Target,
+    event: EventId,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Arc<Vec<String>>, Vec<(u16, u64)>)> {
+    let tokens = Arc::new(mint(&DevTokens::new()?, count)?);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = Arc::new(move || {
+        let i = counter.fetch_add(1, Ordering::Relaxed);
+        (i < count).then_some(i)
+    });
+    let path = Arc::new(format!("/queue/v1/events/{event}/join"));
+    let join_tokens = Arc::clone(&tokens);
+    let (_, errors, _) = drive(target, concurrency, next, move |mut conn, i| {
+        let tokens = Arc::clone(&join_tokens);
+        let path = Arc::clone(&path);
+        async move {
+            let outcome = conn
+                .request(Method::POST, &path, Some(&tokens[i]), None)
+                .await
+                .map(|(s, _)| s);
+            (conn, outcome)
+        }
+    })
+    .await?;
+    Ok((tokens, errors))
+}
+
 async fn status(
     target: &Target,
     users: usize,
@@ -356,30 +387,8 @@ async fn status(
         },
     )
     .await?;
-    let tokens = Arc::new(mint(&DevTokens::new()?, users)?);
     eprintln!("joining {users} users…");
-    let counter = Arc::new(AtomicUsize::new(0));
-    let joined: Arc<dyn Fn() -> Option<usize> + Send + Sync> = {
-        let counter = Arc::clone(&counter);
-        Arc::new(move || {
-            let i = counter.fetch_add(1, Ordering::Relaxed);
-            (i < users).then_some(i)
-        })
-    };
-    let join_path = Arc::new(format!("/queue/v1/events/{event}/join"));
-    let join_tokens = Arc::clone(&tokens);
-    drive(target, concurrency, joined, move |mut conn, i| {
-        let tokens = Arc::clone(&join_tokens);
-        let path = Arc::clone(&join_path);
-        async move {
-            let outcome = conn
-                .request(Method::POST, &path, Some(&tokens[i]), None)
-                .await
-                .map(|(s, _)| s);
-            (conn, outcome)
-        }
-    })
-    .await?;
+    let (tokens, _) = join_users(target, event, users, concurrency).await?;
     eprintln!("polling for {seconds}s…");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let polls = Arc::new(AtomicUsize::new(0));
@@ -436,27 +445,8 @@ async fn open_sockets(
     count: usize,
     offset: usize,
 ) -> anyhow::Result<(Vec<socket::Socket>, Latencies, u64)> {
-    let tokens = Arc::new(mint(&DevTokens::new()?, count)?);
     // Join over HTTP (not measured).
-    let counter = Arc::new(AtomicUsize::new(0));
-    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = Arc::new(move || {
-        let i = counter.fetch_add(1, Ordering::Relaxed);
-        (i < count).then_some(i)
-    });
-    let path = Arc::new(format!("/queue/v1/events/{event}/join"));
-    let join_tokens = Arc::clone(&tokens);
-    let (_, errors, _) = drive(target, 32, next, move |mut conn, i| {
-        let tokens = Arc::clone(&join_tokens);
-        let path = Arc::clone(&path);
-        async move {
-            let outcome = conn
-                .request(Method::POST, &path, Some(&tokens[i]), None)
-                .await
-                .map(|(s, _)| s);
-            (conn, outcome)
-        }
-    })
-    .await?;
+    let (tokens, errors) = join_users(target, event, count, 32).await?;
     if !errors.is_empty() {
         eprintln!("join errors: {errors:?}");
     }

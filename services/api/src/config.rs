@@ -8,7 +8,7 @@ use std::time::Duration;
 use flash_kit::config::CommonConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, GATE_AUDIENCE, GATE_ISSUER};
 use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
-use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey};
+use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey, source};
 use secrecy::SecretString;
 
 /// flash-api settings; every field is an environment variable.
@@ -193,16 +193,12 @@ pub enum KeyConfigError {
 impl KeyConfig {
     /// The access-token signing key.
     pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
-        if let Some(pem) = &self.api_signing_key {
-            return Ok(SigningKey::from_pem(pem)?);
-        }
-        if let Some(path) = &self.api_signing_key_file {
-            return Ok(SigningKey::from_pem_file(path)?);
-        }
-        if self.dev_keys {
-            return Ok(SigningKey::dev(DEV_ACCESS_KEY)?);
-        }
-        Err(KeyConfigError::NoSigningKey)
+        source::signing_key(
+            self.api_signing_key.as_deref(),
+            self.api_signing_key_file.as_deref(),
+            self.dev_keys.then_some(DEV_ACCESS_KEY),
+        )?
+        .ok_or(KeyConfigError::NoSigningKey)
     }
 
     /// The access-token keys published and accepted: the signing key and earlier ones.
@@ -225,19 +221,15 @@ impl KeyConfig {
 
     /// The keys gate tokens are verified against.
     pub fn gate_keys(&self) -> Result<Arc<KeyRing>, KeyConfigError> {
-        let mut pinned = match &self.gate_jwks {
-            Some(json) => Jwks::from_json(json)?,
-            None => Jwks::default(),
-        };
-        if self.dev_keys {
-            pinned = pinned.merged(&SigningKey::dev(DEV_GATE_KEY)?.jwks());
-        }
-        let ring = match &self.gate_jwks_url {
-            Some(url) => KeyRing::remote(url, pinned, GATE_ISSUER, GATE_AUDIENCE)?,
-            None if pinned.keys.is_empty() => return Err(KeyConfigError::NoGateKeys),
-            None => KeyRing::fixed(&pinned, GATE_ISSUER, GATE_AUDIENCE)?,
-        };
-        Ok(Arc::new(ring))
+        source::verification_ring(
+            self.gate_jwks_url.as_deref(),
+            self.gate_jwks.as_deref(),
+            self.dev_keys.then_some(DEV_GATE_KEY),
+            GATE_ISSUER,
+            GATE_AUDIENCE,
+        )?
+        .map(Arc::new)
+        .ok_or(KeyConfigError::NoGateKeys)
     }
 }
 

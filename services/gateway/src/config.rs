@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
-use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey};
+use flash_tokens::{KeyError, KeyRing, SigningKey, source};
 
 pub use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
 
@@ -138,33 +138,25 @@ pub enum KeyConfigError {
 impl KeyConfig {
     /// The gate-token signing key.
     pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
-        if let Some(pem) = &self.gate_signing_key {
-            return Ok(SigningKey::from_pem(pem)?);
-        }
-        if let Some(path) = &self.gate_signing_key_file {
-            return Ok(SigningKey::from_pem_file(path)?);
-        }
-        if self.dev_keys {
-            return Ok(SigningKey::dev(DEV_GATE_KEY)?);
-        }
-        Err(KeyConfigError::NoSigningKey)
+        source::signing_key(
+            self.gate_signing_key.as_deref(),
+            self.gate_signing_key_file.as_deref(),
+            self.dev_keys.then_some(DEV_GATE_KEY),
+        )?
+        .ok_or(KeyConfigError::NoSigningKey)
     }
 
     /// The keys access tokens are verified against.
     pub fn access_keys(&self) -> Result<Arc<KeyRing>, KeyConfigError> {
-        let mut pinned = match &self.access_jwks {
-            Some(json) => Jwks::from_json(json)?,
-            None => Jwks::default(),
-        };
-        if self.dev_keys {
-            pinned = pinned.merged(&SigningKey::dev(DEV_ACCESS_KEY)?.jwks());
-        }
-        let ring = match &self.access_jwks_url {
-            Some(url) => KeyRing::remote(url, pinned, ACCESS_ISSUER, ACCESS_AUDIENCE)?,
-            None if pinned.keys.is_empty() => return Err(KeyConfigError::NoAccessKeys),
-            None => KeyRing::fixed(&pinned, ACCESS_ISSUER, ACCESS_AUDIENCE)?,
-        };
-        Ok(Arc::new(ring))
+        source::verification_ring(
+            self.access_jwks_url.as_deref(),
+            self.access_jwks.as_deref(),
+            self.dev_keys.then_some(DEV_ACCESS_KEY),
+            ACCESS_ISSUER,
+            ACCESS_AUDIENCE,
+        )?
+        .map(Arc::new)
+        .ok_or(KeyConfigError::NoAccessKeys)
     }
 }
 

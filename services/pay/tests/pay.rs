@@ -447,6 +447,7 @@ async fn a_redelivered_request_gets_the_same_outcome_from_any_worker() {
 
 #[tokio::test]
 async fn the_broker_cut_mid_stream_loses_nothing() {
+    flash_kit::telemetry::init(flash_kit::config::LogFormat::Text);
     let amqp = TestAmqp::new();
     let proxy = TcpProxy::start("127.0.0.1:5672".parse::<SocketAddr>().expect("addr")).await;
     let mut config = config(&amqp);

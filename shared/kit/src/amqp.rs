@@ -36,7 +36,13 @@ pub enum AmqpError {
     Unroutable(&'static str),
     #[error("cannot encode a {0} message: {1}")]
     Encode(&'static str, serde_json::Error),
+    #[error("rabbitmq did not answer in time ({1}, {0:?})")]
+    Timeout(Duration, &'static str),
 }
+
+/// Longest wait for a publish and its confirm, or for an ack to be sent: a connection that
+/// died without the client noticing must not hold work forever.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The queue arguments of each queue: quorum queues for work that must survive a broker node,
 /// and the retry queue's dead-letter wiring back to `payment.requested`.
@@ -417,19 +423,23 @@ impl Publisher {
         properties: lapin::BasicProperties,
     ) -> Result<(), AmqpError> {
         let channel = self.channel().await?;
-        let confirm = channel
-            .basic_publish(
-                self.broker.names().exchange(exchange).into(),
-                routing_key.into(),
-                lapin::options::BasicPublishOptions {
-                    mandatory: true,
-                    ..lapin::options::BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
+        let confirm = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            channel
+                .basic_publish(
+                    self.broker.names().exchange(exchange).into(),
+                    routing_key.into(),
+                    lapin::options::BasicPublishOptions {
+                        mandatory: true,
+                        ..lapin::options::BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await
+        .map_err(|_| AmqpError::Timeout(ANSWER_TIMEOUT, "publisher confirm"))??;
         if confirm.is_nack() {
             return Err(AmqpError::Rejected(routing_key));
         }
@@ -515,7 +525,7 @@ async fn consume_on<F, Fut>(
     prefetch: u16,
     stop: &CancellationToken,
     handle: &Arc<F>,
-) -> Result<(), lapin::Error>
+) -> Result<(), AmqpError>
 where
     F: Fn(lapin::message::Delivery) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Disposition> + Send + 'static,
@@ -536,6 +546,10 @@ where
         .await?;
     let mut deliveries = std::pin::pin!(deliveries.take_until(stop.clone().cancelled_owned()));
     let mut in_flight = futures::stream::FuturesUnordered::new();
+    // The broker replacing the connection means this one is gone, whether or not its
+    // deliveries stream noticed: give up on it (unacked deliveries are redelivered).
+    let mut connections = broker.watch();
+    connections.borrow_and_update();
     loop {
         tokio::select! {
             delivery = deliveries.next(), if in_flight.len() < usize::from(prefetch.max(1)) => {
@@ -549,15 +563,23 @@ where
                 });
             }
             Some((acker, disposition)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(&acker, disposition).await?;
+                settle_within(&acker, disposition).await?;
             }
+            _ = connections.changed() => return Err(AmqpError::NotConnected),
         }
     }
     // Stopping: let the deliveries in flight finish and settle them (unacked ones would be
     // redelivered anyway).
     while let Some((acker, disposition)) = in_flight.next().await {
-        settle(&acker, disposition).await?;
+        settle_within(&acker, disposition).await?;
     }
+    Ok(())
+}
+
+async fn settle_within(acker: &lapin::Acker, disposition: Disposition) -> Result<(), AmqpError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, settle(acker, disposition))
+        .await
+        .map_err(|_| AmqpError::Timeout(ANSWER_TIMEOUT, "acknowledgement"))??;
     Ok(())
 }
 

@@ -7,9 +7,11 @@
 //! - [`verify`]: [`Verifier`] for one issuer and audience over a key set.
 //! - [`ring`]: [`KeyRing`], a verifier whose keys come from configuration or a remote JWKS that
 //!   is refreshed, including on an unknown `kid`.
+//! - [`source`]: keys from a service's configuration (PEM, file, dev key; JWKS URL or inline).
 
 pub mod keys;
 pub mod ring;
+pub mod source;
 pub mod verify;
 
 pub use keys::{Jwk, Jwks, KeyError, SigningKey};

@@ -118,12 +118,22 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Option<EventRow>, s
         .await
 }
 
-/// Inserts an event and its stock.
-pub async fn insert(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Error> {
+/// Writes every field of `row` and its stock: a new event, or a change to an existing one.
+pub async fn save(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO events (id, name, venue, starts_at, sale_opens_at, price_cents, currency, \
-         inventory, max_per_user, admit_per_sec, max_active, admission_ttl_s) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "WITH saved AS ( \
+           INSERT INTO events (id, name, venue, starts_at, sale_opens_at, price_cents, currency, \
+                               inventory, max_per_user, admit_per_sec, max_active, admission_ttl_s) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, venue = excluded.venue, \
+             starts_at = excluded.starts_at, sale_opens_at = excluded.sale_opens_at, \
+             price_cents = excluded.price_cents, currency = excluded.currency, \
+             inventory = excluded.inventory, max_per_user = excluded.max_per_user, \
+             admit_per_sec = excluded.admit_per_sec, max_active = excluded.max_active, \
+             admission_ttl_s = excluded.admission_ttl_s, updated_at = now() \
+           RETURNING id) \
+         INSERT INTO event_stock (event_id, remaining) SELECT id, $13 FROM saved \
+         ON CONFLICT (event_id) DO UPDATE SET remaining = excluded.remaining",
     )
     .bind(row.id)
     .bind(&row.name)
@@ -137,42 +147,9 @@ pub async fn insert(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::E
     .bind(row.admit_per_sec)
     .bind(row.max_active)
     .bind(row.admission_ttl_s)
+    .bind(row.remaining)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO event_stock (event_id, remaining) VALUES ($1, $2)")
-        .bind(row.id)
-        .bind(row.remaining)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-/// Writes every field of `row` (and its stock).
-pub async fn update(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE events SET name = $2, venue = $3, starts_at = $4, sale_opens_at = $5, \
-         price_cents = $6, currency = $7, inventory = $8, max_per_user = $9, admit_per_sec = $10, \
-         max_active = $11, admission_ttl_s = $12, updated_at = now() WHERE id = $1",
-    )
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.venue)
-    .bind(row.starts_at)
-    .bind(row.sale_opens_at)
-    .bind(row.price_cents)
-    .bind(&row.currency)
-    .bind(row.inventory)
-    .bind(row.max_per_user)
-    .bind(row.admit_per_sec)
-    .bind(row.max_active)
-    .bind(row.admission_ttl_s)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE event_stock SET remaining = $2 WHERE event_id = $1")
-        .bind(row.id)
-        .bind(row.remaining)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 

@@ -3,6 +3,14 @@
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 
+/// `t` truncated to what Postgres stores (microseconds), so an answer built in memory says
+/// what a later read would.
+#[must_use]
+pub fn micros(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{OrderRequest, Outcome};
+use crate::db::micros;
 use crate::db::orders::{OrderRow, select_order};
 use crate::db::outbox::{self, Outgoing};
 use crate::error::ApiError;
@@ -137,12 +138,6 @@ struct Known {
     live_users: Option<Vec<Uuid>>,
     live_events: Option<Vec<Uuid>>,
     live_quantities: Option<Vec<i64>>,
-}
-
-/// Postgres keeps microseconds: answer with what is stored.
-fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-        .unwrap_or(t)
 }
 
 /// Pessimistic: runs in the caller's transaction. Optimistic: on a connection outside any

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::events::EventRow;
+use crate::db::micros;
 use crate::db::outbox::{self, Outgoing};
 use crate::error::{ApiError, Validator};
 
@@ -116,12 +117,6 @@ fn validate(row: &EventRow, sold: i64) -> Result<(), ApiError> {
     v.finish()
 }
 
-/// Postgres keeps microseconds: answer with what is stored.
-fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-        .unwrap_or(t)
-}
-
 fn signed(x: u32) -> i32 {
     i32::try_from(x).unwrap_or(i32::MAX)
 }
@@ -156,7 +151,7 @@ pub async fn create(
     validate(&row, 0)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.db.begin().await?;
-    crate::db::events::insert(&mut tx, &row).await?;
+    crate::db::events::save(&mut tx, &row).await?;
     outbox::push(
         &mut tx,
         &[Outgoing::new(&EventCreated {
@@ -215,7 +210,7 @@ pub async fn update(
         row.remaining = i32::try_from((i64::from(row.inventory) - sold).max(0)).unwrap_or(0);
     }
     validate(&row, sold)?;
-    crate::db::events::update(&mut tx, &row).await?;
+    crate::db::events::save(&mut tx, &row).await?;
     let mut messages = vec![Outgoing::new(&EventUpdated {
         event: row.queue_info(now),
     })];
