@@ -89,7 +89,21 @@ impl Broker {
         }
     }
 
+    /// Publishes a request-shaped message of `message_type` (possibly not a request at all).
     async fn publish_raw(&self, body: &[u8], message_type: &str) {
+        self.publish_with(body, flash_kit::amqp::properties_for(message_type, "m"))
+            .await;
+    }
+
+    async fn publish(&self, request: &PaymentRequested) {
+        self.publish_with(
+            &serde_json::to_vec(request).expect("json"),
+            properties::<PaymentRequested>(&request.payment_id.to_string()),
+        )
+        .await;
+    }
+
+    async fn publish_with(&self, body: &[u8], properties: lapin::BasicProperties) {
         let confirm = self
             .channel
             .basic_publish(
@@ -97,24 +111,7 @@ impl Broker {
                 PaymentRequested::ROUTING_KEY.into(),
                 BasicPublishOptions::default(),
                 body,
-                flash_kit::amqp::properties_for(message_type, "m"),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(confirm.is_ack());
-    }
-
-    async fn publish(&self, request: &PaymentRequested) {
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.names.exchange(PaymentRequested::EXCHANGE).into(),
-                PaymentRequested::ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                &serde_json::to_vec(request).expect("json"),
-                properties::<PaymentRequested>(&request.payment_id.to_string()),
+                properties,
             )
             .await
             .expect("publish")

@@ -14,6 +14,14 @@ struct Stores {
 }
 
 impl Stores {
+    async fn new() -> Self {
+        Self {
+            db: TestDatabase::create().await,
+            redis: TestRedis::new(),
+            amqp: TestAmqp::new(),
+        }
+    }
+
     fn suite_config(&self) -> SuiteConfig {
         let any_port = "127.0.0.1:0".parse().expect("addr");
         let amqp_prefix = self.amqp.names.prefix().to_owned();
@@ -81,11 +89,7 @@ impl Stores {
 
 #[tokio::test]
 async fn one_origin_serves_web_api_queue_and_every_health_endpoint() {
-    let stores = Stores {
-        db: TestDatabase::create().await,
-        redis: TestRedis::new(),
-        amqp: TestAmqp::new(),
-    };
+    let stores = Stores::new().await;
     let suite = Suite::build(stores.suite_config())
         .await
         .expect("suite builds");
@@ -180,11 +184,7 @@ async fn one_origin_serves_web_api_queue_and_every_health_endpoint() {
 
 #[tokio::test]
 async fn a_missing_database_is_created_and_a_bad_web_dir_is_refused() {
-    let stores = Stores {
-        db: TestDatabase::create().await,
-        redis: TestRedis::new(),
-        amqp: TestAmqp::new(),
-    };
+    let stores = Stores::new().await;
     let mut config = stores.suite_config();
     config.origin.web_dir = "/definitely/not/here".into();
     let error = Suite::build(config).await.err().expect("refused");
@@ -259,11 +259,7 @@ where
 
 #[tokio::test]
 async fn a_buyer_queues_is_admitted_buys_and_the_order_is_paid() {
-    let stores = Stores {
-        db: TestDatabase::create().await,
-        redis: TestRedis::new(),
-        amqp: TestAmqp::new(),
-    };
+    let stores = Stores::new().await;
     let suite = Suite::build(stores.suite_config())
         .await
         .expect("suite builds");

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use flash_api::config::{OrderConfig, OrderStrategy};
 use flash_kit::testing::{TestAmqp, TestDatabase};
 
-use crate::helpers::{TestApi, config, gate_token};
+use flash_protocol::EventId;
+
+use crate::helpers::{TestApi, User, config, gate_token};
 
 async fn api_with(strategy: OrderStrategy) -> Arc<TestApi> {
     racing_api(strategy, OrderConfig::default().batch_max, 2).await
@@ -25,23 +27,20 @@ async fn racing_api(strategy: OrderStrategy, batch_max: usize, workers: usize) -
     Arc::new(TestApi::spawn_with(config, db, amqp).await)
 }
 
-async fn many_buyers_few_tickets(strategy: OrderStrategy) {
-    many_buyers_few_tickets_on(api_with(strategy).await, strategy).await;
-}
-
-async fn many_buyers_few_tickets_on(api: Arc<TestApi>, strategy: OrderStrategy) {
-    let event = api.event(50, 1).await;
-    let buyers = api.users(500).await;
+/// Each buyer (in order: `i`) orders one ticket at once with a gate token of its own and the
+/// key `k{i}`; how many replies had each (status, code).
+async fn order_at_once(
+    api: &Arc<TestApi>,
+    event: EventId,
+    buyers: impl Iterator<Item = Arc<User>>,
+) -> BTreeMap<(u16, String), usize> {
     let tasks: Vec<_> = buyers
-        .into_iter()
         .enumerate()
         .map(|(i, buyer)| {
-            let api = Arc::clone(&api);
+            let api = Arc::clone(api);
             tokio::spawn(async move {
-                let gate = gate_token(buyer.id, event.id, 60);
-                let reply = api
-                    .order(&buyer, event.id, 1, &gate, &format!("k{i}"))
-                    .await;
+                let gate = gate_token(buyer.id, event, 60);
+                let reply = api.order(&buyer, event, 1, &gate, &format!("k{i}")).await;
                 (
                     reply.status,
                     reply.body["code"].as_str().unwrap_or("").to_owned(),
@@ -49,10 +48,21 @@ async fn many_buyers_few_tickets_on(api: Arc<TestApi>, strategy: OrderStrategy) 
             })
         })
         .collect();
-    let mut outcomes: BTreeMap<(u16, String), usize> = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
     for task in tasks {
         *outcomes.entry(task.await.expect("task")).or_default() += 1;
     }
+    outcomes
+}
+
+async fn many_buyers_few_tickets(strategy: OrderStrategy) {
+    many_buyers_few_tickets_on(api_with(strategy).await, strategy).await;
+}
+
+async fn many_buyers_few_tickets_on(api: Arc<TestApi>, strategy: OrderStrategy) {
+    let event = api.event(50, 1).await;
+    let buyers = api.users(500).await;
+    let outcomes = order_at_once(&api, event.id, buyers.into_iter().map(Arc::new)).await;
     let expected: BTreeMap<(u16, String), usize> = [
         ((201, String::new()), 50),
         ((409, "SOLD_OUT".to_owned()), 450),
@@ -91,25 +101,8 @@ async fn one_buyer_with_many_gate_tokens_at_once_stays_within_the_limit() {
         let api = racing_api(strategy, batch_max, workers).await;
         let event = api.event(100, 3).await;
         let buyer = Arc::new(api.users(1).await.remove(0));
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let (api, buyer) = (Arc::clone(&api), Arc::clone(&buyer));
-                tokio::spawn(async move {
-                    let gate = gate_token(buyer.id, event.id, 60);
-                    let reply = api
-                        .order(&buyer, event.id, 1, &gate, &format!("k{i}"))
-                        .await;
-                    (
-                        reply.status,
-                        reply.body["code"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-            })
-            .collect();
-        let mut outcomes: BTreeMap<(u16, String), usize> = BTreeMap::new();
-        for task in tasks {
-            *outcomes.entry(task.await.expect("task")).or_default() += 1;
-        }
+        let outcomes =
+            order_at_once(&api, event.id, std::iter::repeat_n(Arc::clone(&buyer), 20)).await;
         let expected: BTreeMap<(u16, String), usize> = [
             ((201, String::new()), 3),
             ((409, "LIMIT_EXCEEDED".to_owned()), 17),

@@ -5,7 +5,7 @@ use flash_protocol::event::{Event, EventStatus};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApi, gate_token, new_event};
+use crate::helpers::{TestApi, new_event};
 
 async fn outbox_types(api: &TestApi) -> Vec<String> {
     sqlx::query_scalar("SELECT message_type FROM outbox ORDER BY id")
@@ -112,15 +112,7 @@ async fn patches_change_what_they_name_and_keep_stock_consistent() {
     let event = api.event(10, 5).await;
     // Two tickets held by an order.
     let buyer = api.user().await;
-    api.order(
-        &buyer,
-        event.id,
-        2,
-        &gate_token(buyer.id, event.id, 60),
-        "k1",
-    )
-    .await
-    .ok(201);
+    api.buy(&buyer, event.id, 2, "k1").await.ok(201);
 
     let path = format!("/api/v1/admin/events/{}", event.id);
     let patched: Event = serde_json::from_value(

@@ -225,6 +225,12 @@ impl TestApi {
         .await
     }
 
+    /// Places an order with a gate token of its own, as a newly admitted buyer would.
+    pub async fn buy(&self, user: &User, event: EventId, quantity: u32, key: &str) -> Reply {
+        self.order(user, event, quantity, &gate_token(user.id, event, 60), key)
+            .await
+    }
+
     pub async fn remaining(&self, event: EventId) -> i32 {
         sqlx::query_scalar("SELECT remaining FROM event_stock WHERE event_id = $1")
             .bind(event.0)

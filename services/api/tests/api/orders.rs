@@ -165,15 +165,7 @@ async fn limits_keys_and_stock_have_their_codes() {
     let api = TestApi::spawn().await;
     let event = api.event(3, 2).await;
     let buyer = api.user().await;
-    api.order(
-        &buyer,
-        event.id,
-        2,
-        &gate_token(buyer.id, event.id, 60),
-        "one",
-    )
-    .await
-    .ok(201);
+    api.buy(&buyer, event.id, 2, "one").await.ok(201);
     // max_per_user 2: one more is over the limit, and the gate token stays unused.
     let gate = gate_token(buyer.id, event.id, 60);
     assert_eq!(
@@ -188,37 +180,13 @@ async fn limits_keys_and_stock_have_their_codes() {
 
     let second = api.user().await;
     assert_eq!(
-        api.order(
-            &second,
-            event.id,
-            2,
-            &gate_token(second.id, event.id, 60),
-            "x"
-        )
-        .await
-        .code(409),
+        api.buy(&second, event.id, 2, "x").await.code(409),
         "SOLD_OUT"
     );
-    api.order(
-        &second,
-        event.id,
-        1,
-        &gate_token(second.id, event.id, 60),
-        "y",
-    )
-    .await
-    .ok(201);
+    api.buy(&second, event.id, 1, "y").await.ok(201);
     let third = api.user().await;
     assert_eq!(
-        api.order(
-            &third,
-            event.id,
-            1,
-            &gate_token(third.id, event.id, 60),
-            "z"
-        )
-        .await
-        .code(409),
+        api.buy(&third, event.id, 1, "z").await.code(409),
         "SOLD_OUT"
     );
     assert_eq!(api.remaining(event.id).await, 0);
@@ -232,24 +200,14 @@ async fn limits_keys_and_stock_have_their_codes() {
 
     let unknown = EventId::new_v7();
     assert_eq!(
-        api.order(&buyer, unknown, 1, &gate_token(buyer.id, unknown, 60), "u")
-            .await
-            .code(404),
+        api.buy(&buyer, unknown, 1, "u").await.code(404),
         "EVENT_NOT_FOUND"
     );
     // Keys are per user: another user may use "one".
     let fourth = api.user().await;
     let stock = api.remaining(event.id).await;
     assert_eq!(
-        api.order(
-            &fourth,
-            event.id,
-            1,
-            &gate_token(fourth.id, event.id, 60),
-            "one"
-        )
-        .await
-        .code(409),
+        api.buy(&fourth, event.id, 1, "one").await.code(409),
         "SOLD_OUT"
     );
     assert_eq!(stock, 0);

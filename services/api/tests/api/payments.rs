@@ -10,7 +10,7 @@ use flash_protocol::{OrderId, PaymentId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{TestApi, User, config, gate_token};
+use crate::helpers::{TestApi, User, config};
 
 async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     PaymentId(
@@ -77,15 +77,9 @@ async fn place(
     quantity: u32,
 ) -> OrderId {
     let order: Order = serde_json::from_value(
-        api.order(
-            buyer,
-            event,
-            quantity,
-            &gate_token(buyer.id, event, 60),
-            &Uuid::new_v4().to_string(),
-        )
-        .await
-        .ok(201),
+        api.buy(buyer, event, quantity, &Uuid::new_v4().to_string())
+            .await
+            .ok(201),
     )
     .expect("order");
     order.id
