@@ -35,6 +35,13 @@ pub struct Target {
     #[arg(long, value_delimiter = ',')]
     pub source: Vec<IpAddr>,
     /// RabbitMQ of the suite, to announce the benchmark's event as the api would.
+    #[command(flatten)]
+    pub broker: BrokerTarget,
+}
+
+/// The suite's RabbitMQ.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BrokerTarget {
     #[arg(
         long,
         env = "AMQP_URL",
@@ -44,6 +51,13 @@ pub struct Target {
     /// The suite's exchange and queue name prefix.
     #[arg(long, env = "AMQP_NAME_PREFIX", default_value = "")]
     pub amqp_name_prefix: String,
+}
+
+impl BrokerTarget {
+    #[must_use]
+    pub fn names(&self) -> Names {
+        Names::new(self.amqp_name_prefix.clone())
+    }
 }
 
 impl Target {
@@ -169,8 +183,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
 }
 
 async fn new_event(target: &Target, queue: QueueSettings) -> anyhow::Result<EventId> {
-    let names = Names::new(target.amqp_name_prefix.clone());
-    let event = announce_event(&target.amqp_url, &names, queue).await?;
+    let event = announce_event(&target.broker.amqp_url, &target.broker.names(), queue).await?;
     // The gateway applies the announcement asynchronously: wait until it knows the queue.
     let tokens = DevTokens::new()?;
     let admin = tokens.token(UserId::new_v7(), Role::Admin, 3600)?;
@@ -315,40 +328,28 @@ async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Res
         },
     )
     .await?;
-    eprintln!("minting {users} access tokens…");
-    let tokens = Arc::new(mint(&DevTokens::new()?, users)?);
-    let counter = Arc::new(AtomicUsize::new(0));
-    let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = {
-        let counter = Arc::clone(&counter);
-        Arc::new(move || {
-            let i = counter.fetch_add(1, Ordering::Relaxed);
-            (i < users).then_some(i)
-        })
-    };
-    let path = Arc::new(format!("/queue/v1/events/{event}/join"));
-    let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
-        let tokens = Arc::clone(&tokens);
-        let path = Arc::clone(&path);
-        async move {
-            let outcome = conn
-                .request(Method::POST, &path, Some(&tokens[i]), None)
-                .await
-                .map(|(s, _)| s);
-            (conn, outcome)
-        }
-    })
-    .await?;
-    report("joins", &latencies, errors, elapsed)
+    eprintln!("minting {users} access tokens, then joining…");
+    let joined = join_users(target, event, users, concurrency).await?;
+    report("joins", &joined.latencies, joined.errors, joined.elapsed)
 }
 
-/// Mints access tokens for `count` new users and joins each to `event` over HTTP with
-/// `concurrency` connections (not measured); the tokens, and join errors by status.
+/// Users who joined an event, and how their joins went.
+struct Joined {
+    /// Access tokens, one per user.
+    tokens: Arc<Vec<String>>,
+    latencies: Latencies,
+    errors: Vec<(u16, u64)>,
+    elapsed: Duration,
+}
+
+/// Mints access tokens for `count` new users (not timed), then joins each to `event` over
+/// HTTP with `concurrency` connections (timed).
 async fn join_users(
     target: &Target,
     event: EventId,
     count: usize,
     concurrency: usize,
-) -> anyhow::Result<(Arc<Vec<String>>, Vec<(u16, u64)>)> {
+) -> anyhow::Result<Joined> {
     let tokens = Arc::new(mint(&DevTokens::new()?, count)?);
     let counter = Arc::new(AtomicUsize::new(0));
     let next: Arc<dyn Fn() -> Option<usize> + Send + Sync> = Arc::new(move || {
@@ -357,7 +358,7 @@ async fn join_users(
     });
     let path = Arc::new(format!("/queue/v1/events/{event}/join"));
     let join_tokens = Arc::clone(&tokens);
-    let (_, errors, _) = drive(target, concurrency, next, move |mut conn, i| {
+    let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
         let tokens = Arc::clone(&join_tokens);
         let path = Arc::clone(&path);
         async move {
@@ -369,7 +370,12 @@ async fn join_users(
         }
     })
     .await?;
-    Ok((tokens, errors))
+    Ok(Joined {
+        tokens,
+        latencies,
+        errors,
+        elapsed,
+    })
 }
 
 async fn status(
@@ -388,7 +394,7 @@ async fn status(
     )
     .await?;
     eprintln!("joining {users} users…");
-    let (tokens, _) = join_users(target, event, users, concurrency).await?;
+    let tokens = join_users(target, event, users, concurrency).await?.tokens;
     eprintln!("polling for {seconds}s…");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let polls = Arc::new(AtomicUsize::new(0));
@@ -446,7 +452,7 @@ async fn open_sockets(
     offset: usize,
 ) -> anyhow::Result<(Vec<socket::Socket>, Latencies, u64)> {
     // Join over HTTP (not measured).
-    let (tokens, errors) = join_users(target, event, count, 32).await?;
+    let Joined { tokens, errors, .. } = join_users(target, event, count, 32).await?;
     if !errors.is_empty() {
         eprintln!("join errors: {errors:?}");
     }

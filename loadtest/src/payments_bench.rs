@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use flash_kit::amqp::{declare_topology, properties};
 use flash_protocol::messages::{
-    Message as _, Names, PaymentCompleted, PaymentOutcome, PaymentRequested, Queue,
+    Message as _, PaymentCompleted, PaymentOutcome, PaymentRequested, Queue,
 };
 use flash_protocol::{OrderId, PaymentId, UserId};
 use futures::StreamExt as _;
@@ -27,15 +27,9 @@ use crate::stats::{Latencies, Summary};
 
 #[derive(Debug, clap::Args)]
 pub struct PaymentsArgs {
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    pub amqp_url: String,
-    /// The worker's name prefix (`AMQP_NAME_PREFIX` of the running pay worker).
-    #[arg(long, env = "AMQP_NAME_PREFIX", default_value = "")]
-    pub amqp_name_prefix: String,
+    /// The pay worker's RabbitMQ and name prefix (its `AMQP_URL`, `AMQP_NAME_PREFIX`).
+    #[command(flatten)]
+    pub broker: crate::bench::BrokerTarget,
     #[arg(long, default_value_t = 100_000)]
     pub payments: usize,
     /// Published requests awaiting their confirm at most.
@@ -61,11 +55,13 @@ struct PaymentsResult {
 }
 
 pub async fn run(args: PaymentsArgs) -> anyhow::Result<()> {
-    let names = Names::new(args.amqp_name_prefix.clone());
-    let connection =
-        lapin::Connection::connect(&args.amqp_url, lapin::ConnectionProperties::default())
-            .await
-            .context("connecting to rabbitmq")?;
+    let names = args.broker.names();
+    let connection = lapin::Connection::connect(
+        &args.broker.amqp_url,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .context("connecting to rabbitmq")?;
     let channel = connection.create_channel().await?;
     declare_topology(&channel, &names).await?;
 
