@@ -154,27 +154,14 @@ impl Worker {
         let wait = self.config.backoff(next);
         let properties =
             with_headers(delivery, next, None).with_expiration(wait.as_millis().to_string().into());
-        match self
-            .publisher
-            .publish(
-                Exchange::Payments,
-                routing::PAYMENT_RETRY,
-                &delivery.data,
-                properties,
-            )
-            .await
-        {
-            Ok(()) => {
-                tracing::debug!(%failure, next, wait_ms = wait.as_millis() as u64, "payment retry scheduled");
-                ::metrics::counter!("pay_retries_total").increment(1);
-                Disposition::Ack
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot schedule a retry; requeued");
-                ::metrics::counter!("pay_publish_failures_total").increment(1);
-                Disposition::Requeue
-            }
+        let disposition = self
+            .move_to(delivery, routing::PAYMENT_RETRY, properties)
+            .await;
+        if disposition == Disposition::Ack {
+            tracing::debug!(%failure, next, wait_ms = wait.as_millis() as u64, "payment retry scheduled");
+            ::metrics::counter!("pay_retries_total").increment(1);
         }
+        disposition
     }
 
     /// Moves the request to the dead-letter queue with the reason in a header.
@@ -186,22 +173,31 @@ impl Worker {
         attempt: u32,
     ) -> Disposition {
         let properties = with_headers(delivery, attempt, Some(reason));
+        let disposition = self
+            .move_to(delivery, routing::PAYMENT_DEAD, properties)
+            .await;
+        if disposition == Disposition::Ack {
+            ::metrics::counter!("pay_dead_lettered_total", "reason" => kind).increment(1);
+        }
+        disposition
+    }
+
+    /// Re-publishes the request's body to `routing_key` (retry or dead letter): ack the
+    /// delivery once the copy is confirmed, requeue it if the copy failed.
+    async fn move_to(
+        &self,
+        delivery: &Delivery,
+        routing_key: &'static str,
+        properties: lapin::BasicProperties,
+    ) -> Disposition {
         match self
             .publisher
-            .publish(
-                Exchange::Payments,
-                routing::PAYMENT_DEAD,
-                &delivery.data,
-                properties,
-            )
+            .publish(Exchange::Payments, routing_key, &delivery.data, properties)
             .await
         {
-            Ok(()) => {
-                ::metrics::counter!("pay_dead_lettered_total", "reason" => kind).increment(1);
-                Disposition::Ack
-            }
+            Ok(()) => Disposition::Ack,
             Err(error) => {
-                tracing::warn!(%error, "cannot dead-letter a request; requeued");
+                tracing::warn!(%error, routing_key, "cannot move a request; requeued");
                 ::metrics::counter!("pay_publish_failures_total").increment(1);
                 Disposition::Requeue
             }

@@ -360,24 +360,49 @@ pub async fn publish<M: flash_protocol::messages::Message>(
     message: &M,
 ) -> Result<(), AmqpError> {
     let body = serde_json::to_vec(message).map_err(|e| AmqpError::Encode(M::TYPE, e))?;
-    let confirm = channel
-        .basic_publish(
-            names.exchange(M::EXCHANGE).into(),
-            M::ROUTING_KEY.into(),
-            lapin::options::BasicPublishOptions {
-                mandatory: true,
-                ..lapin::options::BasicPublishOptions::default()
-            },
-            &body,
-            properties::<M>(message_id),
-        )
-        .await?
-        .await?;
+    publish_confirmed(
+        channel,
+        names,
+        M::EXCHANGE,
+        M::ROUTING_KEY,
+        &body,
+        properties::<M>(message_id),
+    )
+    .await
+}
+
+/// Publishes `body` (mandatory, so an unroutable message is an error) and waits for the
+/// broker's confirm, at most [`ANSWER_TIMEOUT`].
+async fn publish_confirmed(
+    channel: &Channel,
+    names: &Names,
+    exchange: Exchange,
+    routing_key: &'static str,
+    body: &[u8],
+    properties: lapin::BasicProperties,
+) -> Result<(), AmqpError> {
+    let confirm = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        channel
+            .basic_publish(
+                names.exchange(exchange).into(),
+                routing_key.into(),
+                lapin::options::BasicPublishOptions {
+                    mandatory: true,
+                    ..lapin::options::BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?
+            .await
+    })
+    .await
+    .map_err(|_| AmqpError::Timeout(ANSWER_TIMEOUT, "publisher confirm"))??;
     if confirm.is_nack() {
-        return Err(AmqpError::Rejected(M::TYPE));
+        return Err(AmqpError::Rejected(routing_key));
     }
     if confirm.take_message().is_some() {
-        return Err(AmqpError::Unroutable(M::TYPE));
+        return Err(AmqpError::Unroutable(routing_key));
     }
     Ok(())
 }
@@ -423,30 +448,15 @@ impl Publisher {
         properties: lapin::BasicProperties,
     ) -> Result<(), AmqpError> {
         let channel = self.channel().await?;
-        let confirm = tokio::time::timeout(ANSWER_TIMEOUT, async {
-            channel
-                .basic_publish(
-                    self.broker.names().exchange(exchange).into(),
-                    routing_key.into(),
-                    lapin::options::BasicPublishOptions {
-                        mandatory: true,
-                        ..lapin::options::BasicPublishOptions::default()
-                    },
-                    body,
-                    properties,
-                )
-                .await?
-                .await
-        })
+        publish_confirmed(
+            &channel,
+            self.broker.names(),
+            exchange,
+            routing_key,
+            body,
+            properties,
+        )
         .await
-        .map_err(|_| AmqpError::Timeout(ANSWER_TIMEOUT, "publisher confirm"))??;
-        if confirm.is_nack() {
-            return Err(AmqpError::Rejected(routing_key));
-        }
-        if confirm.take_message().is_some() {
-            return Err(AmqpError::Unroutable(routing_key));
-        }
-        Ok(())
     }
 
     /// Publishes a typed message with its standard properties.
