@@ -145,7 +145,7 @@ pub struct OrderConfig {
     #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = 256)]
     pub batch_max: usize,
     /// Batches in flight at once (one database connection each).
-    #[arg(long, env = "ORDER_BATCH_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "ORDER_BATCH_WORKERS", default_value_t = 1)]
     pub batch_workers: usize,
     /// Milliseconds between sweeps for expired holds.
     #[arg(long, env = "HOLD_SWEEP_MS", default_value_t = 1000)]

@@ -33,14 +33,46 @@ impl Batcher {
         let max = config.batch_max.max(1);
         let (queue, receiver) = mpsc::channel(max * 16);
         let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..config.batch_workers.max(1) {
-            tokio::spawn(work(
-                pool.clone(),
-                Arc::clone(&receiver),
-                max,
-                config.hold(),
-                stop.clone(),
-            ));
+        let workers = config.batch_workers.max(1);
+        // The writers run on a thread of their own, with connections of their own: their
+        // round trips to Postgres are not queued behind the request handlers' work.
+        let options = (*pool.connect_options()).clone();
+        let hold = config.hold();
+        let spawned = std::thread::Builder::new()
+            .name("order-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the order writer");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(u32::try_from(workers).unwrap_or(8).saturating_add(1))
+                        .test_before_acquire(false)
+                        .acquire_timeout(Duration::from_secs(3))
+                        .connect_lazy_with(options);
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for _ in 0..workers {
+                        tasks.spawn(work(
+                            pool.clone(),
+                            Arc::clone(&receiver),
+                            max,
+                            hold,
+                            stop.clone(),
+                        ));
+                    }
+                    while tasks.join_next().await.is_some() {}
+                    pool.close().await;
+                });
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the order writer thread");
         }
         Self { queue }
     }
@@ -99,7 +131,10 @@ async fn work(
         }
         let (requests, replies): (Vec<OrderRequest>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        match write::with_retries(&pool, &requests, hold, write::Locking::Optimistic).await {
+        let started = Instant::now();
+        let written = write::with_retries(&pool, &requests, hold, write::Locking::Optimistic).await;
+        ::metrics::histogram!("api_order_batch_seconds").record(started.elapsed().as_secs_f64());
+        match written {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

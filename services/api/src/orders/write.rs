@@ -180,16 +180,18 @@ async fn decide_and_write(
            FROM unnest($1::uuid[], $2::text[]) AS r(user_id, key) \
            CROSS JOIN LATERAL ( \
              SELECT k.user_id, k.key, k.request_hash, k.order_id FROM idempotency_keys k \
-             WHERE k.user_id = r.user_id AND k.key = r.key) k), \
+             WHERE k.user_id = r.user_id AND k.key = r.key LIMIT 1) k), \
          used AS ( \
-           SELECT array_agg(jti) AS used_jtis FROM consumed_gate_tokens WHERE jti = ANY($3)), \
+           SELECT array_agg(c.jti) AS used_jtis FROM unnest($3::uuid[]) AS r(jti) \
+           CROSS JOIN LATERAL ( \
+             SELECT c.jti FROM consumed_gate_tokens c WHERE c.jti = r.jti LIMIT 1) c), \
          live AS ( \
            SELECT array_agg(h.user_id) AS live_users, array_agg(h.event_id) AS live_events, \
                   array_agg(h.held::bigint) AS live_quantities \
            FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $4::uuid[])) AS r(user_id, event_id) \
            CROSS JOIN LATERAL ( \
              SELECT h.user_id, h.event_id, h.held FROM holdings h \
-             WHERE h.user_id = r.user_id AND h.event_id = r.event_id) h) \
+             WHERE h.user_id = r.user_id AND h.event_id = r.event_id LIMIT 1) h) \
          SELECT * FROM keys, used, live",
     )
     .bind(&users)
