@@ -1,6 +1,6 @@
 //! The gateway's HTTP routes under `/queue` (CONTRACT.md, "gateway").
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
@@ -39,21 +39,30 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The caller's IP as the rate limits see it.
-struct ClientIp(IpAddr);
+/// A signed-in caller within the rate limits (per user and per client IP); a caller over them
+/// is answered 429 before the handler runs.
+struct Limited(UserId);
 
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
+impl FromRequestParts<AppState> for Limited {
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(claims) = CurrentUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| info.0);
-        Ok(Self(state.limits.client_ip(peer, &parts.headers)))
+        let ip = state.limits.client_ip(peer, &parts.headers);
+        state
+            .limits
+            .check(claims.sub, ip)
+            .map_err(|limited| ApiError::RateLimited(limited).into_response())?;
+        Ok(Self(claims.sub))
     }
 }
 
@@ -87,15 +96,10 @@ fn ticket_of(
 
 async fn join(
     State(state): State<AppState>,
-    CurrentUser(claims): CurrentUser,
-    ClientIp(ip): ClientIp,
+    Limited(user): Limited,
     Path(event): Path<EventId>,
 ) -> Result<Json<Ticket>, ApiError> {
-    state
-        .limits
-        .check(claims.sub, ip)
-        .map_err(ApiError::RateLimited)?;
-    let (outcome, snapshot) = state.room.join(event, claims.sub).await?;
+    let (outcome, snapshot) = state.room.join(event, user).await?;
     let label = match outcome {
         Joined::Missing => "missing",
         Joined::Closed => "closed",
@@ -106,21 +110,16 @@ async fn join(
     match outcome {
         Joined::Missing => Err(ApiError::EventNotFound),
         Joined::Closed => Err(ApiError::QueueClosed),
-        Joined::Place { .. } => Ok(Json(ticket_of(&state, event, claims.sub, &snapshot)?)),
+        Joined::Place { .. } => Ok(Json(ticket_of(&state, event, user, &snapshot)?)),
     }
 }
 
 async fn status(
     State(state): State<AppState>,
-    CurrentUser(claims): CurrentUser,
-    ClientIp(ip): ClientIp,
+    Limited(user): Limited,
     Path(event): Path<EventId>,
 ) -> Result<Json<Ticket>, ApiError> {
-    state
-        .limits
-        .check(claims.sub, ip)
-        .map_err(ApiError::RateLimited)?;
-    Ok(Json(ticket(&state, event, claims.sub).await?))
+    Ok(Json(ticket(&state, event, user).await?))
 }
 
 async fn leave(
