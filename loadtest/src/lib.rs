@@ -3,6 +3,7 @@
 //! api would send when a benchmark needs an event without the api).
 //!
 //! # Layout
+//! - [`audit`]: the invariants of a sale, checked in the api's database.
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`http`]: a lean HTTP/1.1 keep-alive client, one connection per worker.
 //! - [`socket`]: WebSocket clients with small buffers, from chosen source addresses.
@@ -11,6 +12,7 @@
 //! - [`orders_bench`]: the api's orders benchmark, with an oversell check.
 //! - [`payments_bench`]: the pay worker's end-to-end benchmark.
 
+pub mod audit;
 pub mod bench;
 pub mod http;
 pub mod orders_bench;

@@ -12,6 +12,9 @@ enum Cli {
     /// Benchmarks of one part of the suite.
     #[command(subcommand)]
     Bench(flash_drill::bench::Bench),
+    /// Audits one event's sale in the api's database (no oversell, stock adds up, one order
+    /// per idempotency key and gate token, final states); exits non-zero on a violation.
+    Audit(flash_drill::audit::AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -20,5 +23,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match Cli::parse() {
         Cli::Bench(bench) => runtime.block_on(flash_drill::bench::run(bench)),
+        Cli::Audit(args) => runtime.block_on(flash_drill::audit::run(args)),
     }
 }

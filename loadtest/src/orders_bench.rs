@@ -64,6 +64,7 @@ struct OrdersResult {
     sold: i64,
     remaining: i64,
     oversold: bool,
+    violations: Vec<crate::audit::Violation>,
 }
 
 pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
@@ -187,14 +188,12 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
 
-    // Oversell check, from the database.
-    let (sold, remaining): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE event_id = $1), \
-                (SELECT remaining::bigint FROM event_stock WHERE event_id = $1)",
-    )
-    .bind(event.id.0)
-    .fetch_one(&pool)
-    .await?;
+    // The sale's invariants, from the database.
+    let ledger = crate::audit::ledger(&pool, event.id.0)
+        .await?
+        .context("the benchmark's event is gone")?;
+    let violations = crate::audit::violations(&ledger, crate::audit::Pending::Allowed);
+    let (sold, remaining) = (ledger.live_tickets, ledger.remaining);
     let result = OrdersResult {
         bench: "orders",
         label: args.label,
@@ -206,9 +205,8 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
         stock: args.stock,
         sold,
         remaining,
-        oversold: sold + remaining != i64::from(args.stock)
-            || remaining < 0
-            || sold != i64::try_from(latencies.count()).unwrap_or(-1),
+        oversold: !violations.is_empty() || sold != i64::try_from(latencies.count()).unwrap_or(-1),
+        violations,
     };
     eprintln!(
         "orders [{}]: {:.0}/s over {:.1}s; {}; errors {:?}; sold {} + remaining {} = stock {}: {}",
@@ -230,7 +228,7 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
     crate::bench::print_result(&result)?;
     pool.close().await;
     if result.oversold {
-        bail!("stock accounting does not add up");
+        bail!("the sale's invariants do not hold: {:?}", result.violations);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The whole suite in one process on port 0, against real Postgres, Redis and RabbitMQ.
 
 use flash_api::config::Argon2Config;
+use flash_drill::audit;
 use flash_kit::config::CommonConfig;
 use flash_kit::testing::{Running, TestAmqp, TestDatabase, TestRedis};
 use flash_protocol::Problem;
@@ -345,5 +346,36 @@ async fn a_buyer_queues_is_admitted_buys_and_the_order_is_paid() {
     )
     .await;
     assert_eq!(event["remaining"], 8, "{event}");
+
+    // The drill's database audit finds the sale sound, and catches a ticket gone missing.
+    let pool = flash_kit::stores::connect_postgres(&stores.db.url, 1)
+        .await
+        .expect("pool");
+    let event_uuid: uuid::Uuid = event_id.parse().expect("event id");
+    let ledger = audit::ledger(&pool, event_uuid)
+        .await
+        .expect("audit")
+        .expect("the event is in the database");
+    assert_eq!(
+        (ledger.inventory, ledger.remaining, ledger.live_tickets),
+        (10, 8, 2)
+    );
+    assert_eq!((ledger.orders, ledger.paid), (1, 1));
+    assert_eq!(audit::violations(&ledger, audit::Pending::Violation), []);
+    sqlx::query("UPDATE event_stock SET remaining = remaining - 1 WHERE event_id = $1")
+        .bind(event_uuid)
+        .execute(&pool)
+        .await
+        .expect("leak a ticket");
+    let leaked = audit::ledger(&pool, event_uuid)
+        .await
+        .expect("audit")
+        .expect("the event is in the database");
+    let broken: Vec<_> = audit::violations(&leaked, audit::Pending::Violation)
+        .into_iter()
+        .map(|v| v.invariant)
+        .collect();
+    assert_eq!(broken, ["stock accounting adds up"]);
+    pool.close().await;
     origin.stop().await;
 }
