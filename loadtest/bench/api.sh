@@ -24,10 +24,7 @@ cleanup() {
   for db in "${databases[@]}"; do
     psql "$server/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
-    rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_exchange >/dev/null 2>&1 || true
-  fi
+  ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

@@ -24,10 +24,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
-    rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_exchange >/dev/null 2>&1 || true
-  fi
+  ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

@@ -18,10 +18,7 @@ export PAY_LATENCY_P50_MS=0 PAY_LATENCY_P99_MS=0 PAY_TRANSIENT_RATE=0
 pid=""
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
-    rabbitmqctl -q list_exchanges name 2>/dev/null | grep "^$run_id\." | xargs -r -n 1 rabbitmqctl -q delete_exchange >/dev/null 2>&1 || true
-  fi
+  ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

@@ -58,6 +58,36 @@ impl BrokerTarget {
     pub fn names(&self) -> Names {
         Names::new(self.amqp_name_prefix.clone())
     }
+
+    /// Deletes the queues and exchanges under this (non-empty) name prefix: what a benchmark
+    /// run declared, removed when it ends. An empty prefix is refused (it names a suite's own).
+    pub async fn remove_topology(&self) -> anyhow::Result<()> {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        anyhow::ensure!(
+            !self.amqp_name_prefix.is_empty(),
+            "refusing to remove the unprefixed topology"
+        );
+        let names = self.names();
+        let connection =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await?;
+        let channel = connection.create_channel().await?;
+        for queue in flash_protocol::messages::Queue::ALL {
+            channel
+                .queue_delete(names.queue(queue).into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in flash_protocol::messages::Exchange::ALL {
+            channel
+                .exchange_delete(
+                    names.exchange(exchange).into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await?;
+        }
+        connection.close(200, "cleaned up".into()).await?;
+        Ok(())
+    }
 }
 
 impl Target {

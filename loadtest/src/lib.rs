@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`audit`]: the invariants of a sale, checked in the api's database.
 //! - [`stats`]: latency histograms and their summaries.
+//! - [`crowd`]: simulated buyers signed up and logged in through the public auth endpoints.
 //! - [`http`]: a lean HTTP/1.1 keep-alive client, one connection per worker.
 //! - [`socket`]: WebSocket clients with small buffers, from chosen source addresses.
 //! - [`setup`]: access tokens for simulated users, announcing events.
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod crowd;
 pub mod http;
 pub mod orders_bench;
 pub mod payments_bench;

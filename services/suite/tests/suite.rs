@@ -379,3 +379,37 @@ async fn a_buyer_queues_is_admitted_buys_and_the_order_is_paid() {
     pool.close().await;
     origin.stop().await;
 }
+
+#[tokio::test]
+async fn the_drill_crowd_signs_up_and_logs_in_through_the_public_api() {
+    let stores = Stores::new().await;
+    let suite = Suite::build(stores.suite_config())
+        .await
+        .expect("suite builds");
+    let addr = suite.origin_addr();
+    let origin = Running::spawn(addr.port(), |shutdown| suite.run_until(shutdown));
+
+    let crowd = flash_drill::crowd::sign_up(addr, "t1", 40, 8)
+        .await
+        .expect("the crowd signs up");
+    assert_eq!(crowd.members.len(), 40);
+    let users: std::collections::HashSet<_> = crowd.members.iter().map(|m| m.user).collect();
+    assert_eq!(users.len(), 40, "every member is a distinct user");
+    let client = reqwest::Client::new();
+    for member in crowd.members.iter().step_by(13) {
+        let (status, orders) = call(
+            &client,
+            client
+                .get(format!("http://{addr}/api/v1/me/orders"))
+                .bearer_auth(&member.access),
+        )
+        .await;
+        assert_eq!(status, 200, "{orders}");
+        assert_eq!(orders, serde_json::json!([]));
+    }
+    // A second crowd of the same run collides with the first: the drill says so.
+    let again = flash_drill::crowd::sign_up(addr, "t1", 1, 1).await;
+    let error = again.err().expect("the email is taken").to_string();
+    assert!(error.contains("409"), "{error}");
+    origin.stop().await;
+}
