@@ -62,29 +62,15 @@ impl BrokerTarget {
     /// Deletes the queues and exchanges under this (non-empty) name prefix: what a benchmark
     /// run declared, removed when it ends. An empty prefix is refused (it names a suite's own).
     pub async fn remove_topology(&self) -> anyhow::Result<()> {
-        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         anyhow::ensure!(
             !self.amqp_name_prefix.is_empty(),
             "refusing to remove the unprefixed topology"
         );
-        let names = self.names();
         let connection =
             lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
                 .await?;
         let channel = connection.create_channel().await?;
-        for queue in flash_protocol::messages::Queue::ALL {
-            channel
-                .queue_delete(names.queue(queue).into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        for exchange in flash_protocol::messages::Exchange::ALL {
-            channel
-                .exchange_delete(
-                    names.exchange(exchange).into(),
-                    ExchangeDeleteOptions::default(),
-                )
-                .await?;
-        }
+        flash_kit::amqp::remove_topology(&channel, &self.names()).await?;
         connection.close(200, "cleaned up".into()).await?;
         Ok(())
     }
@@ -240,20 +226,15 @@ async fn set_paused(target: &Target, event: EventId, paused: bool) -> anyhow::Re
     let admin = DevTokens::new()?.token(UserId::new_v7(), Role::Admin, 3600)?;
     let mut conn = Conn::open(target.gateway_for(0), None).await?;
     let body = serde_json::to_vec(&serde_json::json!({ "paused": paused }))?;
-    let (status, body) = conn
-        .request(
-            Method::PATCH,
-            &format!("/queue/v1/admin/events/{event}"),
-            Some(&admin),
-            Some(body),
-        )
-        .await?;
-    if status != StatusCode::OK {
-        bail!(
-            "pausing failed: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
+    conn.expect(
+        "pausing",
+        StatusCode::OK,
+        Method::PATCH,
+        &format!("/queue/v1/admin/events/{event}"),
+        Some(&admin),
+        Some(body),
+    )
+    .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use flash_protocol::UserId;
 use flash_protocol::auth::{LoginRequest, RegisterRequest, RegisterResponse, TokenResponse};
 use hyper::{Method, StatusCode};
@@ -88,29 +88,31 @@ async fn one(conn: &mut Conn, run: &str, index: usize) -> anyhow::Result<Member>
         email: email.clone(),
         password: password.clone(),
     })?;
-    let (status, body) = conn
-        .request(Method::POST, "/api/v1/auth/register", None, Some(register))
+    let body = conn
+        .expect(
+            &format!("sign-up of {email}"),
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(register),
+        )
         .await?;
-    if status != StatusCode::CREATED {
-        bail!(
-            "sign-up of {email} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
     let RegisterResponse { user_id } = serde_json::from_slice(&body)?;
     let login = serde_json::to_vec(&LoginRequest {
         email: email.clone(),
         password,
     })?;
-    let (status, body) = conn
-        .request(Method::POST, "/api/v1/auth/login", None, Some(login))
+    let body = conn
+        .expect(
+            &format!("login of {email}"),
+            StatusCode::OK,
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(login),
+        )
         .await?;
-    if status != StatusCode::OK {
-        bail!(
-            "login of {email} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
     let tokens: TokenResponse = serde_json::from_slice(&body)?;
     Ok(Member {
         email,

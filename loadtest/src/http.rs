@@ -61,6 +61,24 @@ impl Conn {
         self.request_with(method, path, bearer, json, &[]).await
     }
 
+    /// [`request`](Self::request) that must be answered `expected`; otherwise fails with
+    /// `what`, the status and the answer's body.
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        expected: StatusCode,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        json: Option<Vec<u8>>,
+    ) -> anyhow::Result<Bytes> {
+        let (status, body) = self.request(method, path, bearer, json).await?;
+        if status != expected {
+            anyhow::bail!("{what}: {status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+
     /// [`request`](Self::request) with extra headers.
     pub async fn request_with(
         &mut self,

@@ -82,20 +82,16 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
         "inventory": args.stock, "max_per_user": 1,
         "queue": {"admit_per_sec": 100_000, "max_active": 1_000_000, "admission_ttl_s": 3600}
     });
-    let (status, reply) = conn
-        .request(
+    let reply = conn
+        .expect(
+            "creating the event",
+            StatusCode::CREATED,
             Method::POST,
             "/api/v1/admin/events",
             Some(&admin),
             Some(serde_json::to_vec(&body)?),
         )
         .await?;
-    if status != StatusCode::CREATED {
-        bail!(
-            "creating the event: {status} {}",
-            String::from_utf8_lossy(&reply)
-        );
-    }
     let event: Event = serde_json::from_slice(&reply)?;
 
     eprintln!("preparing {} buyers…", args.orders);

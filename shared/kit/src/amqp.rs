@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use flash_protocol::messages::{Exchange, ExchangeKind, Names, Queue};
 use futures::future::BoxFuture;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -112,6 +115,25 @@ pub async fn declare_topology(channel: &Channel, names: &Names) -> Result<(), la
                 routing_key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes every queue and exchange `declare_topology` declares under `names` (tests and
+/// benchmark runs remove what they declared; deleting what is already gone succeeds).
+pub async fn remove_topology(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    for queue in Queue::ALL {
+        channel
+            .queue_delete(names.queue(queue).into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    for exchange in Exchange::ALL {
+        channel
+            .exchange_delete(
+                names.exchange(exchange).into(),
+                ExchangeDeleteOptions::default(),
             )
             .await?;
     }

@@ -57,16 +57,23 @@ pub async fn connect_redis(url: &str) -> Result<ConnectionManager, ConnectError>
         .map_err(error)
 }
 
+/// The options of every Postgres pool (see [`connect_postgres`]), for a pool connected
+/// another way (e.g. lazily with existing connect options).
+#[must_use]
+pub fn postgres_pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(3))
+}
+
 /// A Postgres pool; connections are re-established by the pool after an outage.
 ///
 /// Connections are not pinged before each use (a round trip per query on the hot path);
 /// a connection that died with the server fails its next query and is dropped, and callers
 /// that may retry (order batches) do.
 pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool, ConnectError> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(3))
+    postgres_pool_options(max_connections)
         .connect(url)
         .await
         .map_err(|source| ConnectError::Postgres {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use flash_protocol::keys::RedisKeys;
-use flash_protocol::messages::{Exchange, Names, Queue};
+use flash_protocol::messages::Names;
 use sqlx::{Connection, PgConnection};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -195,30 +195,13 @@ impl Drop for TestAmqp {
         let url = self.url.clone();
         let names = self.names.clone();
         run_detached(move || async move {
-            use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
             let Ok(connection) =
                 lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
             else {
                 return;
             };
             if let Ok(channel) = connection.create_channel().await {
-                for queue in Queue::ALL {
-                    drop(
-                        channel
-                            .queue_delete(names.queue(queue).into(), QueueDeleteOptions::default())
-                            .await,
-                    );
-                }
-                for exchange in Exchange::ALL {
-                    drop(
-                        channel
-                            .exchange_delete(
-                                names.exchange(exchange).into(),
-                                ExchangeDeleteOptions::default(),
-                            )
-                            .await,
-                    );
-                }
+                drop(crate::amqp::remove_topology(&channel, &names).await);
             }
             drop(connection.close(200, "test cleanup".into()).await);
         });

@@ -52,11 +52,10 @@ impl Batcher {
                     }
                 };
                 runtime.block_on(async move {
-                    let pool = sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(u32::try_from(workers).unwrap_or(8).saturating_add(1))
-                        .test_before_acquire(false)
-                        .acquire_timeout(Duration::from_secs(3))
-                        .connect_lazy_with(options);
+                    let pool = flash_kit::stores::postgres_pool_options(
+                        u32::try_from(workers).unwrap_or(8).saturating_add(1),
+                    )
+                    .connect_lazy_with(options);
                     let mut tasks = tokio::task::JoinSet::new();
                     for _ in 0..workers {
                         tasks.spawn(work(
