@@ -2,7 +2,8 @@
 # Makes sure PostgreSQL, Redis and RabbitMQ answer where DATABASE_URL, REDIS_URL and AMQP_URL
 # point. A local store that is installed but stopped is started; a missing one is installed
 # from Debian's packages when INSTALL=1; otherwise this stops with what is missing and how to
-# fix it. Remote stores are only checked.
+# fix it. Remote stores are only checked. The web tests' tools (Node.js, npm, Chromium) are
+# installed with INSTALL=1 too, and only reported when missing otherwise.
 set -uo pipefail
 
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flash}
@@ -79,6 +80,29 @@ ensure() { # name url default_port installed_cmd package start_fn
 ensure PostgreSQL "$DATABASE_URL" 5432 pg_ctlcluster postgresql start_postgres
 ensure Redis "$REDIS_URL" 6379 redis-server redis-server start_redis
 ensure RabbitMQ "$AMQP_URL" 5672 rabbitmq-server rabbitmq-server start_rabbitmq
+
+# The web UI's end-to-end tests drive Debian's Chromium from Node.js (playwright-core, installed
+# by `npm ci` in services/web/e2e). Missing tools are installed with INSTALL=1; otherwise this
+# only says so, since `make up` does not need them (the tests fail naming the fix).
+web_tool() { # command package
+  if command -v "$1" >/dev/null 2>&1; then
+    return 0
+  fi
+  if [[ $INSTALL == 1 ]]; then
+    say "$1 is not installed; installing Debian package $2"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" ||
+      fail "could not install $2 (needs root or sudo)"
+  else
+    say "note: $1 is missing; the web UI's browser tests need it. Run 'make deps INSTALL=1' (installs Debian package $2)."
+  fi
+}
+web_tool node nodejs
+web_tool npm npm
+web_tool chromium chromium
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if command -v node >/dev/null 2>&1 && ((node_major < 20)); then
+  say "note: Node.js $(node --version) is older than the web tests' playwright-core needs (20 or later)."
+fi
 
 # A Postgres that answers may still refuse us (a fresh Debian install wants a password on TCP).
 if command -v psql >/dev/null 2>&1; then

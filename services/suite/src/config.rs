@@ -29,6 +29,14 @@ pub struct OriginConfig {
     pub common: CommonConfig,
 }
 
+/// What the `flash` binary does once at start-up, besides serving.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct StartConfig {
+    /// Make sure a demo event is on sale (`make up` sets it; see `flash_suite::demo`).
+    #[arg(long, env = "FLASH_DEMO_EVENT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub demo_event: bool,
+}
+
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "flash",
@@ -38,6 +46,8 @@ pub struct OriginConfig {
 struct Cli {
     #[command(flatten)]
     origin: OriginConfig,
+    #[command(flatten)]
+    start: StartConfig,
 }
 
 /// Everything the suite needs: the origin's settings and each service's configuration.
@@ -62,10 +72,35 @@ impl SuiteConfig {
 
     /// The same, with `--help` and `--version` answered from the command line.
     pub fn from_env_and_args() -> Result<Self, clap::Error> {
+        Self::with_start_from_env_and_args().map(|(config, _)| config)
+    }
+
+    /// The same, and what to do at start-up (`FLASH_DEMO_EVENT`).
+    pub fn with_start_from_env_and_args() -> Result<(Self, StartConfig), clap::Error> {
         let cli = <Cli as clap::Parser>::try_parse()?;
-        Ok(Self {
-            origin: cli.origin,
-            ..Self::from_env()?
-        })
+        Ok((
+            Self {
+                origin: cli.origin,
+                ..Self::from_env()?
+            },
+            cli.start,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    #[test]
+    fn the_demo_event_is_opt_in() {
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(args)
+                .expect("parses")
+                .start
+                .demo_event
+        };
+        assert!(parse(&["flash", "--demo-event", "true"]));
+        assert!(!parse(&["flash", "--demo-event", "false"]));
     }
 }

@@ -5,9 +5,11 @@
 //!
 //! # Layout
 //! - [`config`]: the origin's settings; each service reads its own.
-//! - [`suite`]: [`suite::Suite`] (build, ports, run until shutdown).
+//! - [`suite`]: [`suite::Suite`] (build, ports, run until shutdown), the web assets' headers.
+//! - [`demo`]: the demo event ensured at start-up (`FLASH_DEMO_EVENT`).
 
 pub mod config;
+pub mod demo;
 pub mod suite;
 
 pub use config::SuiteConfig;

@@ -2,10 +2,15 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = flash_suite::SuiteConfig::from_env_and_args()?;
+    // `--help`, `--version` and bad settings: clap prints them and exits (0 for help).
+    let (config, start) =
+        flash_suite::SuiteConfig::with_start_from_env_and_args().unwrap_or_else(|e| e.exit());
     flash_kit::telemetry::init(config.origin.common.log_format);
     let shutdown = flash_kit::shutdown::on_signals();
-    let suite = flash_suite::Suite::build(config).await?;
+    let mut suite = flash_suite::Suite::build(config).await?;
+    if start.demo_event {
+        suite.ensure_demo_event().await?;
+    }
     suite.run_until(shutdown).await?;
     Ok(())
 }

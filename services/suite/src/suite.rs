@@ -1,9 +1,12 @@
 //! [`Suite`]: the three services built from their own configurations, and the origin that
-//! hosts their public routes next to the web assets.
+//! hosts their public routes next to the web assets (served with a strict content security
+//! policy: the web UI loads nothing from elsewhere).
 
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use flash_kit::http::{ProblemResponse, with_common_layers};
 use flash_kit::ops;
 use flash_protocol::ErrorCode;
@@ -24,6 +27,8 @@ pub enum SuiteError {
     Database(#[from] flash_api::db::DbError),
     #[error("pay: {0}")]
     Pay(#[from] flash_pay::app::BuildError),
+    #[error("demo event: {0}")]
+    Demo(#[from] crate::demo::DemoError),
     #[error("web assets: {0} is not a directory (set FLASH_WEB_DIR)")]
     WebDir(String),
     #[error("cannot listen on the origin: {0}")]
@@ -35,6 +40,8 @@ pub struct Suite {
     pub gateway: flash_gateway::Application,
     pub api: flash_api::Application,
     pub pay: flash_pay::Application,
+    /// The demo event, once [`ensure_demo_event`](Self::ensure_demo_event) made sure of it.
+    pub demo: Option<crate::demo::Demo>,
     origin: TcpListener,
     router: Router,
     grace: std::time::Duration,
@@ -60,9 +67,11 @@ impl Suite {
             .clone()
             .merged(gateway.service.readiness())
             .merged(pay.service.readiness());
-        let web = Router::new().fallback_service(
-            ServeDir::new(web_dir).not_found_service(axum::routing::any(web_not_found)),
-        );
+        let web = Router::new()
+            .fallback_service(
+                ServeDir::new(web_dir).not_found_service(axum::routing::any(web_not_found)),
+            )
+            .layer(axum::middleware::map_response(web_headers));
         let router = Router::new()
             .merge(api.service.public_router())
             .merge(gateway.service.public_router())
@@ -77,10 +86,18 @@ impl Suite {
             gateway,
             api,
             pay,
+            demo: None,
             origin,
             router,
             grace: config.origin.common.shutdown_grace(),
         })
+    }
+
+    /// Makes sure a demo event is on sale (`FLASH_DEMO_EVENT`); see [`crate::demo`].
+    pub async fn ensure_demo_event(&mut self) -> Result<crate::demo::Demo, SuiteError> {
+        let demo = crate::demo::ensure(&self.api.state.db, &self.gateway.state.room).await?;
+        self.demo = Some(demo);
+        Ok(demo)
     }
 
     /// The origin's address.
@@ -94,6 +111,13 @@ impl Suite {
 
     /// Serves the origin and every service's own port until `shutdown`, then drains.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        if let Some(demo) = self.demo {
+            tracing::info!(
+                url = %format!("http://{}/#/events/{}", self.origin_addr(), demo.event()),
+                ?demo,
+                "demo event on sale"
+            );
+        }
         tracing::info!(
             origin = %self.origin_addr(),
             gateway_port = self.gateway.port(),
@@ -109,6 +133,28 @@ impl Suite {
         );
         origin.and(gateway).and(api).and(pay)
     }
+}
+
+/// What the web UI may load: its own origin only (scripts, styles, the api and the gateway,
+/// WebSockets included), never a frame of another site.
+pub const WEB_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers of every web asset, and revalidation on every load (`Last-Modified`), so a
+/// new release is picked up at once.
+async fn web_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, WEB_CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn web_not_found() -> ProblemResponse {

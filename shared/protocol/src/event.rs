@@ -128,3 +128,23 @@ pub struct EventPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueSettingsPatch>,
 }
+
+/// Orders of one event counted by status (each order once, whatever its quantity).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCounts {
+    pub pending_payment: u64,
+    pub paid: u64,
+    pub payment_failed: u64,
+    pub expired: u64,
+}
+
+/// `GET /api/v1/admin/events/{id}/stats` (admin): the sale as operators watch it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventStats {
+    pub event_id: EventId,
+    /// Tickets put on sale in all.
+    pub inventory: u32,
+    /// Tickets not yet held by a live order.
+    pub remaining: u32,
+    pub orders: OrderCounts,
+}

@@ -6,7 +6,7 @@
 //! - [`ids`]: typed UUID identifiers.
 //! - [`error`]: the table of stable error codes and RFC 9457 problem details.
 //! - [`auth`]: register, login and refresh bodies.
-//! - [`event`]: `Event`, `NewEvent`, queue settings.
+//! - [`event`]: `Event`, `NewEvent`, queue settings, the operators' `EventStats`.
 //! - [`order`]: `Order`, the order request and its headers.
 //! - [`queue`]: the gateway's `Ticket`, `QueueStats` and admin patch.
 //! - [`ws`]: WebSocket frames and close codes.

@@ -10,7 +10,8 @@ use flash_protocol::auth::{
 use flash_protocol::claims::{AccessClaims, GateClaims, Role};
 use flash_protocol::error::FieldError;
 use flash_protocol::event::{
-    Event, EventPatch, EventStatus, NewEvent, QueueSettings, QueueSettingsPatch,
+    Event, EventPatch, EventStats, EventStatus, NewEvent, OrderCounts, QueueSettings,
+    QueueSettingsPatch,
 };
 use flash_protocol::messages::{
     EventCreated, EventQueueInfo, EventSoldOut, EventsMessage, GateConsumed, Message,
@@ -117,6 +118,20 @@ fn events() {
                 ..QueueSettingsPatch::default()
             }),
             ..EventPatch::default()
+        },
+    );
+    golden(
+        "event_stats",
+        &EventStats {
+            event_id: event_id(),
+            inventory: 2000,
+            remaining: 1500,
+            orders: OrderCounts {
+                pending_payment: 40,
+                paid: 210,
+                payment_failed: 12,
+                expired: 3,
+            },
         },
     );
 }

@@ -74,3 +74,27 @@ pub async fn of_user(pool: &PgPool, user: Uuid) -> Result<Vec<OrderRow>, sqlx::E
     .fetch_all(pool)
     .await
 }
+
+/// The event's orders counted by status. No index serves it (one on `event_id` would cost
+/// every order written): a scan of the orders, fine for a console that asks every few seconds.
+pub async fn count_by_status(
+    pool: &PgPool,
+    event: Uuid,
+) -> Result<flash_protocol::event::OrderCounts, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM orders WHERE event_id = $1 GROUP BY status")
+            .bind(event)
+            .fetch_all(pool)
+            .await?;
+    let mut counts = flash_protocol::event::OrderCounts::default();
+    for (status, count) in rows {
+        let count = u64::try_from(count).unwrap_or(0);
+        match parse_status(&status) {
+            OrderStatus::PendingPayment => counts.pending_payment = count,
+            OrderStatus::Paid => counts.paid = count,
+            OrderStatus::PaymentFailed => counts.payment_failed = count,
+            OrderStatus::Expired => counts.expired = count,
+        }
+    }
+    Ok(counts)
+}

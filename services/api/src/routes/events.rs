@@ -1,4 +1,4 @@
-//! Events: the public list, and what admins create and change.
+//! Events: the public list, what admins create and change, and the operators' stats.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,9 +7,10 @@ use flash_kit::http::{Json, Path};
 use flash_protocol::event::bounds::{
     ADMISSION_TTL_S, ADMIT_PER_SEC, INVENTORY, MAX_ACTIVE, MAX_PER_USER, PRICE_CENTS, TEXT_CHARS,
 };
-use flash_protocol::event::{Event, EventPatch, EventStatus, NewEvent, QueueSettings};
+use flash_protocol::event::{Event, EventPatch, EventStats, EventStatus, NewEvent, QueueSettings};
 use flash_protocol::messages::{EventCreated, EventSoldOut, EventUpdated};
 use flash_protocol::{ErrorCode, EventId};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -132,6 +133,14 @@ pub async fn create(
     AdminUser(admin): AdminUser,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
+    let event = create_event(&state.db, new).await?;
+    tracing::info!(event = %event.id, admin = %admin.sub, "event created");
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+/// Validates and saves a new event and tells the gateway (outbox: `event.created`), in one
+/// transaction: what `POST /api/v1/admin/events` does, also for events made at start-up.
+pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError> {
     let mut row = EventRow {
         id: Uuid::now_v7(),
         name: new.name.trim().to_owned(),
@@ -150,7 +159,7 @@ pub async fn create(
     apply_queue(&mut row, new.queue);
     validate(&row, 0)?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     crate::db::events::save(&mut tx, &row).await?;
     outbox::push(
         &mut tx,
@@ -160,8 +169,25 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(event = %row.id, admin = %admin.sub, "event created");
-    Ok((StatusCode::CREATED, Json(row.to_event(now))))
+    Ok(row.to_event(now))
+}
+
+/// `GET /api/v1/admin/events/{id}/stats`: stock and orders by status.
+pub async fn stats(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    Path(id): Path<EventId>,
+) -> Result<Json<EventStats>, ApiError> {
+    let row = crate::db::events::get(&state.db, id.0)
+        .await?
+        .ok_or_else(not_found)?;
+    let orders = crate::db::orders::count_by_status(&state.db, id.0).await?;
+    Ok(Json(EventStats {
+        event_id: id,
+        inventory: u32::try_from(row.inventory).unwrap_or(0),
+        remaining: u32::try_from(row.remaining).unwrap_or(0),
+        orders,
+    }))
 }
 
 pub async fn update(

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(events::get))
         .route("/api/v1/admin/events", post(events::create))
         .route("/api/v1/admin/events/{id}", patch(events::update))
+        .route("/api/v1/admin/events/{id}/stats", get(events::stats))
         .route("/api/v1/events/{id}/orders", post(orders::create))
         .route("/api/v1/orders/{id}", get(orders::get))
         .route("/api/v1/me/orders", get(orders::mine))

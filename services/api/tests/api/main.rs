@@ -8,3 +8,4 @@ mod helpers;
 mod orders;
 mod outbox;
 mod payments;
+mod stats;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApi, User, config};
 
-async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
+pub(crate) async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     PaymentId(
         sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1")
             .bind(order.0)
@@ -22,7 +22,12 @@ async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     )
 }
 
-async fn send_result(api: &TestApi, order: OrderId, payment: PaymentId, outcome: PaymentOutcome) {
+pub(crate) async fn send_result(
+    api: &TestApi,
+    order: OrderId,
+    payment: PaymentId,
+    outcome: PaymentOutcome,
+) {
     let connection =
         lapin::Connection::connect(&api.amqp.url, lapin::ConnectionProperties::default())
             .await
@@ -60,7 +65,7 @@ async fn status_of(api: &TestApi, buyer: &User, order: OrderId) -> OrderStatus {
     order.status
 }
 
-async fn wait_status(api: &TestApi, buyer: &User, order: OrderId, want: OrderStatus) {
+pub(crate) async fn wait_status(api: &TestApi, buyer: &User, order: OrderId, want: OrderStatus) {
     for _ in 0..200 {
         if status_of(api, buyer, order).await == want {
             return;
@@ -70,7 +75,7 @@ async fn wait_status(api: &TestApi, buyer: &User, order: OrderId, want: OrderSta
     panic!("order never became {want:?}");
 }
 
-async fn place(
+pub(crate) async fn place(
     api: &TestApi,
     buyer: &User,
     event: flash_protocol::EventId,

@@ -1,92 +1,12 @@
-//! The whole suite in one process on port 0, against real Postgres, Redis and RabbitMQ.
+//! The origin: web, api and queue on one port, health of the whole process, start-up, and a
+//! sale from queue to paid order over the public contract.
 
-use flash_api::config::Argon2Config;
 use flash_drill::audit;
-use flash_kit::config::CommonConfig;
-use flash_kit::testing::{Running, TestAmqp, TestDatabase, TestRedis};
+use flash_kit::testing::Running;
 use flash_protocol::Problem;
-use flash_suite::config::{DEFAULT_WEB_DIR, OriginConfig};
-use flash_suite::{Suite, SuiteConfig};
+use flash_suite::Suite;
 
-struct Stores {
-    db: TestDatabase,
-    redis: TestRedis,
-    amqp: TestAmqp,
-}
-
-impl Stores {
-    async fn new() -> Self {
-        Self {
-            db: TestDatabase::create().await,
-            redis: TestRedis::new(),
-            amqp: TestAmqp::new(),
-        }
-    }
-
-    fn suite_config(&self) -> SuiteConfig {
-        let any_port = "127.0.0.1:0".parse().expect("addr");
-        let amqp_prefix = self.amqp.names.prefix().to_owned();
-        SuiteConfig {
-            origin: OriginConfig {
-                addr: any_port,
-                web_dir: DEFAULT_WEB_DIR.into(),
-                create_database: true,
-                common: CommonConfig::default(),
-            },
-            gateway: flash_gateway::Config {
-                addr: any_port,
-                redis_url: self.redis.url.clone(),
-                redis_key_prefix: self.redis.prefix.clone(),
-                amqp_url: self.amqp.url.clone(),
-                amqp_name_prefix: amqp_prefix.clone(),
-                keys: flash_gateway::config::KeyConfig {
-                    dev_keys: true,
-                    ..flash_gateway::config::KeyConfig::default()
-                },
-                tick_interval_ms: 50,
-                ws_auth_timeout_secs: 5,
-                limits: flash_gateway::config::LimitConfig::default(),
-                common: CommonConfig::default(),
-            },
-            api: flash_api::Config {
-                addr: any_port,
-                database_url: self.db.url.clone(),
-                database_max_connections: 4,
-                migrate_on_start: true,
-                amqp_url: self.amqp.url.clone(),
-                amqp_name_prefix: amqp_prefix.clone(),
-                admin_email: Some("admin@flash.test".into()),
-                admin_password: Some("an admin password".into()),
-                keys: flash_api::config::KeyConfig {
-                    dev_keys: true,
-                    access_ttl_secs: 900,
-                    refresh_ttl_secs: 3600,
-                    ..flash_api::config::KeyConfig::default()
-                },
-                orders: flash_api::config::OrderConfig::default(),
-                argon2: Argon2Config {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                common: CommonConfig::default(),
-            },
-            pay: flash_pay::Config {
-                ops_addr: any_port,
-                amqp_url: self.amqp.url.clone(),
-                amqp_name_prefix: amqp_prefix,
-                worker: flash_pay::config::WorkerConfig::default(),
-                provider: flash_pay::config::ProviderConfig {
-                    latency_p50_ms: 5.0,
-                    latency_p99_ms: 20.0,
-                    decline_rate: 0.0,
-                    ..flash_pay::config::ProviderConfig::default()
-                },
-                common: CommonConfig::default(),
-            },
-        }
-    }
-}
+use crate::helpers::{Stores, call, eventually, login};
 
 #[tokio::test]
 async fn one_origin_serves_web_api_queue_and_every_health_endpoint() {
@@ -99,7 +19,7 @@ async fn one_origin_serves_web_api_queue_and_every_health_endpoint() {
         suite.run_until(shutdown)
     });
 
-    // The web placeholder at `/`.
+    // The web UI at `/`: its own scripts and styles only, with a strict policy.
     let page = origin.get("/").await;
     assert_eq!(page.status(), 200);
     assert!(
@@ -108,13 +28,27 @@ async fn one_origin_serves_web_api_queue_and_every_health_endpoint() {
             .expect("type")
             .starts_with("text/html")
     );
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        flash_suite::suite::WEB_CONTENT_SECURITY_POLICY
+    );
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<title>Flash Tickets</title>"), "{html}");
+    assert!(html.contains(r#"src="/js/main.js""#), "{html}");
     assert!(
-        page.text()
-            .await
-            .expect("html")
-            .contains("<h1>Flash Tickets</h1>")
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
     );
     assert_eq!(origin.get("/styles.css").await.status(), 200);
+    let script = origin.get("/js/main.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .contains("javascript")
+    );
 
     // The api and the gateway answer under their prefixes, with problem+json.
     for (path, code) in [
@@ -214,48 +148,6 @@ async fn a_missing_database_is_created_and_a_bad_web_dir_is_refused() {
         .await
         .expect("drop");
     admin.close().await;
-}
-
-/// A JSON call to the origin; the status and the body.
-async fn call(
-    client: &reqwest::Client,
-    request: reqwest::RequestBuilder,
-) -> (u16, serde_json::Value) {
-    let response = client
-        .execute(request.build().expect("request"))
-        .await
-        .expect("response");
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body)
-}
-
-async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let (status, body) = call(
-        client,
-        client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&serde_json::json!({"email": email, "password": password})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().expect("token").to_owned()
-}
-
-/// Polls `check` every 250 ms (within the gateway's per-user rate) for up to 20 s until it
-/// returns something.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..80 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    panic!("{what}: not within 20 s");
 }
 
 #[tokio::test]
