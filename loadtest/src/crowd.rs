@@ -41,7 +41,8 @@ fn password(run: &str, index: usize) -> String {
     format!("Drill {run} passphrase {index}")
 }
 
-/// Signs up and logs in `count` members through `api` with `concurrency` connections.
+/// Signs up and logs in `count` members (indices `0..count`) through `api` with `concurrency`
+/// connections.
 ///
 /// # Errors
 /// The first answer other than 201 (sign-up) or 200 (login), or a connection failure.
@@ -51,28 +52,45 @@ pub async fn sign_up(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<Crowd> {
+    sign_up_indices(api, run, &(0..count).collect::<Vec<_>>(), concurrency).await
+}
+
+/// Signs up and logs in the members with these `indices` (a drill process's share of the
+/// crowd); the members come back in the order of `indices`.
+///
+/// # Errors
+/// As [`sign_up`].
+pub async fn sign_up_indices(
+    api: SocketAddr,
+    run: &str,
+    indices: &[usize],
+    concurrency: usize,
+) -> anyhow::Result<Crowd> {
     let started = Instant::now();
+    let count = indices.len();
+    let indices: Arc<[usize]> = indices.into();
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.clamp(1, count.max(1)) {
         let next = Arc::clone(&next);
+        let indices = Arc::clone(&indices);
         let run = run.to_owned();
         workers.spawn(async move {
             let mut conn = Conn::open(api, None).await?;
             let mut joined = Vec::new();
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= count {
+                let slot = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&index) = indices.get(slot) else {
                     return anyhow::Ok(joined);
-                }
-                joined.push((index, one(&mut conn, &run, index).await?));
+                };
+                joined.push((slot, one(&mut conn, &run, index).await?));
             }
         });
     }
     let mut members: Vec<Option<Member>> = vec![None; count];
     while let Some(done) = workers.join_next().await {
-        for (index, member) in done.context("a sign-up worker panicked")?? {
-            members[index] = Some(member);
+        for (slot, member) in done.context("a sign-up worker panicked")?? {
+            members[slot] = Some(member);
         }
     }
     Ok(Crowd {

@@ -50,6 +50,12 @@ impl Conn {
         })
     }
 
+    /// Whether the server closed the connection (a pooled connection is then dropped).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Sends one request and reads the whole answer.
     pub async fn request(
         &mut self,

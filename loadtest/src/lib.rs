@@ -3,6 +3,8 @@
 //! api would send when a benchmark needs an event without the api).
 //!
 //! # Layout
+//! - [`drill`]: the flash-sale drills (`burst`, `soak`, `report`): a crowd against a running
+//!   suite, with the invariants and SLOs checked and reported.
 //! - [`audit`]: the invariants of a sale, checked in the api's database.
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`crowd`]: simulated buyers signed up and logged in through the public auth endpoints.
@@ -16,6 +18,7 @@
 pub mod audit;
 pub mod bench;
 pub mod crowd;
+pub mod drill;
 pub mod http;
 pub mod orders_bench;
 pub mod payments_bench;

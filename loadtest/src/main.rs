@@ -9,6 +9,16 @@ use clap::Parser;
     about = "Flash Tickets drills and benchmarks"
 )]
 enum Cli {
+    /// A flash-sale burst: a crowd joins, waits, buys and pays; the invariants and SLOs are
+    /// checked and reported. Exits non-zero when one fails.
+    Burst(flash_drill::drill::BurstArgs),
+    /// A steady stream of buyers for a long time, with the same checks.
+    Soak(flash_drill::drill::SoakArgs),
+    /// Shows a saved drill report again (table, and HTML with `--html`).
+    Report(flash_drill::drill::ReportArgs),
+    /// Internal: one process's share of a drill's crowd (started by `burst` and `soak`).
+    #[command(hide = true)]
+    Shard,
     /// Benchmarks of one part of the suite.
     #[command(subcommand)]
     Bench(flash_drill::bench::Bench),
@@ -26,6 +36,25 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match Cli::parse() {
+        Cli::Burst(args) => {
+            let (json, html) = (args.drill.json.clone(), args.drill.html.clone());
+            let report = runtime.block_on(flash_drill::drill::burst(args))?;
+            flash_drill::drill::conclude(&report, json.as_ref(), html.as_ref())
+        }
+        Cli::Soak(args) => {
+            let (json, html) = (args.drill.json.clone(), args.drill.html.clone());
+            let report = runtime.block_on(flash_drill::drill::soak(args))?;
+            flash_drill::drill::conclude(&report, json.as_ref(), html.as_ref())
+        }
+        Cli::Report(args) => flash_drill::drill::show(&args),
+        Cli::Shard => {
+            // Exit at once: a blocking read of stdin would hold the runtime's shutdown.
+            let outcome = runtime.block_on(flash_drill::drill::shard::child_main());
+            if let Err(error) = &outcome {
+                eprintln!("drill process: {error:#}");
+            }
+            std::process::exit(i32::from(outcome.is_err()));
+        }
         Cli::Bench(bench) => runtime.block_on(flash_drill::bench::run(bench)),
         Cli::Audit(args) => runtime.block_on(flash_drill::audit::run(args)),
         Cli::Crowd(args) => runtime.block_on(flash_drill::crowd::run(args)),

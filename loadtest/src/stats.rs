@@ -32,10 +32,12 @@ impl Latencies {
     }
 
     pub fn record(&mut self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.0.saturating_record(micros);
+        self.record_us(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Records a latency given in microseconds.
+    pub fn record_us(&mut self, micros: u64) {
+        self.0.saturating_record(micros.max(1));
     }
 
     pub fn merge(&mut self, other: &Latencies) {
@@ -46,6 +48,31 @@ impl Latencies {
     #[must_use]
     pub fn count(&self) -> u64 {
         self.0.len()
+    }
+
+    /// The recorded values as (microseconds, count) pairs, to send to another process.
+    #[must_use]
+    pub fn to_counts(&self) -> Vec<(u64, u64)> {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// The inverse of [`to_counts`](Self::to_counts).
+    #[must_use]
+    pub fn from_counts(counts: &[(u64, u64)]) -> Self {
+        let mut latencies = Self::new();
+        for &(micros, count) in counts {
+            latencies.0.saturating_record_n(micros.max(1), count);
+        }
+        latencies
+    }
+
+    /// A value at `quantile` (0..=1), in microseconds.
+    #[must_use]
+    pub fn quantile_us(&self, quantile: f64) -> u64 {
+        self.0.value_at_quantile(quantile)
     }
 
     #[must_use]

@@ -7,10 +7,13 @@
 //! - [`config`]: the origin's settings; each service reads its own.
 //! - [`suite`]: [`suite::Suite`] (build, ports, run until shutdown), the web assets' headers.
 //! - [`demo`]: the demo event ensured at start-up (`FLASH_DEMO_EVENT`).
+//! - `testing` (feature `testing`): a suite against stores of its own, for end-to-end tests.
 
 pub mod config;
 pub mod demo;
 pub mod suite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::SuiteConfig;
 pub use suite::Suite;

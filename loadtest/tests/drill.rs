@@ -1,0 +1,188 @@
+//! The drill as the end-to-end test of the whole suite: a small crowd against the suite in
+//! this process (real Postgres, Redis and RabbitMQ, names of its own), every invariant and
+//! SLO checked from outside and in the database.
+
+use flash_drill::drill::analysis::Slos;
+use flash_drill::drill::client::TargetArgs;
+use flash_drill::drill::plan::{Arrival, Behaviour};
+use flash_drill::drill::report::Report;
+use flash_drill::drill::{BurstArgs, DrillArgs, SaleArgs, burst};
+use flash_kit::testing::Running;
+use flash_suite::Suite;
+use flash_suite::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Stores};
+
+/// The whole suite in this process, with a paying provider that declines one in ten.
+async fn start(stores: &Stores) -> (std::net::SocketAddr, Running) {
+    let mut config = stores.suite_config();
+    config.api.database_max_connections = 8;
+    config.pay.provider.latency_p50_ms = 20.0;
+    config.pay.provider.latency_p99_ms = 80.0;
+    config.pay.provider.decline_rate = 0.1;
+    let suite = Suite::build(config).await.expect("suite builds");
+    let addr = suite.origin_addr();
+    (
+        addr,
+        Running::spawn(addr.port(), |stop| suite.run_until(stop)),
+    )
+}
+
+fn args(origin: std::net::SocketAddr, db: &str, users: usize, tickets: u32) -> BurstArgs {
+    BurstArgs {
+        drill: DrillArgs {
+            target: TargetArgs {
+                base_url: format!("http://{origin}"),
+                api: None,
+                gateway: vec![],
+                source: vec![],
+                users_per_source: 100,
+                connections_per_source: 4,
+                admin_email: ADMIN_EMAIL.into(),
+                admin_password: ADMIN_PASSWORD.into(),
+            },
+            sale: SaleArgs {
+                tickets: Some(tickets),
+                max_per_user: 2,
+                admit_per_sec: 200,
+                max_active: 50,
+                admission_ttl_s: 60,
+            },
+            behaviour: Behaviour {
+                polling_share: 0.3,
+                abandon_share: 0.1,
+                reconnect_share: 0.2,
+                retry_share: 0.3,
+                quantity: 1,
+                think_ms: 50,
+                poll_interval_ms: 300,
+                follow_interval_ms: 200,
+                seed: 11,
+            },
+            // Latency SLOs are for release builds on a quiet machine (BENCHMARKS.md); here,
+            // a debug build among parallel tests, only errors and invariants are held to.
+            slos: Slos {
+                slo_join_p99_ms: 10_000.0,
+                slo_order_p99_ms: 10_000.0,
+                slo_error_rate: 0.001,
+            },
+            shards: Some(1),
+            signup_concurrency: 16,
+            deadline_secs: 60,
+            final_within_secs: 30,
+            database_url: Some(db.to_owned()),
+            chaos: vec![],
+            redis_url: String::new(),
+            run: None,
+            json: None,
+            html: None,
+            quiet: true,
+        },
+        users,
+        arrival: Arrival::Burst,
+        ramp_secs: 1.0,
+        pre_queue_secs: 4,
+        late_share: 0.25,
+    }
+}
+
+fn failed(report: &Report) -> Vec<String> {
+    report
+        .invariants
+        .iter()
+        .chain(&report.slos)
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+fn outcome(report: &Report, name: &str) -> u64 {
+    report.outcomes.get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
+    let stores = Stores::new().await;
+    let (origin_addr, origin) = start(&stores).await;
+
+    let report = burst(args(origin_addr, &stores.db.url, 240, 40))
+        .await
+        .expect("the drill runs");
+    assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
+
+    // The sale really happened, and the checks really looked at it.
+    assert_eq!(report.joins.count, 240, "{}", report.table());
+    let ledger = report.ledger.clone().expect("audited in the database");
+    assert_eq!(ledger.inventory, 40);
+    assert!(ledger.paid > 0 && ledger.pending == 0, "{ledger:?}");
+    assert_eq!(
+        i64::try_from(outcome(&report, "paid")).expect("small"),
+        ledger.paid,
+        "buyers saw what the database holds"
+    );
+    assert!(outcome(&report, "queue closed") + outcome(&report, "sold out at checkout") > 0);
+    assert!(outcome(&report, "abandoned") > 0);
+    assert_eq!(outcome(&report, "failed"), 0, "{:?}", report.errors);
+    assert!(report.payments.failed > 0, "10 % of payments are declined");
+    let names: Vec<&str> = report.invariants.iter().map(|c| c.name.as_str()).collect();
+    for expected in [
+        "no oversell",
+        "stock accounting adds up",
+        "one order per idempotency key",
+        "every accepted order reaches a final state",
+        "queue numbers follow join order after opening",
+        "admission follows queue order",
+        "reconnecting keeps the place",
+        "database audit",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(report.timeline.iter().map(|s| s.joins).sum::<u64>() == 240);
+    let html = report.html();
+    assert!(html.contains("<svg") && html.contains("Passed"));
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_queue_is_shuffled_once_at_opening_and_late_arrivals_queue_in_order() {
+    let stores = Stores::new().await;
+    let (origin_addr, origin) = start(&stores).await;
+
+    let mut args = args(origin_addr, &stores.db.url, 160, 200);
+    args.arrival = Arrival::PreQueue;
+    let report = burst(args).await.expect("the drill runs");
+    assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
+    let coverage = report
+        .invariants
+        .iter()
+        .find(|c| c.name == "pre-queue shuffle covers everyone exactly once")
+        .expect("checked");
+    assert!(coverage.ok, "{}", coverage.detail);
+    assert!(
+        coverage.detail.contains(" 0 numbers given twice"),
+        "{}",
+        coverage.detail
+    );
+    // Enough tickets for everyone who stays: all of them buy.
+    assert_eq!(outcome(&report, "sold out at checkout"), 0);
+    assert!(outcome(&report, "paid") + outcome(&report, "payment failed") > 100);
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_slo_fails_the_drill_and_says_which() {
+    let stores = Stores::new().await;
+    let (origin_addr, origin) = start(&stores).await;
+
+    let mut args = args(origin_addr, &stores.db.url, 30, 10);
+    args.drill.slos.slo_join_p99_ms = 0.001;
+    let report = burst(args).await.expect("the drill runs");
+    assert!(!report.passed);
+    assert_eq!(failed(&report).len(), 1, "{:?}", failed(&report));
+    assert!(failed(&report)[0].starts_with("join p99"));
+    let error =
+        flash_drill::drill::conclude(&report, None, None).expect_err("a failed drill is an error");
+    assert!(error.to_string().contains("join p99"), "{error}");
+    origin.stop().await;
+}
