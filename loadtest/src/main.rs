@@ -31,6 +31,10 @@ enum Cli {
     CleanBroker(flash_drill::bench::BrokerTarget),
 }
 
+/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -70,6 +70,8 @@ pub struct Application {
     pub state: AppState,
     broker: Arc<Broker>,
     redis_client: redis::Client,
+    /// For the background thread's own Redis connection.
+    redis_url: String,
     tick_every: Duration,
     background: CancellationToken,
 }
@@ -125,6 +127,7 @@ impl Application {
             state,
             broker,
             redis_client,
+            redis_url: config.redis_url.clone(),
             tick_every: config.tick_interval(),
             background,
         })
@@ -140,15 +143,27 @@ impl Application {
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = self.state;
         let mut workers = tokio::task::JoinSet::new();
-        workers.spawn(crate::ticker::run(
+        // Admission ticks and the api's messages (places freed by orders, events opened and
+        // closed) run on a thread of their own with a Redis connection of their own: however
+        // many sockets the replica serves, admissions never wait behind them.
+        let (room, url, broker) = (
             state.room.clone(),
-            self.tick_every,
-            self.background.clone(),
-        ));
-        workers.spawn(crate::events::run(
+            self.redis_url.clone(),
             Arc::clone(&self.broker),
-            state.room.clone(),
-            self.background.clone(),
+        );
+        let (every, stop) = (self.tick_every, self.background.clone());
+        workers.spawn(flash_kit::service::on_own_thread(
+            "gateway-background",
+            move || async move {
+                let Some(redis) = connect_until(&url, &stop).await else {
+                    return;
+                };
+                let room = room.with_connection(redis);
+                tokio::join!(
+                    crate::ticker::run(room.clone(), every, stop.clone()),
+                    crate::events::run(broker, room, stop),
+                );
+            },
         ));
         workers
             .spawn(Arc::clone(&state.hub).run(self.redis_client.clone(), self.background.clone()));
@@ -177,4 +192,21 @@ impl Application {
 /// The public routes under `/queue` (without the common layers).
 pub fn router(state: AppState) -> Router {
     crate::routes::router(state)
+}
+
+/// A Redis connection, retried every second until it opens or `stop`.
+async fn connect_until(
+    url: &str,
+    stop: &CancellationToken,
+) -> Option<redis::aio::ConnectionManager> {
+    loop {
+        match stores::connect_redis(url).await {
+            Ok(redis) => return Some(redis),
+            Err(error) => tracing::warn!(%error, "background: cannot reach Redis; retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }

@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = flash_gateway::Config::parse();

@@ -30,11 +30,18 @@ pub async fn run(room: WaitingRoom, every: Duration, stop: CancellationToken) {
             }
             refresh_gauges(&room, &events).await;
         }
-        for &event in &events {
-            let started = Instant::now();
-            let outcome = room.tick(event).await;
-            ::metrics::histogram!("gateway_tick_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
+        // Every queue at once: one slow queue does not hold back the others' admissions.
+        let ticks = events.iter().map(|&event| {
+            let room = &room;
+            async move {
+                let started = Instant::now();
+                let outcome = room.tick(event).await;
+                ::metrics::histogram!("gateway_tick_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                (event, outcome)
+            }
+        });
+        for (event, outcome) in futures::future::join_all(ticks).await {
             match outcome {
                 Ok(outcome) => {
                     let label = event.to_string();

@@ -282,6 +282,17 @@ impl WaitingRoom {
         }
     }
 
+    /// The same queues over another connection (the ticker's own, so that admissions never
+    /// wait behind request traffic on a shared pipeline).
+    #[must_use]
+    pub fn with_connection(&self, redis: ConnectionManager) -> Self {
+        Self {
+            redis,
+            keys: self.keys.clone(),
+            scripts: std::sync::Arc::clone(&self.scripts),
+        }
+    }
+
     #[must_use]
     pub fn keys(&self) -> &RedisKeys {
         &self.keys

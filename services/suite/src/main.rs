@@ -1,5 +1,9 @@
 //! `flash`: the whole suite on one origin (http://127.0.0.1:8080 by default) until Ctrl-C.
 
+/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `--help`, `--version` and bad settings: clap prints them and exits (0 for help).

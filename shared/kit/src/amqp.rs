@@ -588,22 +588,22 @@ where
                 let Some(delivery) = delivery else { break };
                 let delivery = delivery?;
                 let handle = Arc::clone(handle);
+                // Each delivery settles itself, so that one acknowledgement in flight never
+                // holds up the other handlers.
                 in_flight.push(async move {
                     let acker = delivery.acker.clone();
                     let disposition = handle(delivery).await;
-                    (acker, disposition)
+                    settle_within(&acker, disposition).await
                 });
             }
-            Some((acker, disposition)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle_within(&acker, disposition).await?;
-            }
+            Some(settled) = in_flight.next(), if !in_flight.is_empty() => settled?,
             _ = connections.changed() => return Err(AmqpError::NotConnected),
         }
     }
     // Stopping: let the deliveries in flight finish and settle them (unacked ones would be
     // redelivered anyway).
-    while let Some((acker, disposition)) = in_flight.next().await {
-        settle_within(&acker, disposition).await?;
+    while let Some(settled) = in_flight.next().await {
+        settled?;
     }
     Ok(())
 }

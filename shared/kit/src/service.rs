@@ -128,3 +128,37 @@ impl Service {
         result
     }
 }
+
+/// Runs `work` on a thread of its own, with a single-threaded runtime: background work that
+/// moves every sale forward (relays, consumers, admission ticks) then never queues behind the
+/// request handlers for a turn on the shared runtime, however many sockets they serve. Stores
+/// it talks to must be connected inside `work`, so that their I/O runs on that thread too.
+/// Resolves when `work` has finished (or could not start, which is logged).
+pub fn on_own_thread<F, Fut>(
+    name: &'static str,
+    work: F,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(work()),
+                Err(error) => tracing::error!(%error, thread = name, "cannot start a runtime"),
+            }
+            let _ = done.send(());
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, thread = name, "cannot start a thread");
+    }
+    async move {
+        let _ = finished.await;
+    }
+}

@@ -38,41 +38,28 @@ impl Batcher {
         // round trips to Postgres are not queued behind the request handlers' work.
         let options = (*pool.connect_options()).clone();
         let hold = config.hold();
-        let spawned = std::thread::Builder::new()
-            .name("order-writer".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot start the order writer");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let pool = flash_kit::stores::postgres_pool_options(
-                        u32::try_from(workers).unwrap_or(8).saturating_add(1),
-                    )
-                    .connect_lazy_with(options);
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for _ in 0..workers {
-                        tasks.spawn(work(
-                            pool.clone(),
-                            Arc::clone(&receiver),
-                            max,
-                            hold,
-                            stop.clone(),
-                        ));
-                    }
-                    while tasks.join_next().await.is_some() {}
-                    pool.close().await;
-                });
-            });
-        if let Err(error) = spawned {
-            tracing::error!(%error, "cannot start the order writer thread");
-        }
+        // Started at once; its end is not awaited (the workers stop after `stop`).
+        drop(flash_kit::service::on_own_thread(
+            "order-writer",
+            move || async move {
+                let pool = flash_kit::stores::postgres_pool_options(
+                    u32::try_from(workers).unwrap_or(8).saturating_add(1),
+                )
+                .connect_lazy_with(options);
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..workers {
+                    tasks.spawn(work(
+                        pool.clone(),
+                        Arc::clone(&receiver),
+                        max,
+                        hold,
+                        stop.clone(),
+                    ));
+                }
+                while tasks.join_next().await.is_some() {}
+                pool.close().await;
+            },
+        ));
         Self { queue }
     }
 
