@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Stores (override in the environment). Tests create and drop their own databases on the
 # DATABASE_URL server, and use their own Redis key prefixes and RabbitMQ names.
-export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flash
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flash?sslmode=disable
 export REDIS_URL ?= redis://127.0.0.1:6379
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 

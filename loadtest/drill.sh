@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FLASH_ADDR=${FLASH_ADDR:-127.0.0.1:8080}
-DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flash}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flash?sslmode=disable}
 out=artifacts/drill
 mkdir -p "$out"
 

@@ -35,7 +35,7 @@ fn args(origin: std::net::SocketAddr, db: &str, users: usize, tickets: u32) -> B
                 gateway: vec![],
                 source: vec![],
                 users_per_source: 100,
-                connections_per_source: 4,
+                connections: 16,
                 admin_email: ADMIN_EMAIL.into(),
                 admin_password: ADMIN_PASSWORD.into(),
             },
@@ -109,7 +109,10 @@ async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
     assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
 
     // The sale really happened, and the checks really looked at it.
-    assert_eq!(report.joins.count, 240, "{}", report.table());
+    // Every buyer's visit ended one way or another; most joined (the rest came after the
+    // sale closed and were told at the door).
+    assert_eq!(report.outcomes.values().sum::<u64>(), 240);
+    assert!(report.joins.count >= 40, "{}", report.table());
     let ledger = report.ledger.clone().expect("audited in the database");
     assert_eq!(ledger.inventory, 40);
     assert!(ledger.paid > 0 && ledger.pending == 0, "{ledger:?}");
@@ -138,9 +141,16 @@ async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
             "{expected} missing from {names:?}"
         );
     }
-    assert!(report.timeline.iter().map(|s| s.joins).sum::<u64>() == 240);
+    assert_eq!(
+        report.timeline.iter().map(|s| s.joins).sum::<u64>(),
+        report.joins.count
+    );
     let html = report.html();
     assert!(html.contains("<svg") && html.contains("Passed"));
+    // The JSON report reads back as the same report (`flash-drill report`).
+    let json = serde_json::to_string(&report).expect("json");
+    let again: Report = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(again.table(), report.table());
     origin.stop().await;
 }
 

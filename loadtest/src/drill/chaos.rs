@@ -422,7 +422,16 @@ mod tests {
             first.wait().expect("the first one ended").code().is_none(),
             "killed by SIGTERM"
         );
-        let again = find_process(&name).expect("started again");
+        // The new process carries the name once its exec is done.
+        let mut again = find_process(&name);
+        for _ in 0..100 {
+            if again.as_ref().is_ok_and(|p| p.pid != found.pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            again = find_process(&name);
+        }
+        let again = again.expect("started again");
         assert_ne!(again.pid, found.pid, "{said}");
         assert_eq!(again.argv, found.argv);
         assert!(again.env.contains(&("DRILL_MARK".into(), "kept".into())));

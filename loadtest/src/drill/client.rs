@@ -30,14 +30,17 @@ pub struct TargetArgs {
     pub gateway: Vec<SocketAddr>,
     /// Source addresses of the crowd (comma-separated). Default against a loopback suite:
     /// 127.0.0.2, 127.0.0.3, … one per `--users-per-source` buyers, as a crowd comes from
-    /// many addresses and the gateway limits each.
+    /// many addresses and the gateway limits each (by default 500 requests a second, bursts
+    /// of 2,000).
     #[arg(long, value_delimiter = ',')]
     pub source: Vec<IpAddr>,
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 1_000)]
     pub users_per_source: usize,
-    /// Keep-alive connections per source address and target, in each drill process.
-    #[arg(long, default_value_t = 4)]
-    pub connections_per_source: usize,
+    /// Keep-alive HTTP connections to each target (the api, each gateway), all drill
+    /// processes and source addresses together: the load is closed-loop, so this is the
+    /// number of requests in flight at most (at least one per source address and process).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
     /// The operator account that creates the drill's event.
     #[arg(long, env = "FLASH_ADMIN_EMAIL", default_value = "admin@flash.local")]
     pub admin_email: String,
@@ -64,8 +67,8 @@ pub struct Targets {
 const MAX_AUTO_SOURCES: usize = 250;
 
 impl TargetArgs {
-    /// Resolves the addresses for a crowd of `users`.
-    pub async fn resolve(&self, users: usize) -> anyhow::Result<Targets> {
+    /// Resolves the addresses for a crowd of `users` driven by `processes` drill processes.
+    pub async fn resolve(&self, users: usize, processes: usize) -> anyhow::Result<Targets> {
         let origin = origin_addr(&self.base_url).await?;
         let api = self.api.unwrap_or(origin);
         let gateways = if self.gateway.is_empty() {
@@ -84,11 +87,12 @@ impl TargetArgs {
         } else {
             Vec::new()
         };
+        let pools = processes.max(1) * sources.len().max(1);
         Ok(Targets {
             api,
             gateways,
             sources,
-            connections_per_source: self.connections_per_source.max(1),
+            connections_per_source: self.connections.div_ceil(pools).max(1),
         })
     }
 }
@@ -419,16 +423,19 @@ mod tests {
             gateway: vec![],
             source: vec![],
             users_per_source: 400,
-            connections_per_source: 4,
+            connections: 128,
             admin_email: String::new(),
             admin_password: String::new(),
         };
-        let targets = args.resolve(1_001).await.expect("targets");
+        let targets = args.resolve(1_001, 2).await.expect("targets");
         assert_eq!(targets.sources.len(), 3);
-        assert_eq!(targets.sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
         assert_eq!(
-            args.resolve(10_000_000).await.expect("t").sources.len(),
-            250
+            targets.connections_per_source, 22,
+            "128 over 2 processes × 3 sources"
         );
+        assert_eq!(targets.sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        let crowd = args.resolve(10_000_000, 4).await.expect("t");
+        assert_eq!(crowd.sources.len(), 250);
+        assert_eq!(crowd.connections_per_source, 1, "at least one per pool");
     }
 }

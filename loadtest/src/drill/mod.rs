@@ -74,7 +74,7 @@ pub struct DrillArgs {
     pub behaviour: Behaviour,
     #[command(flatten)]
     pub slos: Slos,
-    /// Drill processes (default: enough that none holds more than 9,000 buyers).
+    /// Drill processes (default: enough that none holds more than 12,000 buyers).
     #[arg(long)]
     pub shards: Option<usize>,
     /// Connections used to sign the crowd up, per process.
@@ -252,8 +252,9 @@ fn open_files_limit() -> usize {
         .unwrap_or(1024)
 }
 
-/// Buyers one process may hold: each holds a socket while waiting, plus pooled connections.
-const BUYERS_PER_SHARD: usize = 9_000;
+/// Buyers one process may hold: each holds a socket while waiting, plus pooled connections,
+/// under a limit of 20,000 open files.
+const BUYERS_PER_SHARD: usize = 12_000;
 
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
@@ -376,7 +377,6 @@ async fn drill(
     let users = schedule.users;
     anyhow::ensure!(users > 0, "a drill needs at least one buyer");
     let tickets = args.sale.tickets.unwrap_or(default_tickets);
-    let targets = args.target.resolve(users).await?;
     let run = args.run.clone().unwrap_or_else(|| {
         format!(
             "{}-{}",
@@ -388,6 +388,7 @@ async fn drill(
         .shards
         .unwrap_or_else(|| users.div_ceil(BUYERS_PER_SHARD))
         .clamp(1, users);
+    let targets = args.target.resolve(users, shards).await?;
     let per_shard = users.div_ceil(shards);
     let files = open_files_limit();
     if per_shard + 2_000 > files {
@@ -633,6 +634,7 @@ async fn drill(
         retry_share: b.retry_share,
         shards,
         sources: targets.sources.len(),
+        connections: targets.connections_per_source * targets.sources.len().max(1) * shards,
         api: targets.api.to_string(),
         gateways: targets.gateways.iter().map(ToString::to_string).collect(),
         machine: machine(),

@@ -35,6 +35,9 @@ pub struct Setup {
     pub retry_share: f64,
     pub shards: usize,
     pub sources: usize,
+    /// Keep-alive connections to each target, all processes together (requests in flight
+    /// at most: the load is closed-loop).
+    pub connections: usize,
     pub api: String,
     pub gateways: Vec<String>,
     pub machine: String,
@@ -48,10 +51,10 @@ pub struct Rate {
     pub latency: Summary,
 }
 
-/// One bar of a histogram: values up to `le_ms`.
+/// One bar of a histogram: values up to `le_ms` (`None`: every larger value).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bucket {
-    pub le_ms: f64,
+    pub le_ms: Option<f64>,
     pub count: u64,
 }
 
@@ -111,6 +114,9 @@ pub struct Report {
     /// Seconds from t = 0 until the first buyer was told sold out or closed.
     pub sold_out_after_s: Option<f64>,
     pub joins: Rate,
+    /// From a buyer's arrival to their join's answer: the wait for a free connection too,
+    /// as a browser in a crowd would see it.
+    pub join_from_arrival: Summary,
     pub status_polls: Summary,
     /// From joining (or the opening, for the pre-queue) to admission.
     pub admission: Rate,
@@ -152,7 +158,7 @@ pub fn buckets(values_ms: impl IntoIterator<Item = f64>) -> Vec<Bucket> {
         .into_iter()
         .enumerate()
         .map(|(i, count)| Bucket {
-            le_ms: EDGES_MS.get(i).copied().unwrap_or(f64::INFINITY),
+            le_ms: EDGES_MS.get(i).copied(),
             count,
         })
         .collect()
@@ -183,6 +189,48 @@ fn list(map: &BTreeMap<String, u64>) -> String {
 }
 
 impl Report {
+    /// The rows of the figures table: name, count, rate per second, latency.
+    fn figures(&self) -> [(&'static str, u64, Option<f64>, &Summary); 6] {
+        [
+            (
+                "joins",
+                self.joins.count,
+                Some(self.joins.per_sec),
+                &self.joins.latency,
+            ),
+            (
+                "join, from arrival",
+                self.join_from_arrival.count,
+                None,
+                &self.join_from_arrival,
+            ),
+            (
+                "status polls",
+                self.status_polls.count,
+                None,
+                &self.status_polls,
+            ),
+            (
+                "time to admission",
+                self.admission.count,
+                Some(self.admission.per_sec),
+                &self.admission.latency,
+            ),
+            (
+                "orders",
+                self.orders.count,
+                Some(self.orders.per_sec),
+                &self.orders.latency,
+            ),
+            (
+                "payment (order → final)",
+                self.payments.settled,
+                None,
+                &self.payments.settle,
+            ),
+        ]
+    }
+
     /// The report as a table for a terminal.
     #[must_use]
     pub fn table(&self) -> String {
@@ -190,13 +238,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Flash Tickets drill ({}): {} buyers, {} tickets, arrival {}, {} process(es), {} source address(es): {}",
+            "Flash Tickets drill ({}): {} buyers, {} tickets, arrival {}, {} process(es), {} source address(es), {} connections per target: {}",
             s.kind,
             s.users,
             s.tickets,
             s.arrival,
             s.shards,
             s.sources,
+            s.connections,
             if self.passed { "PASSED" } else { "FAILED" }
         );
         let _ = writeln!(
@@ -217,7 +266,7 @@ impl Report {
             "\n{:<26}{:>9}{:>11}{:>10}{:>10}{:>10}{:>10}",
             "", "count", "per s", "p50", "p95", "p99", "max"
         );
-        let mut row = |name: &str, count: u64, per_sec: Option<f64>, l: &Summary| {
+        for (name, count, per_sec, l) in self.figures() {
             let _ = writeln!(
                 out,
                 "{name:<26}{count:>9}{:>11}{:>10}{:>10}{:>10}{:>10}",
@@ -227,37 +276,7 @@ impl Report {
                 ms(l.p99_ms),
                 ms(l.max_ms)
             );
-        };
-        row(
-            "joins",
-            self.joins.count,
-            Some(self.joins.per_sec),
-            &self.joins.latency,
-        );
-        row(
-            "status polls",
-            self.status_polls.count,
-            None,
-            &self.status_polls,
-        );
-        row(
-            "time to admission",
-            self.admission.count,
-            Some(self.admission.per_sec),
-            &self.admission.latency,
-        );
-        row(
-            "orders",
-            self.orders.count,
-            Some(self.orders.per_sec),
-            &self.orders.latency,
-        );
-        row(
-            "payment (order → final)",
-            self.payments.settled,
-            None,
-            &self.payments.settle,
-        );
+        }
         let _ = writeln!(
             out,
             "\noutcomes: {}\nstock: {} of {} left at the end (event {}); paid {}, declined {}, expired {}, not settled {}",
@@ -372,38 +391,7 @@ impl Report {
             );
         }
         page.push_str("</table><h2>Figures</h2><table><tr><th></th><th>count</th><th>per s</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>");
-        for (name, count, per_sec, l) in [
-            (
-                "joins",
-                self.joins.count,
-                Some(self.joins.per_sec),
-                &self.joins.latency,
-            ),
-            (
-                "status polls",
-                self.status_polls.count,
-                None,
-                &self.status_polls,
-            ),
-            (
-                "time to admission",
-                self.admission.count,
-                Some(self.admission.per_sec),
-                &self.admission.latency,
-            ),
-            (
-                "orders",
-                self.orders.count,
-                Some(self.orders.per_sec),
-                &self.orders.latency,
-            ),
-            (
-                "payment (order → final)",
-                self.payments.settled,
-                None,
-                &self.payments.settle,
-            ),
-        ] {
+        for (name, count, per_sec, l) in self.figures() {
             let _ = write!(
                 page,
                 "<tr><td>{name}</td><td>{count}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -547,11 +535,9 @@ fn bar_chart(title: &str, buckets: &[Bucket]) -> String {
     for (i, bucket) in shown.iter().enumerate() {
         let h = (height - bottom - 10.0) * bucket.count as f64 / max;
         let x = left + i as f64 * slot;
-        let label = if bucket.le_ms.is_finite() {
-            format!("≤{}", ms(bucket.le_ms))
-        } else {
-            "more".into()
-        };
+        let label = bucket
+            .le_ms
+            .map_or_else(|| "more".into(), |le| format!("≤{}", ms(le)));
         let _ = write!(
             svg,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{label}: {}</title></rect>\
@@ -647,15 +633,12 @@ mod tests {
     #[test]
     fn values_land_in_their_buckets() {
         let b = buckets([0.05, 0.1, 0.15, 3.0, 250.0, 1e9]);
-        let count_at = |le: f64| b.iter().find(|x| x.le_ms == le).map(|x| x.count);
+        let count_at = |le: f64| b.iter().find(|x| x.le_ms == Some(le)).map(|x| x.count);
         assert_eq!(count_at(0.1), Some(2));
         assert_eq!(count_at(0.2), Some(1));
         assert_eq!(count_at(5.0), Some(1));
         assert_eq!(count_at(500.0), Some(1));
-        assert_eq!(
-            b.last().map(|x| (x.le_ms.is_infinite(), x.count)),
-            Some((true, 1))
-        );
+        assert_eq!(b.last().map(|x| (x.le_ms, x.count)), Some((None, 1)));
         assert_eq!(b.iter().map(|x| x.count).sum::<u64>(), 6);
     }
 
