@@ -15,6 +15,11 @@ stop_suite() {
   if [[ -n $suite_pid ]]; then
     kill -- "-$suite_pid" 2>/dev/null || true
     wait "$suite_pid" 2>/dev/null || true
+    # A suite restarted by --chaos restart:flash@… runs outside that group: stop whatever
+    # now listens on the origin we started.
+    local port=${FLASH_ADDR##*:} pid
+    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
   fi
 }
 trap stop_suite EXIT
