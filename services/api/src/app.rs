@@ -186,7 +186,10 @@ impl Application {
         ));
         workers.spawn(crate::holds::run(
             state.db.clone(),
-            Duration::from_millis(self.orders.sweep_ms.max(50)),
+            crate::holds::Sweeps {
+                every: Duration::from_millis(self.orders.sweep_ms.max(50)),
+                reask_after: self.orders.payment_reask(),
+            },
             self.background.clone(),
         ));
         let broker = Arc::clone(&state.broker);

@@ -153,6 +153,10 @@ pub struct OrderConfig {
     /// Outbox messages published per relay round at most.
     #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500)]
     pub outbox_batch: i64,
+    /// Seconds an order may wait for its payment's outcome before payment is asked for
+    /// again, with the same payment id (0: never).
+    #[arg(long, env = "PAYMENT_REASK_SECS", default_value_t = 30)]
+    pub payment_reask_secs: u64,
 }
 
 impl Default for OrderConfig {
@@ -164,6 +168,7 @@ impl Default for OrderConfig {
             batch_workers: 2,
             sweep_ms: 1000,
             outbox_batch: 500,
+            payment_reask_secs: 30,
         }
     }
 }
@@ -172,6 +177,12 @@ impl OrderConfig {
     #[must_use]
     pub fn hold(&self) -> Duration {
         Duration::from_secs(self.hold_secs)
+    }
+
+    /// How long an order waits for its payment's outcome before it is asked for again.
+    #[must_use]
+    pub fn payment_reask(&self) -> Option<Duration> {
+        (self.payment_reask_secs > 0).then(|| Duration::from_secs(self.payment_reask_secs))
     }
 }
 

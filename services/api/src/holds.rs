@@ -1,10 +1,12 @@
 //! Background sweeps, safe with many replicas (`FOR UPDATE SKIP LOCKED`): orders unpaid past
-//! their hold expire and return their tickets, exactly once; events whose start has passed
-//! are announced as ended (their queue closes); published outbox rows older than a day go.
+//! their hold expire and return their tickets, exactly once; orders whose payment went
+//! unanswered are asked for again; events whose start has passed are announced as ended
+//! (their queue closes); published outbox rows older than a day go.
 
 use std::time::Duration;
 
-use flash_protocol::messages::EventUpdated;
+use flash_protocol::messages::{EventUpdated, PaymentRequested};
+use flash_protocol::{OrderId, PaymentId, UserId};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,45 @@ pub async fn expire_holds(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(expired.len())
 }
 
+/// Asks again for the payment of orders still pending `after` their last request (a request
+/// the broker confirmed can still be lost, e.g. in a restart): the same payment id, so the
+/// pay worker charges once and the results consumer settles once. Returns how many.
+pub async fn reask_payments(pool: &PgPool, after: Duration) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let pending: Vec<(Uuid, Uuid, i64, String, Uuid)> = sqlx::query_as(
+        "UPDATE orders SET payment_asked_at = now() WHERE id IN ( \
+           SELECT id FROM orders WHERE status = 'pending_payment' AND hold_expires_at > now() \
+             AND coalesce(payment_asked_at, created_at) <= now() - make_interval(secs => $1) \
+           ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, user_id, amount_cents, currency, payment_id",
+    )
+    .bind(after.as_secs_f64())
+    .bind(SWEEP_LIMIT)
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let messages: Vec<Outgoing> = pending
+        .into_iter()
+        .map(|(order, user, amount_cents, currency, payment)| {
+            Outgoing::new(&PaymentRequested {
+                payment_id: PaymentId(payment),
+                order_id: OrderId(order),
+                user_id: UserId(user),
+                amount_cents,
+                currency,
+                requested_at: now,
+            })
+        })
+        .collect();
+    outbox::push(&mut tx, &messages).await?;
+    tx.commit().await?;
+    if !messages.is_empty() {
+        tracing::warn!(orders = messages.len(), "payment asked for again");
+        ::metrics::counter!("api_payments_reasked_total").increment(messages.len() as u64);
+    }
+    Ok(messages.len())
+}
+
 /// Announces events whose start time has passed as ended, once each.
 pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -79,9 +120,16 @@ pub async fn prune_outbox(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .rows_affected())
 }
 
-/// Sweeps every `every` until `stop`.
-pub async fn run(pool: PgPool, every: Duration, stop: CancellationToken) {
-    let mut interval = tokio::time::interval(every);
+/// How often the sweeps run, and when payment is asked for again (`None`: never).
+#[derive(Clone, Copy, Debug)]
+pub struct Sweeps {
+    pub every: Duration,
+    pub reask_after: Option<Duration>,
+}
+
+/// Sweeps every `sweeps.every` until `stop`.
+pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(sweeps.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds: u64 = 0;
     loop {
@@ -99,6 +147,11 @@ pub async fn run(pool: PgPool, every: Duration, stop: CancellationToken) {
                     break;
                 }
             }
+        }
+        if let Some(after) = sweeps.reask_after
+            && let Err(error) = reask_payments(&pool, after).await
+        {
+            tracing::warn!(%error, "payment re-ask sweep failed");
         }
         if let Err(error) = announce_ended(&pool).await {
             tracing::warn!(%error, "ended-event sweep failed");

@@ -10,6 +10,7 @@ use flash_kit::testing::{Running, TestAmqp, TestDatabase};
 use flash_protocol::auth::TokenResponse;
 use flash_protocol::claims::{GATE_AUDIENCE, GATE_ISSUER, GateClaims};
 use flash_protocol::event::Event;
+use flash_protocol::messages::Queue;
 use flash_protocol::{EventId, UserId};
 use flash_tokens::SigningKey;
 use flash_tokens::keys::DEV_GATE_KEY;
@@ -329,4 +330,40 @@ impl TestApi {
             })
             .collect()
     }
+}
+
+/// What arrives on `queue` (consumed without acks) until nothing has for `idle`, or `at_most`
+/// has passed, in delivery order.
+pub async fn consume(
+    amqp: &TestAmqp,
+    queue: Queue,
+    idle: Duration,
+    at_most: Duration,
+) -> Vec<lapin::message::Delivery> {
+    use futures::StreamExt as _;
+    let connection = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer = channel
+        .basic_consume(
+            amqp.names.queue(queue).into(),
+            "test-consume".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let until = tokio::time::Instant::now() + at_most;
+    let mut deliveries = Vec::new();
+    while let Ok(Ok(Some(Ok(delivery)))) =
+        tokio::time::timeout_at(until, tokio::time::timeout(idle, consumer.next())).await
+    {
+        deliveries.push(delivery);
+    }
+    drop(connection.close(200, "consumed".into()).await);
+    deliveries
 }

@@ -7,44 +7,29 @@ use std::time::Duration;
 
 use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
 use flash_protocol::messages::Queue;
-use futures::StreamExt as _;
 use uuid::Uuid;
 
-use crate::helpers::{TestApi, config};
+use crate::helpers::{TestApi, config, consume};
 
 /// Every message id on `queue` until it stays empty for a while, in delivery order.
 async fn drain(amqp: &TestAmqp, queue: Queue) -> Vec<String> {
-    let connection = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default())
-        .await
-        .expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer = channel
-        .basic_consume(
-            amqp.names.queue(queue).into(),
-            "test-drain".into(),
-            lapin::options::BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let mut ids = Vec::new();
-    while let Ok(Some(Ok(delivery))) =
-        tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
-    {
-        ids.push(
-            delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.as_str().to_owned())
-                .expect("every message has an id"),
-        );
-    }
-    drop(connection.close(200, "drained".into()).await);
-    ids
+    consume(
+        amqp,
+        queue,
+        Duration::from_secs(2),
+        Duration::from_secs(120),
+    )
+    .await
+    .iter()
+    .map(|delivery| {
+        delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .expect("every message has an id")
+    })
+    .collect()
 }
 
 async fn unpublished(api_pool: &sqlx::PgPool) -> i64 {

@@ -1,16 +1,17 @@
 //! Payment results and hold expiry: one outcome per order, stock returned exactly once.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flash_kit::amqp::publish;
 use flash_kit::testing::{TestAmqp, TestDatabase};
-use flash_protocol::messages::{PaymentCompleted, PaymentOutcome};
+use flash_protocol::messages::{PaymentCompleted, PaymentOutcome, PaymentRequested, Queue};
 use flash_protocol::order::{Order, OrderStatus};
 use flash_protocol::{OrderId, PaymentId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{TestApi, User, config};
+use crate::helpers::{TestApi, User, config, consume};
 
 pub(crate) async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     PaymentId(
@@ -214,5 +215,58 @@ async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_not
     // Within the limit again: the buyer can order the event's maximum.
     place(&api, &buyer, event.id, 10).await;
     second.stop().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn unanswered_payments_are_asked_again_with_the_same_payment_id_until_settled() {
+    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let mut cfg = config(&db, &amqp);
+    cfg.orders.payment_reask_secs = 1;
+    let api = TestApi::spawn_with(cfg, db, amqp).await;
+    let event = api.event(10, 2).await;
+    let buyer = api.users(1).await.remove(0);
+    let order = place(&api, &buyer, event.id, 1).await;
+    let payment = payment_id(&api, order).await;
+
+    // Nobody answers (no pay worker): the request comes again, the same payment each time.
+    let deliveries = consume(
+        &api.amqp,
+        Queue::PayRequests,
+        Duration::from_secs(3),
+        Duration::from_millis(3500),
+    )
+    .await;
+    assert!(
+        deliveries.len() >= 2,
+        "asked again: {} requests",
+        deliveries.len()
+    );
+    let mut message_ids = BTreeSet::new();
+    for delivery in &deliveries {
+        let request: PaymentRequested = serde_json::from_slice(&delivery.data).expect("request");
+        assert_eq!((request.payment_id, request.order_id), (payment, order));
+        assert_eq!(request.user_id, buyer.id);
+        message_ids.insert(delivery.properties.message_id().clone());
+    }
+    assert_eq!(
+        message_ids.len(),
+        deliveries.len(),
+        "each a message of its own"
+    );
+
+    // Settled: never asked again.
+    send_result(&api, order, payment, PaymentOutcome::Approved).await;
+    wait_status(&api, &buyer, order, OrderStatus::Paid).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let asked_after: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE message_type = 'payment.requested' \
+         AND created_at > (SELECT updated_at FROM orders WHERE id = $1)",
+    )
+    .bind(order.0)
+    .fetch_one(&api.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(asked_after, 0, "a paid order is not asked for again");
     api.stop().await;
 }

@@ -266,7 +266,13 @@ async fn rate_and_capacity_hold_with_several_tick_runners() {
     // Credit built up while the crowd joined (at most a second's worth) is spent here, so
     // what follows is admitted at the rate alone.
     f.room.tick(event).await.expect("tick");
-    let before = f.room.stats(event).await.expect("stats").expect("exists").serving;
+    let before = f
+        .room
+        .stats(event)
+        .await
+        .expect("stats")
+        .expect("exists")
+        .serving;
     let started = Instant::now();
     let run_for = Duration::from_millis(1500);
     let runners: Vec<_> = (0..4)
