@@ -9,7 +9,7 @@ use flash_kit::amqp::Broker;
 use flash_kit::auth::Authenticator;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
-use flash_kit::stores::{self, RedisCheck};
+use flash_kit::stores::{self, RedisCheck, RedisConnection, RedisMode};
 use flash_protocol::keys::RedisKeys;
 use flash_protocol::messages::Names;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +72,7 @@ pub struct Application {
     redis_client: redis::Client,
     /// For the background thread's own Redis connection.
     redis_url: String,
+    redis_mode: RedisMode,
     tick_every: Duration,
     background: CancellationToken,
 }
@@ -84,8 +85,13 @@ impl Application {
         let keys = RedisKeys::new(config.redis_key_prefix.clone())?;
         let gate = Arc::new(GateIssuer::new(config.keys.signing_key()?));
         let access_keys = config.keys.access_keys()?;
-        let redis = stores::connect_redis(&config.redis_url).await?;
-        let redis_client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = stores::connect_redis_in(&config.redis_url, config.redis_mode).await?;
+        // Sockets follow the queues over pub/sub on one node: PUBLISH reaches every node of a
+        // cluster.
+        let first_node = stores::redis_nodes(&config.redis_url)
+            .next()
+            .unwrap_or(config.redis_url.as_str());
+        let redis_client = redis::Client::open(first_node)?;
         let background = CancellationToken::new();
         let broker = Arc::new(
             Broker::connect(
@@ -128,6 +134,7 @@ impl Application {
             broker,
             redis_client,
             redis_url: config.redis_url.clone(),
+            redis_mode: config.redis_mode,
             tick_every: config.tick_interval(),
             background,
         })
@@ -146,16 +153,17 @@ impl Application {
         // Admission ticks and the api's messages (places freed by orders, events opened and
         // closed) run on a thread of their own with a Redis connection of their own: however
         // many sockets the replica serves, admissions never wait behind them.
-        let (room, url, broker) = (
+        let (room, url, mode, broker) = (
             state.room.clone(),
             self.redis_url.clone(),
+            self.redis_mode,
             Arc::clone(&self.broker),
         );
         let (every, stop) = (self.tick_every, self.background.clone());
         workers.spawn(flash_kit::service::on_own_thread(
             "gateway-background",
             move || async move {
-                let Some(redis) = connect_until(&url, &stop).await else {
+                let Some(redis) = connect_until(&url, mode, &stop).await else {
                     return;
                 };
                 let room = room.with_connection(redis);
@@ -197,10 +205,11 @@ pub fn router(state: AppState) -> Router {
 /// A Redis connection, retried every second until it opens or `stop`.
 async fn connect_until(
     url: &str,
+    mode: RedisMode,
     stop: &CancellationToken,
-) -> Option<redis::aio::ConnectionManager> {
+) -> Option<RedisConnection> {
     loop {
-        match stores::connect_redis(url).await {
+        match stores::connect_redis_in(url, mode).await {
             Ok(redis) => return Some(redis),
             Err(error) => tracing::warn!(%error, "background: cannot reach Redis; retrying"),
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
+use flash_kit::stores::RedisMode;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
 use flash_tokens::{KeyError, KeyRing, SigningKey, source};
 
@@ -23,9 +24,15 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "0.0.0.0:3000")]
     pub addr: SocketAddr,
 
-    /// Redis holding the queues (`redis://`, or `rediss://` for TLS).
+    /// Redis holding the queues (`redis://`, or `rediss://` for TLS); in cluster mode, one or
+    /// more of the cluster's nodes, comma-separated (e.g. ElastiCache's configuration endpoint).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    /// `node` (one Redis, or a primary with replicas behind one endpoint) or `cluster` (Redis
+    /// Cluster, e.g. ElastiCache with cluster mode on).
+    #[arg(long, env = "REDIS_MODE", value_enum, default_value = "node")]
+    pub redis_mode: RedisMode,
 
     /// Prefix of every Redis key (no braces); lets deployments or tests share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = flash_protocol::keys::DEFAULT_PREFIX)]

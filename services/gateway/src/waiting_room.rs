@@ -2,12 +2,12 @@
 //! that share the event's hash tag, so it is atomic, O(1) per join and per admission, and runs
 //! unchanged on Redis Cluster.
 
+use flash_kit::stores::RedisConnection;
 use flash_protocol::event::QueueSettings;
 use flash_protocol::keys::{QueueKeys, RedisKeys};
 use flash_protocol::queue::{QueuePatch, QueueState, QueueStats};
 use flash_protocol::ws::ClosedReason;
 use flash_protocol::{EventId, UserId};
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use time::OffsetDateTime;
 
@@ -259,7 +259,7 @@ impl Scripts {
 /// Every queue of one deployment (one key prefix).
 #[derive(Clone)]
 pub struct WaitingRoom {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     keys: RedisKeys,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -274,9 +274,9 @@ impl std::fmt::Debug for WaitingRoom {
 
 impl WaitingRoom {
     #[must_use]
-    pub fn new(redis: ConnectionManager, keys: RedisKeys) -> Self {
+    pub fn new(redis: impl Into<RedisConnection>, keys: RedisKeys) -> Self {
         Self {
-            redis,
+            redis: redis.into(),
             keys,
             scripts: std::sync::Arc::new(Scripts::new()),
         }
@@ -285,7 +285,7 @@ impl WaitingRoom {
     /// The same queues over another connection (the ticker's own, so that admissions never
     /// wait behind request traffic on a shared pipeline).
     #[must_use]
-    pub fn with_connection(&self, redis: ConnectionManager) -> Self {
+    pub fn with_connection(&self, redis: RedisConnection) -> Self {
         Self {
             redis,
             keys: self.keys.clone(),

@@ -41,6 +41,7 @@ impl Stores {
             gateway: flash_gateway::Config {
                 addr: any_port,
                 redis_url: self.redis.url.clone(),
+                redis_mode: flash_kit::stores::RedisMode::Node,
                 redis_key_prefix: self.redis.prefix.clone(),
                 amqp_url: self.amqp.url.clone(),
                 amqp_name_prefix: amqp_prefix.clone(),

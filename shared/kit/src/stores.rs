@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -82,9 +84,97 @@ pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<PgPool,
         })
 }
 
+/// How Redis is deployed: one node (or a primary with replicas behind one endpoint), or a
+/// Redis Cluster (e.g. ElastiCache with cluster mode on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisMode {
+    #[default]
+    Node,
+    Cluster,
+}
+
+/// A Redis connection that re-establishes itself, to one node or to a Redis Cluster (each
+/// command routed to the node owning its keys' slot).
+#[derive(Clone)]
+pub enum RedisConnection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl From<ConnectionManager> for RedisConnection {
+    fn from(connection: ConnectionManager) -> Self {
+        Self::Node(connection)
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Node(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// The nodes of a `REDIS_URL`: one URL, or in cluster mode several, comma-separated (one
+/// is enough: the client discovers the others).
+pub fn redis_nodes(url: &str) -> impl Iterator<Item = &str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+}
+
+/// A connection to Redis deployed as `mode`, with the same bounded connect and response
+/// times as [`connect_redis`]. In cluster mode every pipeline and script must keep to one
+/// slot (the queue's keys share the event's hash tag).
+pub async fn connect_redis_in(url: &str, mode: RedisMode) -> Result<RedisConnection, ConnectError> {
+    match mode {
+        RedisMode::Node => connect_redis(url).await.map(RedisConnection::Node),
+        RedisMode::Cluster => {
+            let error = |source| ConnectError::Redis {
+                url: redact_url(url),
+                source,
+            };
+            let client = ClusterClientBuilder::new(redis_nodes(url))
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(2))
+                .retries(2)
+                .build()
+                .map_err(error)?;
+            client
+                .get_async_connection()
+                .await
+                .map(RedisConnection::Cluster)
+                .map_err(error)
+        }
+    }
+}
+
 /// `/ready` check: Redis answers `PING`.
 #[derive(Clone)]
-pub struct RedisCheck(pub ConnectionManager);
+pub struct RedisCheck(pub RedisConnection);
 
 impl Check for RedisCheck {
     fn name(&self) -> &'static str {

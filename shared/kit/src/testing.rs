@@ -165,6 +165,128 @@ impl Drop for TestRedis {
     }
 }
 
+/// A Redis Cluster of its own (three primaries on free loopback ports, `redis-server` and
+/// `redis-cli` from `PATH`) for tests of the cluster client; stopped and deleted on drop.
+pub struct TestRedisCluster {
+    /// Every node, as a cluster-mode `REDIS_URL` lists them (comma-separated).
+    pub url: String,
+    pub prefix: String,
+    nodes: Vec<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl TestRedisCluster {
+    /// Starts the nodes, joins them into one cluster covering every slot and waits until
+    /// each says the cluster is ok.
+    ///
+    /// # Panics
+    /// When the cluster does not start (no `redis-server` or `redis-cli`, no free ports).
+    pub async fn start() -> Self {
+        let ports = free_cluster_ports(3);
+        let dir = std::env::temp_dir().join(format!("flash-test-cluster-{}", unique_suffix()));
+        let mut cluster = Self {
+            url: ports
+                .iter()
+                .map(|port| format!("redis://127.0.0.1:{port}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            prefix: format!("test:{}:", unique_suffix()),
+            nodes: Vec::new(),
+            dir,
+        };
+        for port in &ports {
+            let node_dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("cluster node directory");
+            let node = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(&node_dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server starts a cluster node");
+            cluster.nodes.push(node);
+        }
+        for port in &ports {
+            wait_for_node(*port, "PING", "PONG").await;
+        }
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(ports.iter().map(|port| format!("127.0.0.1:{port}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        for port in &ports {
+            wait_for_node(*port, "CLUSTER INFO", "cluster_state:ok").await;
+        }
+        cluster
+    }
+
+    /// Key builders under this test's prefix.
+    ///
+    /// # Panics
+    /// Never: the generated prefix has no braces.
+    #[must_use]
+    pub fn keys(&self) -> RedisKeys {
+        RedisKeys::new(self.prefix.clone()).expect("generated prefix is valid")
+    }
+}
+
+impl Drop for TestRedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            drop(node.kill());
+            drop(node.wait());
+        }
+        drop(std::fs::remove_dir_all(&self.dir));
+    }
+}
+
+/// `count` consecutive ports that are free, and so are their cluster bus ports (+10,000).
+fn free_cluster_ports(count: u16) -> Vec<u16> {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    for _ in 0..200 {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let base = 20_000 + u16::try_from(random % 20_000).unwrap_or(0);
+        let ports: Vec<u16> = (base..base + count).collect();
+        if ports.iter().all(|&port| free(port) && free(port + 10_000)) {
+            return ports;
+        }
+    }
+    panic!("no free ports for a test cluster");
+}
+
+/// Waits until the node on `port` answers `command` with a reply containing `expect`.
+async fn wait_for_node(port: u16, command: &str, expect: &str) {
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..200 {
+        let reply = redis::Client::open(url.as_str())
+            .and_then(|client| client.get_connection())
+            .and_then(|mut conn| {
+                let mut words = command.split(' ');
+                let mut cmd = redis::cmd(words.next().unwrap_or_default());
+                for word in words {
+                    cmd.arg(word);
+                }
+                cmd.query::<String>(&mut conn)
+            });
+        if reply.is_ok_and(|text| text.contains(expect)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("cluster node {port} never answered {command} with {expect}");
+}
+
 use redis::TypedCommands as _;
 
 /// Broker names of its own (a unique prefix on every exchange and queue); deleted on drop.

@@ -172,7 +172,7 @@ async fn readiness_names_every_failing_dependency() {
     let redis = stores::connect_redis(&redis_url()).await.expect("redis");
     let ready = Readiness::new()
         .with(PostgresCheck(pool.clone()))
-        .with(RedisCheck(redis));
+        .with(RedisCheck(redis.into()));
     let report = ready.report().await;
     assert!(report.ready, "{report:?}");
     assert_eq!(report.checks.len(), 2);

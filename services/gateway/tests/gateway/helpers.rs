@@ -7,7 +7,8 @@ use flash_gateway::config::{DEV_ACCESS_KEY, KeyConfig, LimitConfig};
 use flash_gateway::waiting_room::{EventAnnouncement, WaitingRoom};
 use flash_gateway::{Application, Config};
 use flash_kit::config::CommonConfig;
-use flash_kit::testing::{Running, TestAmqp, TestRedis};
+use flash_kit::stores::{RedisMode, connect_redis_in};
+use flash_kit::testing::{Running, TestAmqp, TestRedis, TestRedisCluster};
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, Role};
 use flash_protocol::event::{EventStatus, QueueSettings};
 use flash_protocol::queue::{Ticket, TicketState};
@@ -23,6 +24,8 @@ pub struct TestGateway {
     pub redis: TestRedis,
     pub amqp: TestAmqp,
     client: reqwest::Client,
+    /// The Redis Cluster of a gateway in cluster mode (stopped after the gateway).
+    _cluster: Option<TestRedisCluster>,
 }
 
 impl std::ops::Deref for TestGateway {
@@ -37,6 +40,7 @@ pub fn config(redis: &TestRedis, amqp: &TestAmqp) -> Config {
     Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
         redis_url: redis.url.clone(),
+        redis_mode: RedisMode::Node,
         redis_key_prefix: redis.prefix.clone(),
         amqp_url: amqp.url.clone(),
         amqp_name_prefix: amqp.names.prefix().to_owned(),
@@ -81,7 +85,7 @@ pub fn token_for(user: UserId, role: Role) -> String {
 }
 
 pub async fn room_for(redis: &TestRedis) -> WaitingRoom {
-    let conn = flash_kit::stores::connect_redis(&redis.url)
+    let conn = connect_redis_in(&redis.url, RedisMode::Node)
         .await
         .expect("redis");
     WaitingRoom::new(conn, redis.keys())
@@ -95,6 +99,35 @@ impl TestGateway {
     }
 
     pub async fn spawn_with(config: Config, redis: TestRedis, amqp: TestAmqp) -> Self {
+        let room = room_for(&redis).await;
+        Self::spawn_on(config, room, redis, amqp, None).await
+    }
+
+    /// A gateway in cluster mode on a Redis Cluster of its own.
+    pub async fn spawn_on_cluster() -> Self {
+        let (cluster, redis, amqp) = (
+            TestRedisCluster::start().await,
+            TestRedis::new(),
+            TestAmqp::new(),
+        );
+        let mut config = config(&redis, &amqp);
+        config.redis_url = cluster.url.clone();
+        config.redis_mode = RedisMode::Cluster;
+        config.redis_key_prefix = cluster.prefix.clone();
+        let conn = connect_redis_in(&cluster.url, RedisMode::Cluster)
+            .await
+            .expect("redis cluster");
+        let room = WaitingRoom::new(conn, cluster.keys());
+        Self::spawn_on(config, room, redis, amqp, Some(cluster)).await
+    }
+
+    async fn spawn_on(
+        config: Config,
+        room: WaitingRoom,
+        redis: TestRedis,
+        amqp: TestAmqp,
+        cluster: Option<TestRedisCluster>,
+    ) -> Self {
         let app = Application::build(config).await.expect("gateway builds");
         let port = app.port();
         let state = app.state.clone();
@@ -102,10 +135,11 @@ impl TestGateway {
             running: Running::spawn(port, |shutdown| app.run_until(shutdown)),
             state,
             port,
-            room: room_for(&redis).await,
+            room,
             redis,
             amqp,
             client: reqwest::Client::new(),
+            _cluster: cluster,
         }
     }
 

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, WaitingRoom};
-use flash_kit::testing::TestRedis;
+use flash_kit::stores::{RedisMode, connect_redis_in};
+use flash_kit::testing::{TestRedis, TestRedisCluster};
 use flash_protocol::event::{EventStatus, QueueSettings};
 
 use crate::helpers::settings;
@@ -14,19 +15,38 @@ use flash_protocol::ws::ClosedReason;
 use flash_protocol::{EventId, UserId};
 use time::OffsetDateTime;
 
+/// The store behind a fixture: a key prefix on the shared Redis, or a cluster of its own.
+enum Store {
+    Node(
+        #[expect(dead_code, reason = "held for its drop, which deletes the test's keys")] TestRedis,
+    ),
+    Cluster(TestRedisCluster),
+}
+
 struct Fixture {
     room: WaitingRoom,
-    _redis: TestRedis,
+    store: Store,
 }
 
 async fn fixture() -> Fixture {
     let redis = TestRedis::new();
-    let conn = flash_kit::stores::connect_redis(&redis.url)
+    let conn = connect_redis_in(&redis.url, RedisMode::Node)
         .await
         .expect("redis");
     Fixture {
         room: WaitingRoom::new(conn, redis.keys()),
-        _redis: redis,
+        store: Store::Node(redis),
+    }
+}
+
+async fn cluster_fixture() -> Fixture {
+    let cluster = TestRedisCluster::start().await;
+    let conn = connect_redis_in(&cluster.url, RedisMode::Cluster)
+        .await
+        .expect("redis cluster");
+    Fixture {
+        room: WaitingRoom::new(conn, cluster.keys()),
+        store: Store::Cluster(cluster),
     }
 }
 
@@ -83,7 +103,10 @@ fn users(n: usize) -> Vec<UserId> {
 
 #[tokio::test]
 async fn joining_is_idempotent_under_concurrency() {
-    let f = fixture().await;
+    joining_is_idempotent_under_concurrency_on(&fixture().await).await;
+}
+
+async fn joining_is_idempotent_under_concurrency_on(f: &Fixture) {
     let event = f.open_event(settings(10, 10, 60)).await;
     let crowd = users(100);
     // Every user joins three times at once.
@@ -126,7 +149,10 @@ async fn joining_is_idempotent_under_concurrency() {
 
 #[tokio::test]
 async fn unknown_events_and_closed_queues_refuse_newcomers() {
-    let f = fixture().await;
+    unknown_events_and_closed_queues_refuse_newcomers_on(&fixture().await).await;
+}
+
+async fn unknown_events_and_closed_queues_refuse_newcomers_on(f: &Fixture) {
     assert_eq!(
         f.room
             .join(EventId::new_v7(), UserId::new_v7())
@@ -165,7 +191,10 @@ async fn unknown_events_and_closed_queues_refuse_newcomers() {
 
 #[tokio::test]
 async fn admission_follows_join_order_after_opening() {
-    let f = fixture().await;
+    admission_follows_join_order_after_opening_on(&fixture().await).await;
+}
+
+async fn admission_follows_join_order_after_opening_on(f: &Fixture) {
     let event = f.open_event(settings(1000, 1000, 60)).await;
     let crowd = users(50);
     for user in &crowd {
@@ -188,7 +217,10 @@ async fn admission_follows_join_order_after_opening() {
 
 #[tokio::test]
 async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers() {
-    let f = fixture().await;
+    the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(&fixture().await).await;
+}
+
+async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(f: &Fixture) {
     let event = f
         .announce(
             EventStatus::Scheduled,
@@ -318,7 +350,10 @@ async fn rate_and_capacity_hold_with_several_tick_runners() {
 
 #[tokio::test]
 async fn pause_stops_admissions_and_resume_restarts_them() {
-    let f = fixture().await;
+    pause_stops_admissions_and_resume_restarts_them_on(&fixture().await).await;
+}
+
+async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
     let event = f.open_event(settings(1000, 1000, 60)).await;
     assert!(
         f.room
@@ -371,7 +406,10 @@ async fn pause_stops_admissions_and_resume_restarts_them() {
 
 #[tokio::test]
 async fn expiry_and_consumption_free_capacity() {
-    let f = fixture().await;
+    expiry_and_consumption_free_capacity_on(&fixture().await).await;
+}
+
+async fn expiry_and_consumption_free_capacity_on(f: &Fixture) {
     let event = f.open_event(settings(1000, 3, 1)).await;
     let crowd = users(9);
     for user in &crowd {
@@ -404,7 +442,10 @@ async fn expiry_and_consumption_free_capacity() {
 
 #[tokio::test]
 async fn leaving_frees_places_and_skips_numbers() {
-    let f = fixture().await;
+    leaving_frees_places_and_skips_numbers_on(&fixture().await).await;
+}
+
+async fn leaving_frees_places_and_skips_numbers_on(f: &Fixture) {
     let event = f.open_event(settings(1000, 1000, 60)).await;
     let crowd = users(5);
     for user in &crowd {
@@ -443,5 +484,34 @@ async fn leaving_frees_places_and_skips_numbers() {
             .expect("exists")
             .waiting,
         0
+    );
+}
+
+/// The same operations on a Redis Cluster (as ElastiCache runs in cluster mode): every script
+/// and pipeline keeps to its event's slot, and the events spread over the nodes.
+#[tokio::test]
+async fn the_queues_keep_their_invariants_on_a_redis_cluster() {
+    let f = cluster_fixture().await;
+    joining_is_idempotent_under_concurrency_on(&f).await;
+    unknown_events_and_closed_queues_refuse_newcomers_on(&f).await;
+    admission_follows_join_order_after_opening_on(&f).await;
+    the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(&f).await;
+    pause_stops_admissions_and_resume_restarts_them_on(&f).await;
+    expiry_and_consumption_free_capacity_on(&f).await;
+    leaving_frees_places_and_skips_numbers_on(&f).await;
+    let Store::Cluster(cluster) = &f.store else {
+        unreachable!("a cluster fixture")
+    };
+    let mut nodes_in_use = 0;
+    for node in flash_kit::stores::redis_nodes(&cluster.url) {
+        let mut conn = redis::Client::open(node)
+            .and_then(|client| client.get_connection())
+            .expect("node");
+        let keys: i64 = redis::cmd("DBSIZE").query(&mut conn).expect("dbsize");
+        nodes_in_use += usize::from(keys > 0);
+    }
+    assert!(
+        nodes_in_use >= 2,
+        "the queues spread over the cluster's nodes"
     );
 }

@@ -145,7 +145,19 @@ async fn authentication_is_the_first_frame_within_the_deadline() {
 
 #[tokio::test]
 async fn a_waiting_socket_sees_its_position_then_its_admission() {
-    let gw = TestGateway::spawn().await;
+    position_then_admission(TestGateway::spawn().await).await;
+}
+
+/// The same on a Redis Cluster: the queue's scripts run on its event's node, and the
+/// admission published there reaches the socket through pub/sub on another.
+#[tokio::test]
+async fn a_waiting_socket_is_admitted_through_a_redis_cluster() {
+    let gw = TestGateway::spawn_on_cluster().await;
+    assert_eq!(gw.get("/ready").await.status(), 200, "ready on the cluster");
+    position_then_admission(gw).await;
+}
+
+async fn position_then_admission(gw: TestGateway) {
     let event = paused_event(&gw).await;
     let (user, mut client) = waiting_socket(&gw, event).await;
     let ServerFrame::Position {
