@@ -18,7 +18,7 @@ stop_suite() {
     # A suite restarted by --chaos restart:flash@… runs outside that group: stop whatever
     # now listens on the origin we started.
     local port=${FLASH_ADDR##*:} pid
-    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
     [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
   fi
 }
