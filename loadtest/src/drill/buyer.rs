@@ -112,7 +112,9 @@ impl Ctx {
     }
 
     /// Sends `call` until it gets an answer that is not transient, or until `give_up`.
-    /// Returns the last answer and the latency of that attempt.
+    /// Returns the last answer, the latency of that attempt, and when the first attempt was
+    /// sent: an attempt answered 503 may still have taken effect (a join numbered after the
+    /// gateway's Redis call timed out), so what the call got dates from the first attempt.
     async fn send_until(
         &self,
         step: &str,
@@ -122,11 +124,11 @@ impl Ctx {
         give_up: Instant,
     ) -> (Answer, Duration, Instant) {
         let mut backoff = Duration::from_millis(200);
+        let first_sent = Instant::now();
         loop {
-            let sent = Instant::now();
             let (answer, took) = self.send(step, pool, call, expected).await;
             if !answer.is_transient() || Instant::now() + backoff > give_up {
-                return (answer, took, sent);
+                return (answer, took, first_sent);
             }
             let wait = if answer.code() == Some("RATE_LIMITED") {
                 backoff.max(Duration::from_secs(1))

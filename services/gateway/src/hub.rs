@@ -329,7 +329,19 @@ impl Hub {
                     self.catch_up(&sockets).await;
                 }
             }
-            Some("closed" | "config") | None => self.catch_up(&sockets).await,
+            Some("closed") => {
+                // The reason travels with the message: local sockets are told at once, with
+                // no read from Redis, which may be what is slow (a closing must reach buyers
+                // even then); the catch-up reads the rest.
+                if let Some(reason) = words.next().and_then(crate::waiting_room::closed_reason) {
+                    let mut latest = *lock(&sockets.latest);
+                    latest.state = RawState::Closed;
+                    latest.closed_reason = Some(reason);
+                    sockets.update(latest);
+                }
+                self.catch_up(&sockets).await;
+            }
+            Some("config") | None => self.catch_up(&sockets).await,
             Some(_) => tracing::warn!(%payload, "unknown queue notification"),
         }
     }

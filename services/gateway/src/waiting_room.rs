@@ -183,7 +183,8 @@ fn field(items: &[Value], index: usize) -> Result<&Value, RoomError> {
         .ok_or_else(|| RoomError::Protocol(format!("missing field {index}")))
 }
 
-fn closed_reason(value: &str) -> Option<ClosedReason> {
+/// A closing reason as Redis stores and publishes it.
+pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
     match value {
         "sold_out" => Some(ClosedReason::SoldOut),
         "ended" => Some(ClosedReason::Ended),

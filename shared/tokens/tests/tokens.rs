@@ -231,3 +231,22 @@ async fn a_remote_key_set_is_fetched_and_refreshed_on_an_unknown_kid() {
         Err(VerifyError::UnknownKey)
     );
 }
+
+#[test]
+fn ignoring_expiry_accepts_a_used_token_and_still_refuses_foreign_ones() {
+    let key = SigningKey::generate().expect("key");
+    let expired = key.sign(&access(-3600)).expect("sign");
+    let lenient = access_verifier(&key.jwks()).ignoring_expiry();
+    assert_eq!(
+        lenient
+            .verify::<AccessClaims>(&expired)
+            .map(|c| c.exp < now()),
+        Ok(true),
+        "genuine though expired"
+    );
+    let other = SigningKey::generate().expect("key");
+    assert_eq!(
+        lenient.verify::<AccessClaims>(&other.sign(&access(-3600)).expect("sign")),
+        Err(VerifyError::UnknownKey)
+    );
+}

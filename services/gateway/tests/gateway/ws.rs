@@ -449,3 +449,48 @@ async fn a_stuck_client_never_delays_the_others() {
     drop(to_server);
     gw.running.stop().await;
 }
+
+/// Under a Redis that cannot answer (overloaded, or cut off as here), the closing message
+/// alone tells a replica's sockets that the sale is over: nobody waits on for a sold-out event.
+#[tokio::test]
+async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
+    use flash_gateway::hub::Hub;
+    use flash_gateway::waiting_room::{Place, QueueView, RawState, WaitingRoom};
+    use flash_kit::stores::{RedisMode, connect_redis_in};
+    use flash_kit::testing::{TcpProxy, TestRedis};
+
+    let redis = TestRedis::new();
+    let proxy = TcpProxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+    let conn = connect_redis_in(&proxy.url_for(&redis.url), RedisMode::Node)
+        .await
+        .expect("redis");
+    let hub = Hub::new(WaitingRoom::new(conn, redis.keys()));
+    let event = EventId::new_v7();
+    let open = QueueView {
+        state: RawState::Open,
+        paused: false,
+        closed_reason: None,
+        admit_per_sec: 10,
+        admission_ttl_s: 60,
+        serving: 0,
+    };
+    let mut socket = hub.register(event, UserId::new_v7(), Place::Number(5), None, open);
+    socket.view.borrow_and_update();
+
+    proxy.cut();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        hub.on_notification(event, "closed sold_out"),
+    )
+    .await
+    .expect("the notification is handled in time");
+    assert!(
+        socket.view.has_changed().expect("hub alive"),
+        "the socket is woken"
+    );
+    let view = socket.view.borrow_and_update().view;
+    assert_eq!(
+        (view.state, view.closed_reason),
+        (RawState::Closed, Some(ClosedReason::SoldOut))
+    );
+}
