@@ -296,6 +296,17 @@ impl Hub {
         }
     }
 
+    /// Why the event's queue is closed, when this replica knows it is (from its sockets'
+    /// latest view of the event).
+    #[must_use]
+    pub fn closed_reason(&self, event: EventId) -> Option<flash_protocol::ws::ClosedReason> {
+        let sockets = self.sockets_of(event)?;
+        let latest = *lock(&sockets.latest);
+        (latest.state == RawState::Closed)
+            .then_some(latest.closed_reason)
+            .flatten()
+    }
+
     fn sockets_of(&self, event: EventId) -> Option<Arc<EventSockets>> {
         lock(&self.events).get(&event).cloned()
     }

@@ -38,6 +38,9 @@ pub const CLOSE_INTERNAL: u16 = 1011;
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 /// How long one send to a client may take before the socket is given up.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A new socket's first read of the queue is tried again after these waits, doubling.
+const SNAPSHOT_RETRY_FIRST: Duration = Duration::from_millis(250);
+const SNAPSHOT_RETRY_LAST: Duration = Duration::from_secs(2);
 /// Server pings keep idle connections open through proxies.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -124,14 +127,30 @@ where
     let Some(user) = authenticate(&mut socket, &ctx).await else {
         return;
     };
-    let snapshot = match ctx.room.snapshot(ctx.event, user).await {
-        Ok(snapshot) => snapshot,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the queue for a socket");
-            socket
-                .close(CLOSE_INTERNAL, "queue unavailable; reconnect")
-                .await;
-            return;
+    let mut backoff = SNAPSHOT_RETRY_FIRST;
+    let snapshot = loop {
+        match ctx.room.snapshot(ctx.event, user).await {
+            Ok(snapshot) => break snapshot,
+            Err(error) => {
+                // Redis is slow or away. A closing this replica already knows needs no read;
+                // otherwise the client stays connected while the read is tried again (cheaper
+                // for everyone than a reconnect storm of handshakes and authentications).
+                if let Some(reason) = ctx.hub.closed_reason(ctx.event) {
+                    if let Flow::Continue = socket.frame(&ServerFrame::Closed { reason }).await {
+                        socket.close(CLOSE_NORMAL, "the queue is closed").await;
+                    }
+                    return;
+                }
+                if backoff > SNAPSHOT_RETRY_LAST {
+                    tracing::warn!(%error, "cannot read the queue for a socket");
+                    socket
+                        .close(CLOSE_INTERNAL, "queue unavailable; reconnect")
+                        .await;
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
         }
     };
     let standing = match crate::ticket::standing(&snapshot) {

@@ -450,8 +450,49 @@ async fn a_stuck_client_never_delays_the_others() {
     gw.running.stop().await;
 }
 
-/// Under a Redis that cannot answer (overloaded, or cut off as here), the closing message
-/// alone tells a replica's sockets that the sale is over: nobody waits on for a sold-out event.
+/// A client whose frames are scripted and whose received messages are recorded.
+struct ScriptedClient {
+    incoming:
+        futures::channel::mpsc::UnboundedReceiver<Result<axum::extract::ws::Message, Infallible>>,
+    outgoing: futures::channel::mpsc::UnboundedSender<axum::extract::ws::Message>,
+}
+
+impl Stream for ScriptedClient {
+    type Item = Result<axum::extract::ws::Message, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.incoming.poll_next_unpin(cx)
+    }
+}
+
+impl Sink<axum::extract::ws::Message> for ScriptedClient {
+    type Error = Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(
+        self: Pin<&mut Self>,
+        item: axum::extract::ws::Message,
+    ) -> Result<(), Infallible> {
+        drop(self.outgoing.unbounded_send(item));
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Under a Redis that cannot answer (overloaded, or cut off as here), a replica still tells
+/// buyers the sale is over: its waiting sockets from the closing message alone, and sockets
+/// that connect afterwards from what it knows, without a read. Nobody waits on for a sold-out
+/// event.
 #[tokio::test]
 async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
     use flash_gateway::hub::Hub;
@@ -459,12 +500,14 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
     use flash_kit::stores::{RedisMode, connect_redis_in};
     use flash_kit::testing::{TcpProxy, TestRedis};
 
+    let gw = TestGateway::spawn().await;
     let redis = TestRedis::new();
     let proxy = TcpProxy::start("127.0.0.1:6379".parse().expect("addr")).await;
     let conn = connect_redis_in(&proxy.url_for(&redis.url), RedisMode::Node)
         .await
         .expect("redis");
-    let hub = Hub::new(WaitingRoom::new(conn, redis.keys()));
+    let room = WaitingRoom::new(conn, redis.keys());
+    let hub = Arc::new(Hub::new(room.clone()));
     let event = EventId::new_v7();
     let open = QueueView {
         state: RawState::Open,
@@ -474,8 +517,8 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
         admission_ttl_s: 60,
         serving: 0,
     };
-    let mut socket = hub.register(event, UserId::new_v7(), Place::Number(5), None, open);
-    socket.view.borrow_and_update();
+    let mut waiting = hub.register(event, UserId::new_v7(), Place::Number(5), None, open);
+    waiting.view.borrow_and_update();
 
     proxy.cut();
     tokio::time::timeout(
@@ -485,12 +528,54 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
     .await
     .expect("the notification is handled in time");
     assert!(
-        socket.view.has_changed().expect("hub alive"),
+        waiting.view.has_changed().expect("hub alive"),
         "the socket is woken"
     );
-    let view = socket.view.borrow_and_update().view;
+    let view = waiting.view.borrow_and_update().view;
     assert_eq!(
         (view.state, view.closed_reason),
         (RawState::Closed, Some(ClosedReason::SoldOut))
     );
+
+    // A buyer connects now: the queue cannot be read, and they are told all the same.
+    let token = token_for(UserId::new_v7(), Role::User);
+    let (to_server, incoming) = futures::channel::mpsc::unbounded();
+    to_server
+        .unbounded_send(Ok(axum::extract::ws::Message::Text(
+            serde_json::json!({"type": "auth", "token": token})
+                .to_string()
+                .into(),
+        )))
+        .expect("queue auth");
+    let (outgoing, mut received) = futures::channel::mpsc::unbounded();
+    let context = SocketContext {
+        event,
+        room,
+        hub,
+        auth: Arc::clone(&gw.state.auth),
+        gate: Arc::clone(&gw.state.gate),
+        shutdown: gw.state.shutdown.clone(),
+        auth_deadline: Duration::from_secs(1),
+    };
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        ws::run(ScriptedClient { incoming, outgoing }, context),
+    )
+    .await
+    .expect("the socket ends in time");
+    let Some(axum::extract::ws::Message::Text(text)) = received.next().await else {
+        panic!("a frame first");
+    };
+    assert_eq!(
+        serde_json::from_str::<ServerFrame>(&text).expect("a contract frame"),
+        ServerFrame::Closed {
+            reason: ClosedReason::SoldOut
+        }
+    );
+    let Some(axum::extract::ws::Message::Close(Some(close))) = received.next().await else {
+        panic!("then a close");
+    };
+    assert_eq!(close.code, 1000);
+    drop(to_server);
+    gw.running.stop().await;
 }
