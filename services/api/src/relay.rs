@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flash_kit::amqp::{Broker, properties_for};
+use flash_kit::amqp::{Broker, outbox_properties};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -89,7 +89,7 @@ pub async fn relay_once(
                     ..BasicPublishOptions::default()
                 },
                 &body,
-                properties_for(&row.message_type, &row.message_id.to_string()),
+                outbox_properties(&row.message_type, &row.message_id.to_string(), row.id),
             )
             .await?;
         confirms.push((row.message_id, confirm));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use flash_kit::amqp::{Broker, Disposition, consume, message_type};
+use flash_kit::amqp::{Broker, Disposition, consume, message_sequence, message_type};
 use flash_protocol::messages::{EventQueueInfo, EventsMessage, Queue};
 use flash_protocol::ws::ClosedReason;
 use tokio_util::sync::CancellationToken;
@@ -24,13 +24,27 @@ fn announcement(info: EventQueueInfo) -> EventAnnouncement {
     }
 }
 
-/// Applies one message to the queues.
-pub async fn apply(room: &WaitingRoom, message: EventsMessage) -> Result<(), RoomError> {
+/// Applies one message to the queues. `sequence` is its position in the api's outbox (the
+/// sequence header; 0 when absent): messages may arrive out of order (several replicas
+/// consume the queue, each many deliveries at once, and failures are redelivered), and a
+/// status change older than one already applied is ignored, so a late "on sale again" never
+/// reopens a queue that sold out after it.
+pub async fn apply(
+    room: &WaitingRoom,
+    message: EventsMessage,
+    sequence: i64,
+) -> Result<(), RoomError> {
     match message {
-        EventsMessage::Created(created) => room.upsert(&announcement(created.event)).await,
-        EventsMessage::Updated(updated) => room.upsert(&announcement(updated.event)).await,
+        EventsMessage::Created(created) => {
+            room.upsert_in_order(&announcement(created.event), sequence)
+                .await
+        }
+        EventsMessage::Updated(updated) => {
+            room.upsert_in_order(&announcement(updated.event), sequence)
+                .await
+        }
         EventsMessage::SoldOut(sold_out) => room
-            .close(sold_out.event_id, ClosedReason::SoldOut)
+            .close_in_order(sold_out.event_id, ClosedReason::SoldOut, sequence)
             .await
             .map(drop),
         EventsMessage::GateConsumed(consumed) => room
@@ -52,8 +66,9 @@ pub async fn run(broker: Arc<Broker>, room: WaitingRoom, stop: CancellationToken
             let room = room.clone();
             async move {
                 let kind = message_type(&delivery.properties).unwrap_or_default();
+                let sequence = message_sequence(&delivery.properties).unwrap_or(0);
                 match EventsMessage::decode(&kind, &delivery.data) {
-                    Ok(message) => match apply(&room, message).await {
+                    Ok(message) => match apply(&room, message, sequence).await {
                         Ok(()) => {
                             ::metrics::counter!("gateway_events_consumed_total", "type" => kind)
                                 .increment(1);

@@ -422,6 +422,16 @@ impl WaitingRoom {
     /// Creates or updates an event's queue from the api's announcement; registers the event
     /// for ticking, and opens it at once when it is on sale.
     pub async fn upsert(&self, event: &EventAnnouncement) -> Result<(), RoomError> {
+        self.upsert_in_order(event, 0).await
+    }
+
+    /// [`upsert`](Self::upsert) from a message at `sequence` in the api's outbox (0: unknown):
+    /// an announcement older than the last status change applied changes nothing.
+    pub async fn upsert_in_order(
+        &self,
+        event: &EventAnnouncement,
+        sequence: i64,
+    ) -> Result<(), RoomError> {
         let k = self.queue(event.event);
         let status = match event.status {
             flash_protocol::event::EventStatus::Scheduled => "scheduled",
@@ -443,6 +453,7 @@ impl WaitingRoom {
             .arg(event.queue.admission_ttl_s)
             .arg(status)
             .arg(&k.channel)
+            .arg(sequence)
             .invoke_async(&mut self.redis.clone())
             .await?;
         let _: i64 = redis::cmd("SADD")
@@ -459,6 +470,17 @@ impl WaitingRoom {
 
     /// Closes a queue; `true` when it closed now.
     pub async fn close(&self, event: EventId, reason: ClosedReason) -> Result<bool, RoomError> {
+        self.close_in_order(event, reason, 0).await
+    }
+
+    /// [`close`](Self::close) from a message at `sequence` in the api's outbox (0: unknown):
+    /// a closing older than the last status change applied changes nothing.
+    pub async fn close_in_order(
+        &self,
+        event: EventId,
+        reason: ClosedReason,
+        sequence: i64,
+    ) -> Result<bool, RoomError> {
         let k = self.queue(event);
         let reason = match reason {
             ClosedReason::SoldOut => "sold_out",
@@ -470,6 +492,7 @@ impl WaitingRoom {
             .key(&k.config)
             .arg(reason)
             .arg(&k.channel)
+            .arg(sequence)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(closed == 1)

@@ -355,6 +355,38 @@ pub fn properties_for(message_type: &str, message_id: &str) -> lapin::BasicPrope
         .with_headers(headers)
 }
 
+/// [`properties_for`] plus the message's outbox position (the sequence header).
+#[must_use]
+pub fn outbox_properties(
+    message_type: &str,
+    message_id: &str,
+    sequence: i64,
+) -> lapin::BasicProperties {
+    let properties = properties_for(message_type, message_id);
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        flash_protocol::messages::SEQUENCE_HEADER.into(),
+        AMQPValue::LongLongInt(sequence),
+    );
+    properties.with_headers(headers)
+}
+
+/// A message's outbox position (the sequence header), when it has one.
+#[must_use]
+pub fn message_sequence(properties: &lapin::BasicProperties) -> Option<i64> {
+    let headers = properties.headers().as_ref()?;
+    match headers
+        .inner()
+        .get(flash_protocol::messages::SEQUENCE_HEADER)?
+    {
+        AMQPValue::LongLongInt(value) => Some(*value),
+        AMQPValue::LongInt(value) => Some(i64::from(*value)),
+        AMQPValue::LongUInt(value) => Some(i64::from(*value)),
+        AMQPValue::ShortInt(value) => Some(i64::from(*value)),
+        _ => None,
+    }
+}
+
 /// A message's type: the `type` header, else the AMQP `type` property.
 #[must_use]
 pub fn message_type(properties: &lapin::BasicProperties) -> Option<String> {

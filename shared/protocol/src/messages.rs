@@ -20,6 +20,11 @@ pub const TYPE_HEADER: &str = "type";
 pub const DEAD_REASON_HEADER: &str = "x-flash-dead-reason";
 /// Header counting the delivery attempts of a payment request.
 pub const ATTEMPTS_HEADER: &str = "x-flash-attempts";
+/// Header (integer) on what the api publishes: the message's position in the api's outbox.
+/// For one event, a later change of its status or settings always has a larger one, so a
+/// consumer can tell an older message that arrives late (redeliveries, several consumers)
+/// and ignore it.
+pub const SEQUENCE_HEADER: &str = "x-flash-seq";
 
 /// The two exchanges of the system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,14 +5,16 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use flash_kit::amqp::message_sequence;
 use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
 use flash_protocol::messages::Queue;
 use uuid::Uuid;
 
 use crate::helpers::{TestApi, config, consume};
 
-/// Every message id on `queue` until it stays empty for a while, in delivery order.
-async fn drain(amqp: &TestAmqp, queue: Queue) -> Vec<String> {
+/// Every message id on `queue` until it stays empty for a while, in delivery order, with its
+/// sequence header.
+async fn drain_with_sequences(amqp: &TestAmqp, queue: Queue) -> Vec<(String, i64)> {
     consume(
         amqp,
         queue,
@@ -22,12 +24,14 @@ async fn drain(amqp: &TestAmqp, queue: Queue) -> Vec<String> {
     .await
     .iter()
     .map(|delivery| {
-        delivery
+        let id = delivery
             .properties
             .message_id()
             .as_ref()
             .map(|id| id.as_str().to_owned())
-            .expect("every message has an id")
+            .expect("every message has an id");
+        let sequence = message_sequence(&delivery.properties).expect("a sequence header");
+        (id, sequence)
     })
     .collect()
 }
@@ -100,17 +104,27 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
     })
     .await;
 
-    let expected: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT message_id, routing_key FROM outbox ORDER BY id")
+    let expected: Vec<(Uuid, String, i64)> =
+        sqlx::query_as("SELECT message_id, routing_key, id FROM outbox ORDER BY id")
             .fetch_all(&api.pool)
             .await
             .expect("outbox");
-    let payments = drain(&api.amqp, Queue::PayRequests).await;
-    let events = drain(&api.amqp, Queue::GatewayEvents).await;
+    let payments = drain_with_sequences(&api.amqp, Queue::PayRequests).await;
+    let events = drain_with_sequences(&api.amqp, Queue::GatewayEvents).await;
+    // Each message carries its outbox position (consumers order status changes by it).
+    let positions: std::collections::HashMap<String, i64> = expected
+        .iter()
+        .map(|(id, _, position)| (id.to_string(), *position))
+        .collect();
+    for (id, sequence) in payments.iter().chain(&events) {
+        assert_eq!(positions.get(id), Some(sequence), "message {id}");
+    }
+    let payments: Vec<String> = payments.into_iter().map(|(id, _)| id).collect();
+    let events: Vec<String> = events.into_iter().map(|(id, _)| id).collect();
     let expected_payments: Vec<String> = expected
         .iter()
-        .filter(|(_, key)| key == "payment.requested")
-        .map(|(id, _)| id.to_string())
+        .filter(|(_, key, _)| key == "payment.requested")
+        .map(|(id, _, _)| id.to_string())
         .collect();
     assert_eq!(expected_payments.len(), 30);
     assert_eq!(
@@ -119,8 +133,8 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
     );
     let expected_events: BTreeSet<String> = expected
         .iter()
-        .filter(|(_, key)| key != "payment.requested")
-        .map(|(id, _)| id.to_string())
+        .filter(|(_, key, _)| key != "payment.requested")
+        .map(|(id, _, _)| id.to_string())
         .collect();
     let delivered: BTreeSet<String> = events.iter().cloned().collect();
     assert_eq!(delivered.len(), events.len(), "no message delivered twice");

@@ -181,3 +181,129 @@ async fn garbage_messages_are_dropped_without_stopping_the_consumer() {
     drop(connection.close(200, "done".into()).await);
     gw.running.stop().await;
 }
+
+/// Messages may arrive out of order (several replicas consume the queue, each handles many
+/// deliveries at once, failures are redelivered): a status change older than the last one
+/// applied, by its position in the api's outbox, changes nothing. (The 150,000-buyer drill
+/// ended with the queue open after its event sold out: an "on sale again" applied late.)
+#[tokio::test]
+async fn a_late_status_message_never_undoes_a_newer_one() {
+    use flash_gateway::waiting_room::RawState;
+    use flash_kit::amqp::outbox_properties;
+    use flash_protocol::messages::{Exchange, Message};
+
+    let gw = TestGateway::spawn().await;
+    let connection =
+        lapin::Connection::connect(&gw.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let send = |sequence: i64, kind: &'static str, routing_key: &'static str, body: Vec<u8>| {
+        let channel = channel.clone();
+        let exchange = gw.amqp.names.exchange(Exchange::Events);
+        async move {
+            channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    routing_key.into(),
+                    lapin::options::BasicPublishOptions::default(),
+                    &body,
+                    outbox_properties(kind, &format!("message-{sequence}"), sequence),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+        }
+    };
+    let event = EventId::new_v7();
+    let info = |status| EventQueueInfo {
+        event_id: event,
+        name: "Ordered".into(),
+        sale_opens_at: OffsetDateTime::now_utc(),
+        starts_at: OffsetDateTime::now_utc() + time::Duration::days(3),
+        status,
+        queue: settings(10, 10, 60),
+    };
+    let state = || async { gw.room.view(event).await.expect("view").map(|v| v.state) };
+
+    send(
+        5,
+        EventCreated::TYPE,
+        EventCreated::ROUTING_KEY,
+        serde_json::to_vec(&EventCreated {
+            event: info(EventStatus::OnSale),
+        })
+        .expect("json"),
+    )
+    .await;
+    eventually("open", || async { state().await == Some(RawState::Open) }).await;
+    let sold_out = EventSoldOut {
+        event_id: event,
+        sold_out_at: OffsetDateTime::now_utc(),
+    };
+    send(
+        10,
+        EventSoldOut::TYPE,
+        EventSoldOut::ROUTING_KEY,
+        serde_json::to_vec(&sold_out).expect("json"),
+    )
+    .await;
+    eventually("closed", || async {
+        state().await == Some(RawState::Closed)
+    })
+    .await;
+
+    // "On sale again" from before the sell-out arrives late: the queue stays closed.
+    send(
+        9,
+        EventUpdated::TYPE,
+        EventUpdated::ROUTING_KEY,
+        serde_json::to_vec(&EventUpdated {
+            event: info(EventStatus::OnSale),
+        })
+        .expect("json"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        state().await,
+        Some(RawState::Closed),
+        "a late reopening is ignored"
+    );
+
+    // A newer one reopens it; the old sell-out redelivered does not close it again.
+    send(
+        11,
+        EventUpdated::TYPE,
+        EventUpdated::ROUTING_KEY,
+        serde_json::to_vec(&EventUpdated {
+            event: info(EventStatus::OnSale),
+        })
+        .expect("json"),
+    )
+    .await;
+    eventually("open again", || async {
+        state().await == Some(RawState::Open)
+    })
+    .await;
+    send(
+        10,
+        EventSoldOut::TYPE,
+        EventSoldOut::ROUTING_KEY,
+        serde_json::to_vec(&sold_out).expect("json"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        state().await,
+        Some(RawState::Open),
+        "a redelivered sell-out is ignored"
+    );
+    drop(connection.close(200, "done".into()).await);
+    gw.running.stop().await;
+}
