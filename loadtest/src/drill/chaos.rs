@@ -397,6 +397,20 @@ mod tests {
         }
     }
 
+    /// The process called `name` that satisfies `accept`, waiting up to 5 s for it (a process
+    /// carries its name only once its exec is done).
+    fn process_named(name: &str, accept: impl Fn(&Process) -> bool) -> Result<Process, String> {
+        let mut found = find_process(name);
+        for _ in 0..100 {
+            if found.as_ref().is_ok_and(&accept) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            found = find_process(name);
+        }
+        found.map_err(|e| e.to_string())
+    }
+
     #[test]
     fn a_process_is_found_by_name_and_restarted_with_its_command_line_and_environment() {
         // A copy of `sleep` under a name of its own, so that nothing else matches.
@@ -412,7 +426,8 @@ mod tests {
             .spawn()
             .expect("spawn");
         assert!(find_process("no-such-process-xyz").is_err());
-        let found = find_process(&name).expect("found");
+        // The child carries the name once its exec is done.
+        let found = process_named(&name, |_| true).expect("found");
         assert_eq!(found.pid, first.id());
         assert_eq!(found.argv[1], "60");
         assert_eq!(found.cwd, dir.canonicalize().expect("dir"));
@@ -422,16 +437,7 @@ mod tests {
             first.wait().expect("the first one ended").code().is_none(),
             "killed by SIGTERM"
         );
-        // The new process carries the name once its exec is done.
-        let mut again = find_process(&name);
-        for _ in 0..100 {
-            if again.as_ref().is_ok_and(|p| p.pid != found.pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            again = find_process(&name);
-        }
-        let again = again.expect("started again");
+        let again = process_named(&name, |p| p.pid != found.pid).expect("started again");
         assert_ne!(again.pid, found.pid, "{said}");
         assert_eq!(again.argv, found.argv);
         assert!(again.env.contains(&("DRILL_MARK".into(), "kept".into())));
