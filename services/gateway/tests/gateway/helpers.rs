@@ -215,9 +215,10 @@ impl TestGateway {
     }
 
     /// Polls `/status` until the ticket is in `state` (at most 10 s).
+    /// Polls the ticket until it reaches `state`, for up to 30 s (a loaded CI machine).
     pub async fn wait_for_state(&self, event: EventId, token: &str, state: TicketState) -> Ticket {
         let mut last = None;
-        for _ in 0..200 {
+        for _ in 0..600 {
             let ticket: Ticket = self
                 .status(event, token)
                 .await
