@@ -28,9 +28,8 @@ where
     panic!("never: {what}");
 }
 
-#[tokio::test]
-async fn created_updated_consumed_and_sold_out_messages_are_applied() {
-    let gw = TestGateway::spawn().await;
+/// A connection to the gateway's broker and a channel with publisher confirms on it.
+async fn confirmed_channel(gw: &TestGateway) -> (lapin::Connection, lapin::Channel) {
     let connection =
         lapin::Connection::connect(&gw.amqp.url, lapin::ConnectionProperties::default())
             .await
@@ -40,6 +39,13 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         .confirm_select(lapin::options::ConfirmSelectOptions::default())
         .await
         .expect("confirms");
+    (connection, channel)
+}
+
+#[tokio::test]
+async fn created_updated_consumed_and_sold_out_messages_are_applied() {
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
     let names = &gw.amqp.names;
 
     let event = EventId::new_v7();
@@ -193,15 +199,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
     use flash_protocol::messages::{Exchange, Message};
 
     let gw = TestGateway::spawn().await;
-    let connection =
-        lapin::Connection::connect(&gw.amqp.url, lapin::ConnectionProperties::default())
-            .await
-            .expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .confirm_select(lapin::options::ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
+    let (connection, channel) = confirmed_channel(&gw).await;
     let send = |sequence: i64, kind: &'static str, routing_key: &'static str, body: Vec<u8>| {
         let channel = channel.clone();
         let exchange = gw.amqp.names.exchange(Exchange::Events);

@@ -362,43 +362,6 @@ async fn shutdown_closes_with_1012_and_a_reconnect_elsewhere_keeps_the_place() {
     other.stop().await;
 }
 
-/// A client that authenticates, then never accepts another byte.
-struct StuckClient {
-    incoming:
-        futures::channel::mpsc::UnboundedReceiver<Result<axum::extract::ws::Message, Infallible>>,
-}
-
-impl Stream for StuckClient {
-    type Item = Result<axum::extract::ws::Message, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.incoming.poll_next_unpin(cx)
-    }
-}
-
-impl Sink<axum::extract::ws::Message> for StuckClient {
-    type Error = Infallible;
-
-    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Pending
-    }
-
-    fn start_send(
-        self: Pin<&mut Self>,
-        _item: axum::extract::ws::Message,
-    ) -> Result<(), Infallible> {
-        Ok(())
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Pending
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Pending
-    }
-}
-
 #[tokio::test]
 async fn a_stuck_client_never_delays_the_others() {
     let gw = TestGateway::spawn().await;
@@ -425,7 +388,13 @@ async fn a_stuck_client_never_delays_the_others() {
         shutdown: gw.state.shutdown.clone(),
         auth_deadline: Duration::from_secs(1),
     };
-    let stuck = tokio::spawn(ws::run(StuckClient { incoming }, context));
+    let stuck = tokio::spawn(ws::run(
+        ScriptedClient {
+            incoming,
+            outgoing: None,
+        },
+        context,
+    ));
 
     let mut clients = Vec::new();
     for _ in 0..5 {
@@ -450,11 +419,22 @@ async fn a_stuck_client_never_delays_the_others() {
     gw.running.stop().await;
 }
 
-/// A client whose frames are scripted and whose received messages are recorded.
+/// A client whose frames are scripted and whose received messages are recorded; without a
+/// recorder (`outgoing: None`) it never accepts another byte (a stuck client).
 struct ScriptedClient {
     incoming:
         futures::channel::mpsc::UnboundedReceiver<Result<axum::extract::ws::Message, Infallible>>,
-    outgoing: futures::channel::mpsc::UnboundedSender<axum::extract::ws::Message>,
+    outgoing: Option<futures::channel::mpsc::UnboundedSender<axum::extract::ws::Message>>,
+}
+
+impl ScriptedClient {
+    fn ready(&self) -> Poll<Result<(), Infallible>> {
+        if self.outgoing.is_some() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl Stream for ScriptedClient {
@@ -469,23 +449,25 @@ impl Sink<axum::extract::ws::Message> for ScriptedClient {
     type Error = Infallible;
 
     fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+        self.ready()
     }
 
     fn start_send(
         self: Pin<&mut Self>,
         item: axum::extract::ws::Message,
     ) -> Result<(), Infallible> {
-        drop(self.outgoing.unbounded_send(item));
+        if let Some(outgoing) = &self.outgoing {
+            drop(outgoing.unbounded_send(item));
+        }
         Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+        self.ready()
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+        self.ready()
     }
 }
 
@@ -559,7 +541,13 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
     };
     tokio::time::timeout(
         Duration::from_secs(15),
-        ws::run(ScriptedClient { incoming, outgoing }, context),
+        ws::run(
+            ScriptedClient {
+                incoming,
+                outgoing: Some(outgoing),
+            },
+            context,
+        ),
     )
     .await
     .expect("the socket ends in time");
