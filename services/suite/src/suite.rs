@@ -44,6 +44,7 @@ pub struct Suite {
     pub demo: Option<crate::demo::Demo>,
     origin: TcpListener,
     router: Router,
+    limits: flash_kit::server::ConnectionLimits,
     grace: std::time::Duration,
 }
 
@@ -89,6 +90,7 @@ impl Suite {
             demo: None,
             origin,
             router,
+            limits: config.origin.common.connection_limits(),
             grace: config.origin.common.shutdown_grace(),
         })
     }
@@ -126,7 +128,14 @@ impl Suite {
             "flash suite listening"
         );
         let (origin, gateway, api, pay) = tokio::join!(
-            flash_kit::http::serve(self.origin, self.router, shutdown.clone(), self.grace),
+            flash_kit::server::serve(
+                "origin",
+                self.origin,
+                self.router,
+                self.limits,
+                shutdown.clone(),
+                self.grace
+            ),
             self.gateway.run_until(shutdown.clone()),
             self.api.run_until(shutdown.clone()),
             self.pay.run_until(shutdown),

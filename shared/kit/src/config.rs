@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::server::ConnectionLimits;
+
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -25,6 +27,21 @@ pub struct CommonConfig {
     /// Seconds a request may take before it is answered 504 `TIMEOUT`.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 15)]
     pub request_timeout_secs: u64,
+
+    /// Connections the server holds open at once (WebSockets included); at the cap it stops
+    /// accepting until one closes.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub http_max_connections: usize,
+
+    /// Seconds a client has to send a whole request head once its first byte arrived (or
+    /// once it connected, for its first request); then the connection is closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_read_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may stay silent between requests (longer than the load
+    /// balancer's idle timeout, 300 s on the ALB, so it never reuses a connection being closed).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 310)]
+    pub http_idle_timeout_secs: u64,
 }
 
 impl CommonConfig {
@@ -37,14 +54,28 @@ impl CommonConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+
+    /// What the server allows its connections.
+    #[must_use]
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.http_max_connections,
+            header_read_timeout: Duration::from_secs(self.http_header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_secs.max(1)),
+        }
+    }
 }
 
 impl Default for CommonConfig {
     fn default() -> Self {
+        let defaults = ConnectionLimits::default();
         Self {
             log_format: LogFormat::Text,
             shutdown_grace_secs: 20,
             request_timeout_secs: 15,
+            http_max_connections: defaults.max_connections,
+            http_header_read_timeout_secs: defaults.header_read_timeout.as_secs(),
+            http_idle_timeout_secs: defaults.idle_timeout.as_secs(),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! HTTP glue: problem+json responses and extractors that reject with them, the golden-signal
-//! middleware, common layers, and serving with a shutdown deadline.
+//! middleware and the common layers.
 
 use std::any::Any;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use flash_protocol::error::PROBLEM_CONTENT_TYPE;
 use flash_protocol::{ErrorCode, Problem};
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// Largest request body any service accepts.
@@ -187,13 +184,33 @@ async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
     }
 }
 
-/// Requests, errors, duration and in-flight requests by service, method, route and status.
+/// The `method` label: the standard methods by name, anything else `other` (a client can send
+/// any token as a method; labels must stay a bounded set).
+#[must_use]
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Requests, errors, duration and in-flight requests by service, method, route (the matched
+/// template, `unmatched` otherwise) and status.
 async fn golden_signals(service: &'static str, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let in_flight = ::metrics::gauge!("http_requests_in_flight", "service" => service);
     in_flight.increment(1.0);
@@ -202,7 +219,7 @@ async fn golden_signals(service: &'static str, req: Request, next: Next) -> Resp
     let status = response.status().as_u16().to_string();
     let labels = [
         ("service", service.to_owned()),
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status),
     ];
@@ -213,33 +230,4 @@ async fn golden_signals(service: &'static str, req: Request, next: Next) -> Resp
     ::metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-/// Serves `router` until `shutdown` fires, then lets in-flight requests finish for at most
-/// `grace` before returning. Handlers may extract `ConnectInfo<SocketAddr>`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
-    tokio::select! {
-        result = &mut server => result,
-        () = shutdown.cancelled() => {
-            match tokio::time::timeout(grace, server).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::warn!(%addr, grace_s = grace.as_secs(), "connections still open at the shutdown deadline; closing them");
-                    Ok(())
-                }
-            }
-        }
-    }
 }

@@ -6,10 +6,10 @@
 //! - [`config`]: settings shared by every service (log format, shutdown grace, ops address).
 //! - [`telemetry`]: tracing init, JSON logs on request.
 //! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, passed down as a value.
-//! - [`http`]: problem+json responses and extractors, golden-signal middleware, serving with a
-//!   shutdown deadline.
+//! - [`http`]: problem+json responses and extractors, golden-signal middleware, common layers.
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`ops`]: `/live`, `/ready` (named store checks) and `/metrics`.
+//! - [`server`]: serving HTTP with a connection cap, header-read and idle timeouts.
 //! - [`stores`]: connecting to Redis and Postgres, and their readiness checks.
 //! - [`service`]: the bind / serve / ops shape every service shares.
 //! - [`amqp`]: RabbitMQ connection with reconnects, and the whole topology declared in one place.
@@ -22,6 +22,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod stores;

@@ -116,9 +116,11 @@ impl Service {
             .merge(ops::router(self.readiness, self.metrics))
             .fallback(crate::http::not_found);
         tracing::info!(service = self.name, addr = %self.listener.local_addr()?, "listening");
-        let result = crate::http::serve(
+        let result = crate::server::serve(
+            self.name,
             self.listener,
             router,
+            self.common.connection_limits(),
             shutdown,
             self.common.shutdown_grace(),
         )

@@ -1,0 +1,390 @@
+//! Serving HTTP/1.1 (WebSocket upgrades included) with the limits a server facing a hostile
+//! network needs: a cap on open connections, a deadline for a request's head once its first
+//! byte arrived (and for a new connection's first request), an idle timeout between requests
+//! on a kept-alive connection, bounded header buffers, and a graceful stop with a deadline.
+//!
+//! The head deadline starts at the first byte, not when the connection goes idle (as Go's
+//! `ReadHeaderTimeout` after its `IdleTimeout`): a load balancer may keep a connection idle for
+//! minutes, while a client that started a request must finish its head within seconds.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+/// Largest request head (request line and headers) read into a connection's buffer.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 64;
+
+/// What a server allows its connections (see `CommonConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once, WebSockets included; at the cap the server stops accepting
+    /// until one closes (new connections wait in the listen backlog).
+    pub max_connections: usize,
+    /// Time to send a whole request head, from its first byte (from the connection's opening
+    /// for its first request).
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may stay silent between requests.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 16_384,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(310),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests finish
+/// for at most `grace`. Handlers may extract `ConnectInfo<SocketAddr>`; `name` labels the
+/// connection metrics (`http_connections_open`, `http_connections_closed_total`).
+pub async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    let draining = CancellationToken::new();
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        if slots.available_permits() == 0 {
+            ::metrics::counter!("http_connection_cap_reached_total", "service" => name)
+                .increment(1);
+        }
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or memory, or a connection reset before accept: wait
+                    // a moment rather than spin.
+                    tracing::warn!(%error, %addr, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(serve_connection(Connection {
+            name,
+            stream,
+            peer,
+            permit,
+            router: router.clone(),
+            limits,
+            draining: draining.clone(),
+        }));
+    }
+    drop(listener);
+    draining.cancel();
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(%addr, grace_s = grace.as_secs(), "connections still open at the shutdown deadline; closing them");
+    }
+    Ok(())
+}
+
+struct Connection {
+    name: &'static str,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    limits: ConnectionLimits,
+    draining: CancellationToken,
+}
+
+async fn serve_connection(connection: Connection) {
+    let Connection {
+        name,
+        stream,
+        peer,
+        permit,
+        router,
+        limits,
+        draining,
+    } = connection;
+    let open = ::metrics::gauge!("http_connections_open", "service" => name);
+    open.increment(1.0);
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: Arc::clone(&activity),
+        _slot: permit,
+    });
+    let on_request = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        on_request.set(State::InRequest);
+        let activity = Arc::clone(&on_request);
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await;
+            if let Ok(response) = &response {
+                activity.set(if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    State::Upgraded
+                } else {
+                    State::Idle(activity.now_ms())
+                });
+            }
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    let connection = builder.serve_connection(io, service).with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    let reason = loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                break if result.is_ok() { "done" } else { "error" };
+            }
+            () = draining.cancelled(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            reason = activity.lapsed(limits) => break reason,
+        }
+    };
+    open.decrement(1.0);
+    ::metrics::counter!("http_connections_closed_total", "service" => name, "reason" => reason)
+        .increment(1);
+}
+
+/// Where a connection is in its life, as far as its deadlines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading a request head whose first byte arrived at (ms since the connection began).
+    ReadingHead(u64),
+    /// A request is being answered (its deadline is the request timeout's).
+    InRequest,
+    /// Kept alive and silent since (ms).
+    Idle(u64),
+    /// Handed over to another protocol (WebSocket): its own rules apply.
+    Upgraded,
+}
+
+const KIND_SHIFT: u32 = 62;
+const SINCE_MASK: u64 = (1 << KIND_SHIFT) - 1;
+
+impl State {
+    fn encode(self) -> u64 {
+        match self {
+            State::ReadingHead(since) => since & SINCE_MASK,
+            State::InRequest => 1 << KIND_SHIFT,
+            State::Idle(since) => (2 << KIND_SHIFT) | (since & SINCE_MASK),
+            State::Upgraded => 3 << KIND_SHIFT,
+        }
+    }
+
+    fn decode(value: u64) -> Self {
+        let since = value & SINCE_MASK;
+        match value >> KIND_SHIFT {
+            0 => State::ReadingHead(since),
+            1 => State::InRequest,
+            2 => State::Idle(since),
+            _ => State::Upgraded,
+        }
+    }
+}
+
+/// A connection's [`State`], shared by its reads, its requests and its watchdog.
+struct Activity {
+    began: Instant,
+    state: AtomicU64,
+    changed: Notify,
+}
+
+impl Activity {
+    /// A new connection reads its first request's head from now.
+    fn new() -> Self {
+        Self {
+            began: Instant::now(),
+            state: AtomicU64::new(State::ReadingHead(0).encode()),
+            changed: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.began.elapsed().as_millis()).unwrap_or(SINCE_MASK)
+    }
+
+    fn get(&self) -> State {
+        State::decode(self.state.load(Ordering::Acquire))
+    }
+
+    fn set(&self, state: State) {
+        self.state.store(state.encode(), Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: an idle connection starts a request head now.
+    fn bytes_read(&self) {
+        if let State::Idle(_) = self.get() {
+            self.set(State::ReadingHead(self.now_ms()));
+        }
+    }
+
+    /// Resolves when the connection overstayed: a head not read within the header timeout,
+    /// or silence beyond the idle timeout. Never while a request is answered or upgraded.
+    async fn lapsed(&self, limits: ConnectionLimits) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            let state = self.get();
+            let (since, allowed, reason) = match state {
+                State::ReadingHead(since) => (since, limits.header_read_timeout, "header_timeout"),
+                State::Idle(since) => (since, limits.idle_timeout, "idle_timeout"),
+                State::InRequest | State::Upgraded => {
+                    changed.await;
+                    continue;
+                }
+            };
+            let deadline = self.began + Duration::from_millis(since) + allowed;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    if self.get() == state {
+                        return reason;
+                    }
+                }
+                () = changed => {}
+            }
+        }
+    }
+}
+
+/// A connection's socket, which tells its [`Activity`] of every read and holds the
+/// connection's place under the cap for as long as the socket lives (after a WebSocket
+/// upgrade too).
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_survive_their_encoding() {
+        for state in [
+            State::ReadingHead(0),
+            State::ReadingHead(123_456_789),
+            State::InRequest,
+            State::Idle(0),
+            State::Idle(987_654),
+            State::Upgraded,
+        ] {
+            assert_eq!(State::decode(state.encode()), state);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_head_lapses_after_the_header_timeout_and_silence_after_the_idle_timeout() {
+        let limits = ConnectionLimits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+        };
+        let activity = Activity::new();
+        let started = tokio::time::Instant::now();
+        assert_eq!(activity.lapsed(limits).await, "header_timeout");
+        assert!(started.elapsed() >= Duration::from_secs(2));
+
+        activity.set(State::Idle(activity.now_ms()));
+        let started = tokio::time::Instant::now();
+        assert_eq!(activity.lapsed(limits).await, "idle_timeout");
+        assert!(started.elapsed() >= Duration::from_secs(30));
+
+        // A request being answered never lapses, however long it takes.
+        activity.set(State::InRequest);
+        let waited = tokio::time::timeout(Duration::from_secs(600), activity.lapsed(limits)).await;
+        assert!(waited.is_err());
+    }
+}
