@@ -4,7 +4,7 @@
 //! low Argon2 cost (`ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`): the same code at a cost that
 //! does not make preparation the bottleneck.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -41,11 +41,39 @@ fn password(run: &str, index: usize) -> String {
     format!("Drill {run} passphrase {index}")
 }
 
+/// Members signed up from one source address: a crowd comes from many addresses, and the
+/// api limits sign-ups and logins per address and per network. 20 stays well inside the
+/// defaults (60 sign-ups per address and 600 per /24 in 10 minutes), so a crowd of any size
+/// is prepared through the real path at the production limits.
+pub const MEMBERS_PER_SOURCE: usize = 20;
+
+/// The `i`th of many source addresses on loopback, each in a /24 of its own:
+/// 127.(1 + i / 256).(i % 256).`host` (65,024 of them before they wrap).
+#[must_use]
+pub fn spread_source(i: usize, host: u8) -> IpAddr {
+    let i = i % (254 * 256);
+    let (high, low) = (i / 256, i % 256);
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        u8::try_from(1 + high).unwrap_or(u8::MAX),
+        u8::try_from(low).unwrap_or(0),
+        host,
+    ))
+}
+
+/// Where member `index` signs up and logs in from: its own source against a loopback api
+/// (`127.A.B.3`), the system's choice otherwise.
+#[must_use]
+pub fn signup_source(api: SocketAddr, index: usize) -> Option<IpAddr> {
+    (api.ip().is_loopback() && api.is_ipv4()).then(|| spread_source(index / MEMBERS_PER_SOURCE, 3))
+}
+
 /// Signs up and logs in `count` members (indices `0..count`) through `api` with `concurrency`
-/// connections.
+/// requests in flight.
 ///
 /// # Errors
-/// The first answer other than 201 (sign-up) or 200 (login), or a connection failure.
+/// The first answer other than 201 (sign-up) or 200 (login) after retries, or a connection
+/// failure.
 pub async fn sign_up(
     api: SocketAddr,
     run: &str,
@@ -56,7 +84,8 @@ pub async fn sign_up(
 }
 
 /// Signs up and logs in the members with these `indices` (a drill process's share of the
-/// crowd); the members come back in the order of `indices`.
+/// crowd); the members come back in the order of `indices`. Each member's requests come from
+/// its [`signup_source`]; an answer asking to wait (429, 503) is retried after a pause.
 ///
 /// # Errors
 /// As [`sign_up`].
@@ -69,6 +98,7 @@ pub async fn sign_up_indices(
     let started = Instant::now();
     let count = indices.len();
     let indices: Arc<[usize]> = indices.into();
+    // Workers take runs of consecutive members, which mostly share a source address.
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.clamp(1, count.max(1)) {
@@ -76,14 +106,22 @@ pub async fn sign_up_indices(
         let indices = Arc::clone(&indices);
         let run = run.to_owned();
         workers.spawn(async move {
-            let mut conn = Conn::open(api, None).await?;
+            let mut conn: Option<(Option<IpAddr>, Conn)> = None;
             let mut joined = Vec::new();
             loop {
-                let slot = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&index) = indices.get(slot) else {
+                let first = next.fetch_add(MEMBERS_PER_SOURCE, Ordering::Relaxed);
+                if first >= indices.len() {
                     return anyhow::Ok(joined);
-                };
-                joined.push((slot, one(&mut conn, &run, index).await?));
+                }
+                for slot in first..(first + MEMBERS_PER_SOURCE).min(indices.len()) {
+                    let index = indices[slot];
+                    let source = signup_source(api, index);
+                    let conn = match &mut conn {
+                        Some((open, conn)) if *open == source && !conn.is_closed() => conn,
+                        _ => &mut conn.insert((source, Conn::open(api, source).await?)).1,
+                    };
+                    joined.push((slot, one(conn, &run, index).await?));
+                }
             }
         });
     }
@@ -99,6 +137,35 @@ pub async fn sign_up_indices(
     })
 }
 
+/// Attempts of one sign-up or login before the crowd gives up.
+const ATTEMPTS: u32 = 30;
+
+/// `request`, asked again while the answer says to wait (429 `RATE_LIMITED`, 503
+/// `UNAVAILABLE`: password hashing saturated), pausing 100 ms and doubling up to 2 s.
+async fn patiently(
+    conn: &mut Conn,
+    what: &str,
+    path: &str,
+    body: &[u8],
+    accepted: &[StatusCode],
+) -> anyhow::Result<(StatusCode, hyper::body::Bytes)> {
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..ATTEMPTS {
+        let (status, answer) = conn
+            .request(Method::POST, path, None, Some(body.to_vec()))
+            .await?;
+        if accepted.contains(&status) {
+            return Ok((status, answer));
+        }
+        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+            anyhow::bail!("{what}: {status} {}", String::from_utf8_lossy(&answer));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+    anyhow::bail!("{what}: still refused after {ATTEMPTS} attempts")
+}
+
 async fn one(conn: &mut Conn, run: &str, index: usize) -> anyhow::Result<Member> {
     let email = email(run, index);
     let password = password(run, index);
@@ -106,31 +173,27 @@ async fn one(conn: &mut Conn, run: &str, index: usize) -> anyhow::Result<Member>
         email: email.clone(),
         password: password.clone(),
     })?;
-    let body = conn
-        .expect(
-            &format!("sign-up of {email}"),
-            StatusCode::CREATED,
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(register),
-        )
-        .await?;
+    let (_, body) = patiently(
+        conn,
+        &format!("sign-up of {email}"),
+        "/api/v1/auth/register",
+        &register,
+        &[StatusCode::CREATED],
+    )
+    .await?;
     let RegisterResponse { user_id } = serde_json::from_slice(&body)?;
     let login = serde_json::to_vec(&LoginRequest {
         email: email.clone(),
         password,
     })?;
-    let body = conn
-        .expect(
-            &format!("login of {email}"),
-            StatusCode::OK,
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(login),
-        )
-        .await?;
+    let (_, body) = patiently(
+        conn,
+        &format!("login of {email}"),
+        "/api/v1/auth/login",
+        &login,
+        &[StatusCode::OK],
+    )
+    .await?;
     let tokens: TokenResponse = serde_json::from_slice(&body)?;
     Ok(Member {
         email,
@@ -168,4 +231,23 @@ pub async fn run(args: CrowdArgs) -> anyhow::Result<()> {
         "seconds": seconds,
         "per_sec": crowd.members.len() as f64 / seconds,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_spread_over_slash_24s_and_members_share_one_per_twenty() {
+        assert_eq!(spread_source(0, 3), IpAddr::V4(Ipv4Addr::new(127, 1, 0, 3)));
+        assert_eq!(
+            spread_source(257, 3),
+            IpAddr::V4(Ipv4Addr::new(127, 2, 1, 3))
+        );
+        let api: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        assert_eq!(signup_source(api, 0), signup_source(api, 19));
+        assert_ne!(signup_source(api, 19), signup_source(api, 20));
+        let remote: SocketAddr = "10.0.0.1:8080".parse().expect("addr");
+        assert_eq!(signup_source(remote, 0), None);
+    }
 }

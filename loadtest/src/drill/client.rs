@@ -3,7 +3,7 @@
 //! answers sorted into success, a problem `code`, or a failure to get an answer.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,10 @@ pub struct TargetArgs {
     #[arg(long, value_delimiter = ',')]
     pub gateway: Vec<SocketAddr>,
     /// Source addresses of the crowd (comma-separated). Default against a loopback suite:
-    /// 127.0.0.2, 127.0.0.3, … one per `--users-per-source` buyers, as a crowd comes from
-    /// many addresses and the gateway limits each (by default 500 requests a second, bursts
-    /// of 2,000).
+    /// one per `--users-per-source` buyers, each in a /24 of its own (127.1.0.2, 127.1.1.2,
+    /// …), as a crowd comes from many addresses and networks and the suite limits each (the
+    /// gateway by default 500 requests a second, bursts of 2,000, per address). Sign-ups and
+    /// logins come from finer sources still (20 buyers each, `127.A.B.3`).
     #[arg(long, value_delimiter = ',')]
     pub source: Vec<IpAddr>,
     #[arg(long, default_value_t = 1_000)]
@@ -63,8 +64,8 @@ pub struct Targets {
     pub connections_per_source: usize,
 }
 
-/// The most automatic source addresses (127.0.0.2 … 127.0.0.251).
-const MAX_AUTO_SOURCES: usize = 250;
+/// The most automatic source addresses.
+const MAX_AUTO_SOURCES: usize = 1_000;
 
 impl TargetArgs {
     /// Resolves the addresses for a crowd of `users` driven by `processes` drill processes.
@@ -82,7 +83,7 @@ impl TargetArgs {
         } else if loopback && api.is_ipv4() {
             let wanted = users.div_ceil(self.users_per_source.max(1));
             (0..wanted.clamp(1, MAX_AUTO_SOURCES))
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
+                .map(|i| crate::crowd::spread_source(i, 2))
                 .collect()
         } else {
             Vec::new()
@@ -380,6 +381,7 @@ impl TallyInner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[tokio::test]
     async fn origins_resolve_and_other_schemes_are_refused() {
@@ -433,9 +435,20 @@ mod tests {
             targets.connections_per_source, 22,
             "128 over 2 processes × 3 sources"
         );
-        assert_eq!(targets.sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(targets.sources[0], IpAddr::V4(Ipv4Addr::new(127, 1, 0, 2)));
+        assert_eq!(targets.sources[2], IpAddr::V4(Ipv4Addr::new(127, 1, 2, 2)));
+        let networks: std::collections::HashSet<String> = targets
+            .sources
+            .iter()
+            .map(|ip| flash_kit::limits::network_of(*ip))
+            .collect();
+        assert_eq!(networks.len(), 3, "each source in a /24 of its own");
         let crowd = args.resolve(10_000_000, 4).await.expect("t");
-        assert_eq!(crowd.sources.len(), 250);
+        assert_eq!(crowd.sources.len(), 1_000);
+        assert_eq!(
+            crowd.sources[999],
+            IpAddr::V4(Ipv4Addr::new(127, 4, 231, 2))
+        );
         assert_eq!(crowd.connections_per_source, 1, "at least one per pool");
     }
 }

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use flash_kit::amqp::Broker;
 use flash_kit::auth::Authenticator;
+use flash_kit::limits::RateLimiter;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
 use flash_kit::stores::{self, PostgresCheck};
@@ -20,6 +21,7 @@ use crate::auth::Tokens;
 use crate::bootstrap::{self, BootstrapError};
 use crate::config::{Config, KeyConfigError, OrderConfig};
 use crate::db::{self, DbError};
+use crate::limits::ApiLimits;
 use crate::orders::OrderTaker;
 use crate::password::{PasswordError, PasswordHashing};
 
@@ -43,6 +45,9 @@ pub struct AppState {
     pub orders: Arc<OrderTaker>,
     /// A hash to verify against when the account does not exist (equal timing).
     pub dummy_hash: Arc<str>,
+    pub limits: ApiLimits,
+    /// Client addresses come from `X-Forwarded-For` (behind the load balancer).
+    pub trust_forwarded_for: bool,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -65,6 +70,8 @@ pub enum BuildError {
     Db(#[from] DbError),
     #[error(transparent)]
     Store(#[from] stores::ConnectError),
+    #[error(transparent)]
+    RedisPrefix(#[from] flash_protocol::keys::InvalidPrefix),
     #[error(transparent)]
     Broker(#[from] flash_kit::amqp::AmqpError),
     #[error(transparent)]
@@ -109,6 +116,7 @@ impl Application {
             .hash(SecretString::from(uuid::Uuid::new_v4().to_string()))
             .await?
             .into();
+        let limiter = RateLimiter::new(config.redis.connect().await?, config.redis.keys()?);
         let background = CancellationToken::new();
         let broker = Arc::new(
             Broker::connect(
@@ -121,12 +129,7 @@ impl Application {
         let readiness = Readiness::new()
             .with(PostgresCheck(pool.clone()))
             .with(broker.check());
-        let tokens = Tokens::new(
-            signing,
-            access_jwks,
-            Duration::from_secs(config.keys.access_ttl_secs),
-            Duration::from_secs(config.keys.refresh_ttl_secs),
-        );
+        let tokens = Tokens::new(signing, access_jwks, config.keys.lifetimes());
         let state = AppState {
             orders: Arc::new(OrderTaker::start(
                 pool.clone(),
@@ -140,6 +143,8 @@ impl Application {
             auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
             gate_keys,
             dummy_hash,
+            limits: ApiLimits::new(limiter, config.limits),
+            trust_forwarded_for: config.common.trust_forwarded_for,
         };
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),

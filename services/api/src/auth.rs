@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::error::{ApiError, Validator};
+use crate::limits::ApiLimits;
 
 /// Shortest and longest password accepted (characters).
 pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
@@ -73,6 +74,8 @@ pub struct Tokens {
     jwks: Jwks,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// How long after a rotation the rotated token still yields the same successor.
+    reuse_grace: Duration,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -87,19 +90,21 @@ fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// What a refresh token's successor is derived from.
+#[derive(serde::Serialize)]
+struct Successor<'a> {
+    successor_of: &'a str,
+}
+
 impl Tokens {
     #[must_use]
-    pub fn new(
-        signing: SigningKey,
-        jwks: Jwks,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-    ) -> Self {
+    pub fn new(signing: SigningKey, jwks: Jwks, lifetimes: TokenLifetimes) -> Self {
         Self {
             signing,
             jwks,
-            access_ttl,
-            refresh_ttl,
+            access_ttl: lifetimes.access,
+            refresh_ttl: lifetimes.refresh,
+            reuse_grace: lifetimes.reuse_grace,
         }
     }
 
@@ -109,54 +114,79 @@ impl Tokens {
         &self.jwks
     }
 
-    /// A signed access token.
+    /// A signed access token issued now.
     pub fn access_token(&self, user: UserId, role: Role) -> Result<String, ApiError> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.access_token_at(user, role, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// The access token issued at `iat` (seconds): the same claims give the same token
+    /// (Ed25519 signatures are deterministic).
+    fn access_token_at(&self, user: UserId, role: Role, iat: i64) -> Result<String, ApiError> {
         let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX);
         Ok(self.signing.sign(&AccessClaims {
             sub: user,
             role,
             iss: ACCESS_ISSUER.to_owned(),
             aud: ACCESS_AUDIENCE.to_owned(),
-            iat: now,
-            exp: now.saturating_add(ttl),
+            iat,
+            exp: iat.saturating_add(ttl),
         })?)
     }
 
-    /// An access token and a new refresh token in `family` (a new family at login).
+    fn response(&self, access_token: String, refresh_token: String) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            refresh_token,
+            token_type: TOKEN_TYPE_BEARER.to_owned(),
+            expires_in: self.access_ttl.as_secs(),
+        }
+    }
+
+    /// An access token and the first refresh token of a new family (a login).
     pub async fn issue(
         &self,
         pool: &PgPool,
         user: UserId,
         role: Role,
-        family: Option<Uuid>,
     ) -> Result<TokenResponse, ApiError> {
         let mut raw = [0_u8; 32];
         raw[..16].copy_from_slice(Uuid::new_v4().as_bytes());
         raw[16..].copy_from_slice(Uuid::new_v4().as_bytes());
         let refresh_token = URL_SAFE_NO_PAD.encode(raw);
         let expires_at = OffsetDateTime::now_utc() + self.refresh_ttl;
+        let mut conn = pool.acquire().await?;
         db::refresh::insert(
-            pool,
+            &mut conn,
             user.0,
-            family.unwrap_or_else(Uuid::now_v7),
+            Uuid::now_v7(),
             &digest(&refresh_token),
             expires_at,
         )
         .await?;
-        Ok(TokenResponse {
-            access_token: self.access_token(user, role)?,
-            refresh_token,
-            token_type: TOKEN_TYPE_BEARER.to_owned(),
-            expires_in: self.access_ttl.as_secs(),
-        })
+        Ok(self.response(self.access_token(user, role)?, refresh_token))
+    }
+
+    /// The refresh token that follows `token`: derived from it with the signing key, so
+    /// that every replica finds the same one and nobody without the key can.
+    fn successor(&self, token: &str) -> Result<String, ApiError> {
+        let digest_hex: String = Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let signed = self.signing.sign(&Successor {
+            successor_of: &digest_hex,
+        })?;
+        Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(signed.as_bytes())))
     }
 
     /// Rotates a refresh token: the next pair, or `INVALID_CREDENTIALS` (unknown, expired,
-    /// revoked, or reused — which also revokes its family).
+    /// revoked, or reused — which also revokes its family). The same token presented again
+    /// within the reuse grace while its successor is unused gets the same pair again, so a
+    /// retried or raced refresh never logs the user out; refreshes are limited per family.
     pub async fn refresh(
         &self,
         pool: &PgPool,
+        limits: &ApiLimits,
         refresh_token: &str,
     ) -> Result<TokenResponse, ApiError> {
         let invalid = || {
@@ -168,10 +198,30 @@ impl Tokens {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(invalid());
         }
-        match db::refresh::rotate(pool, &digest(refresh_token)).await? {
-            db::refresh::Rotation::Rotated { user, family } => {
+        let token_hash = digest(refresh_token);
+        let family = db::refresh::family_of(pool, &token_hash)
+            .await?
+            .ok_or_else(invalid)?;
+        limits.refresh(family).await?;
+        let successor = self.successor(refresh_token)?;
+        let rotation = db::refresh::rotate(
+            pool,
+            db::refresh::Rotate {
+                token_hash: &token_hash,
+                successor_hash: &digest(&successor),
+                successor_ttl: self.refresh_ttl,
+                grace: self.reuse_grace,
+            },
+        )
+        .await?;
+        match rotation {
+            db::refresh::Rotation::Rotated {
+                user, rotated_at, ..
+            } => {
                 let role = db::users::role(pool, user).await?.ok_or_else(invalid)?;
-                self.issue(pool, UserId(user), role, Some(family)).await
+                let access =
+                    self.access_token_at(UserId(user), role, rotated_at.unix_timestamp())?;
+                Ok(self.response(access, successor))
             }
             db::refresh::Rotation::Reused => {
                 tracing::warn!("refresh token reused; its family is revoked");
@@ -181,6 +231,15 @@ impl Tokens {
             db::refresh::Rotation::Invalid => Err(invalid()),
         }
     }
+}
+
+/// How long tokens live.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenLifetimes {
+    pub access: Duration,
+    pub refresh: Duration,
+    /// A refresh token used again within this long of its rotation gets the same successor.
+    pub reuse_grace: Duration,
 }
 
 #[cfg(test)]

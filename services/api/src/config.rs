@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
+use flash_kit::limits::{Rate, parse_rate};
+use flash_kit::stores::RedisConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, GATE_AUDIENCE, GATE_ISSUER};
 use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
 use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey, source};
@@ -35,6 +37,11 @@ pub struct Config {
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
 
+    /// Redis holding the rate limits every replica shares (the gateway's Redis). A limiter
+    /// that cannot reach it lets calls through; the api sells without it.
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
     /// RabbitMQ (`amqp://`, or `amqps://` for TLS).
     #[arg(
         long,
@@ -62,6 +69,9 @@ pub struct Config {
     pub argon2: Argon2Config,
 
     #[command(flatten)]
+    pub limits: LimitConfig,
+
+    #[command(flatten)]
     pub orders: OrderConfig,
 
     #[command(flatten)]
@@ -72,7 +82,8 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value))
 }
 
-/// Argon2id cost of password hashes (defaults: OWASP's 19 MiB, 2 passes, 1 lane).
+/// Argon2id cost of password hashes (defaults: OWASP's 19 MiB, 2 passes, 1 lane) and the
+/// pool that bounds them: `min(threads, memory budget / memory per hash)` run at once.
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct Argon2Config {
     /// Memory per hash, KiB.
@@ -84,6 +95,99 @@ pub struct Argon2Config {
     /// Lanes.
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
     pub parallelism: u32,
+    /// Memory all hashes running at once may take, MiB (keep it well under the pod's limit).
+    #[arg(long, env = "ARGON2_MEMORY_BUDGET_MIB", default_value_t = 256)]
+    pub memory_budget_mib: u64,
+    /// Threads that hash (0: one fewer than the cores, at least one).
+    #[arg(long, env = "ARGON2_THREADS", default_value_t = 0)]
+    pub threads: usize,
+    /// Milliseconds a login or sign-up waits for a hashing slot before it is answered 503
+    /// `UNAVAILABLE` with `Retry-After`.
+    #[arg(long, env = "ARGON2_QUEUE_WAIT_MS", default_value_t = 250)]
+    pub queue_wait_ms: u64,
+}
+
+impl Argon2Config {
+    /// A cheap cost for tests and local runs (1 MiB, 1 pass), with the default pool.
+    #[must_use]
+    pub const fn cheap() -> Self {
+        Self {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            memory_budget_mib: 256,
+            threads: 0,
+            queue_wait_ms: 250,
+        }
+    }
+}
+
+/// Rate limits, each `COUNT/WINDOW` (e.g. `5/15min`; `off` turns one off), shared by every
+/// replica through Redis. The per-address and per-network defaults are sized for carrier-grade
+/// NAT, where thousands of people share one address.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct LimitConfig {
+    /// Logins per client address.
+    #[arg(long, env = "LIMIT_LOGIN_PER_ADDRESS", default_value = defaults::LIMIT_LOGIN_PER_ADDRESS, value_parser = parse_rate)]
+    pub login_per_address: Rate,
+    /// Logins per network (/24 for IPv4, /64 for IPv6).
+    #[arg(long, env = "LIMIT_LOGIN_PER_NETWORK", default_value = defaults::LIMIT_LOGIN_PER_NETWORK, value_parser = parse_rate)]
+    pub login_per_network: Rate,
+    /// Sign-ups per client address.
+    #[arg(long, env = "LIMIT_SIGNUP_PER_ADDRESS", default_value = defaults::LIMIT_SIGNUP_PER_ADDRESS, value_parser = parse_rate)]
+    pub signup_per_address: Rate,
+    /// Sign-ups per network (/24, /64).
+    #[arg(long, env = "LIMIT_SIGNUP_PER_NETWORK", default_value = defaults::LIMIT_SIGNUP_PER_NETWORK, value_parser = parse_rate)]
+    pub signup_per_network: Rate,
+    /// Failed logins per account from one address (then that address is locked out of that
+    /// account until the window allows another try).
+    #[arg(long, env = "LIMIT_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS", default_value = defaults::LIMIT_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS, value_parser = parse_rate)]
+    pub login_failures_per_account_address: Rate,
+    /// Failed logins per account from anywhere; addresses the account logged in from before
+    /// are exempt, so a stranger cannot lock the owner out.
+    #[arg(long, env = "LIMIT_LOGIN_FAILURES_PER_ACCOUNT", default_value = defaults::LIMIT_LOGIN_FAILURES_PER_ACCOUNT, value_parser = parse_rate)]
+    pub login_failures_per_account: Rate,
+    /// Days an address an account logged in from stays exempt from the account's lock.
+    #[arg(long, env = "KNOWN_ADDRESS_DAYS", default_value_t = defaults::KNOWN_ADDRESS_DAYS)]
+    pub known_address_days: u32,
+    /// Refreshes per refresh-token family (one login's chain of tokens).
+    #[arg(long, env = "LIMIT_REFRESH_PER_FAMILY", default_value = defaults::LIMIT_REFRESH_PER_FAMILY, value_parser = parse_rate)]
+    pub refresh_per_family: Rate,
+    /// Orders per user.
+    #[arg(long, env = "LIMIT_ORDERS_PER_USER", default_value = defaults::LIMIT_ORDERS_PER_USER, value_parser = parse_rate)]
+    pub orders_per_user: Rate,
+}
+
+/// The limits' defaults (one place for the flags and [`LimitConfig::default`]).
+pub mod defaults {
+    pub const LIMIT_LOGIN_PER_ADDRESS: &str = "300/min";
+    pub const LIMIT_LOGIN_PER_NETWORK: &str = "3000/min";
+    pub const LIMIT_SIGNUP_PER_ADDRESS: &str = "60/10min";
+    pub const LIMIT_SIGNUP_PER_NETWORK: &str = "600/10min";
+    pub const LIMIT_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: &str = "5/15min";
+    pub const LIMIT_LOGIN_FAILURES_PER_ACCOUNT: &str = "50/h";
+    pub const LIMIT_REFRESH_PER_FAMILY: &str = "10/min";
+    pub const LIMIT_ORDERS_PER_USER: &str = "30/min";
+    pub const KNOWN_ADDRESS_DAYS: u32 = 90;
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        let rate = |text: &str| text.parse().unwrap_or(Rate::OFF);
+        Self {
+            login_per_address: rate(defaults::LIMIT_LOGIN_PER_ADDRESS),
+            login_per_network: rate(defaults::LIMIT_LOGIN_PER_NETWORK),
+            signup_per_address: rate(defaults::LIMIT_SIGNUP_PER_ADDRESS),
+            signup_per_network: rate(defaults::LIMIT_SIGNUP_PER_NETWORK),
+            login_failures_per_account_address: rate(
+                defaults::LIMIT_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS,
+            ),
+            login_failures_per_account: rate(defaults::LIMIT_LOGIN_FAILURES_PER_ACCOUNT),
+            known_address_days: defaults::KNOWN_ADDRESS_DAYS,
+            refresh_per_family: rate(defaults::LIMIT_REFRESH_PER_FAMILY),
+            orders_per_user: rate(defaults::LIMIT_ORDERS_PER_USER),
+        }
+    }
 }
 
 /// Key material and token lifetimes.
@@ -121,6 +225,12 @@ pub struct KeyConfig {
     /// Seconds a refresh token is valid.
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_ttl_secs: u64,
+
+    /// Seconds after a refresh during which the same refresh token, presented again (a retry
+    /// of a lost answer, a client racing itself), gets the same new pair instead of revoking
+    /// the family.
+    #[arg(long, env = "REFRESH_REUSE_GRACE_SECS", default_value_t = 30)]
+    pub refresh_reuse_grace_secs: u64,
 }
 
 /// How orders are taken.
@@ -202,6 +312,16 @@ pub enum KeyConfigError {
 }
 
 impl KeyConfig {
+    /// How long tokens live.
+    #[must_use]
+    pub fn lifetimes(&self) -> crate::auth::TokenLifetimes {
+        crate::auth::TokenLifetimes {
+            access: Duration::from_secs(self.access_ttl_secs),
+            refresh: Duration::from_secs(self.refresh_ttl_secs),
+            reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
+        }
+    }
+
     /// The access-token signing key.
     pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
         source::signing_key(

@@ -1,8 +1,11 @@
 //! The api's errors, each answered as problem+json with its stable code; internals are
 //! logged once, never returned.
 
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Response};
-use flash_kit::http::ProblemResponse;
+use flash_kit::http::{ProblemResponse, with_retry_after};
+use flash_kit::limits::Refused;
 use flash_protocol::error::FieldError;
 use flash_protocol::{ErrorCode, Problem};
 
@@ -16,6 +19,12 @@ pub enum ApiError {
     /// A store is unreachable or overloaded: retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The api is saturated (password hashing): retry after the wait.
+    #[error("busy; retry in {} ms", .0.as_millis())]
+    Busy(Duration),
+    /// Over a rate limit.
+    #[error(transparent)]
+    Limited(#[from] Refused),
     /// A bug or an unexpected state.
     #[error("internal: {0}")]
     Internal(String),
@@ -50,7 +59,10 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<crate::password::PasswordError> for ApiError {
     fn from(error: crate::password::PasswordError) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            crate::password::PasswordError::Busy { retry_after } => Self::Busy(retry_after),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -63,6 +75,17 @@ impl From<flash_tokens::KeyError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match self {
+            ApiError::Limited(refused) => return refused.into_response(),
+            ApiError::Busy(wait) => {
+                ::metrics::counter!("api_busy_total").increment(1);
+                let mut response = ProblemResponse(Problem::new(
+                    ErrorCode::Unavailable,
+                    "Too many sign-ins at once; retry shortly",
+                ))
+                .into_response();
+                with_retry_after(&mut response, wait);
+                return response;
+            }
             ApiError::Client(code, detail) => Problem::new(code, detail),
             ApiError::Validation(errors) => Problem::validation(errors),
             ApiError::Unavailable(error) => {

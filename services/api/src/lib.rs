@@ -7,7 +7,8 @@
 //! - [`app`]: state and [`app::Application`] (build, port, run until shutdown).
 //! - [`routes`]: the HTTP routes under `/api`, by resource.
 //! - [`auth`]: the password policy, access tokens and rotating refresh tokens.
-//! - [`password`]: Argon2id hashing with configurable cost.
+//! - [`password`]: Argon2id hashing with configurable cost, on a bounded pool of its own.
+//! - [`limits`]: rate limits on sign-ups, logins, failed logins, refreshes and orders.
 //! - [`bootstrap`]: the admin account from `FLASH_ADMIN_EMAIL` / `FLASH_ADMIN_PASSWORD`.
 //! - [`orders`]: taking orders — the decision procedure and the group-commit batcher.
 //! - [`stock`]: returning tickets to stock.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod holds;
+pub mod limits;
 pub mod orders;
 pub mod password;
 pub mod payments;

@@ -10,7 +10,6 @@ use flash_kit::auth::Authenticator;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
 use flash_kit::stores::{self, RedisCheck, RedisConnection, RedisMode};
-use flash_protocol::keys::RedisKeys;
 use flash_protocol::messages::Names;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +38,8 @@ pub struct AppState {
     /// Fires when the gateway begins shutting down: sockets close with 1012.
     pub shutdown: CancellationToken,
     pub ws_auth_timeout: Duration,
+    /// Client addresses come from `X-Forwarded-For` (behind the load balancer).
+    pub trust_forwarded_for: bool,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -82,15 +83,15 @@ impl Application {
     /// unreachable) and binds the gateway's port. Background work starts with
     /// [`run_until`](Self::run_until).
     pub async fn build(config: Config) -> Result<Self, BuildError> {
-        let keys = RedisKeys::new(config.redis_key_prefix.clone())?;
+        let keys = config.redis.keys()?;
         let gate = Arc::new(GateIssuer::new(config.keys.signing_key()?));
         let access_keys = config.keys.access_keys()?;
-        let redis = stores::connect_redis_in(&config.redis_url, config.redis_mode).await?;
+        let redis = config.redis.connect().await?;
         // Sockets follow the queues over pub/sub on one node: PUBLISH reaches every node of a
         // cluster.
-        let first_node = stores::redis_nodes(&config.redis_url)
+        let first_node = stores::redis_nodes(&config.redis.url)
             .next()
-            .unwrap_or(config.redis_url.as_str());
+            .unwrap_or(config.redis.url.as_str());
         let redis_client = redis::Client::open(first_node)?;
         let background = CancellationToken::new();
         let broker = Arc::new(
@@ -113,6 +114,7 @@ impl Application {
             limits: Arc::new(Limits::new(config.limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
+            trust_forwarded_for: config.common.trust_forwarded_for,
         };
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
@@ -133,8 +135,8 @@ impl Application {
             state,
             broker,
             redis_client,
-            redis_url: config.redis_url.clone(),
-            redis_mode: config.redis_mode,
+            redis_url: config.redis.url.clone(),
+            redis_mode: config.redis.mode,
             tick_every: config.tick_interval(),
             background,
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
-use flash_kit::stores::RedisMode;
+use flash_kit::stores::RedisConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
 use flash_tokens::{KeyError, KeyRing, SigningKey, source};
 
@@ -24,19 +24,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "0.0.0.0:3000")]
     pub addr: SocketAddr,
 
-    /// Redis holding the queues (`redis://`, or `rediss://` for TLS); in cluster mode, one or
-    /// more of the cluster's nodes, comma-separated (e.g. ElastiCache's configuration endpoint).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-
-    /// `node` (one Redis, or a primary with replicas behind one endpoint) or `cluster` (Redis
-    /// Cluster, e.g. ElastiCache with cluster mode on).
-    #[arg(long, env = "REDIS_MODE", value_enum, default_value = "node")]
-    pub redis_mode: RedisMode,
-
-    /// Prefix of every Redis key (no braces); lets deployments or tests share one Redis.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = flash_protocol::keys::DEFAULT_PREFIX)]
-    pub redis_key_prefix: String,
+    /// Redis holding the queues (and the rate limits every replica shares).
+    #[command(flatten)]
+    pub redis: RedisConfig,
 
     /// RabbitMQ (`amqp://`, or `amqps://` for TLS).
     #[arg(
@@ -109,10 +99,6 @@ pub struct LimitConfig {
     /// Burst allowance per client IP.
     #[arg(long, env = "RATE_IP_BURST", default_value_t = 2000)]
     pub ip_burst: u32,
-    /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted load
-    /// balancer); otherwise from the TCP peer.
-    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
-    pub trust_forwarded_for: bool,
 }
 
 impl Default for LimitConfig {
@@ -122,7 +108,6 @@ impl Default for LimitConfig {
             user_burst: 20,
             ip_per_sec: 500,
             ip_burst: 2000,
-            trust_forwarded_for: false,
         }
     }
 }

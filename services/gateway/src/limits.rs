@@ -1,11 +1,10 @@
 //! Abuse limits on join and status: per user and per client IP, in memory on each replica
 //! (GCRA via `governor`). A refused call is answered 429 `RATE_LIMITED` with `Retry-After`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use flash_protocol::UserId;
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -16,7 +15,6 @@ use crate::config::LimitConfig;
 pub struct Limits {
     user: Option<DefaultKeyedRateLimiter<UserId>>,
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    trust_forwarded_for: bool,
 }
 
 impl std::fmt::Debug for Limits {
@@ -46,27 +44,7 @@ impl Limits {
         Self {
             user: limiter(config.user_per_sec, config.user_burst),
             ip: limiter(config.ip_per_sec, config.ip_burst),
-            trust_forwarded_for: config.trust_forwarded_for,
         }
-    }
-
-    /// The client's IP: the TCP peer, or the last `X-Forwarded-For` entry when trusted.
-    #[must_use]
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        if self.trust_forwarded_for {
-            // The load balancer appends the peer it saw: the last entry of the last header.
-            let forwarded = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .next_back()
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        peer.ip()
     }
 
     /// `Err(wait)` when the user or the IP is over its limit.
@@ -124,27 +102,5 @@ mod tests {
             limits.check(bob, ip).is_ok(),
             "another user on the same IP is unaffected"
         );
-    }
-
-    #[test]
-    fn forwarded_for_is_used_only_when_trusted() {
-        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            "203.0.113.7, 198.51.100.2".parse().expect("header"),
-        );
-        let trusted = Limits::new(LimitConfig {
-            trust_forwarded_for: true,
-            ..LimitConfig::default()
-        });
-        assert_eq!(
-            trusted.client_ip(peer, &headers),
-            "198.51.100.2".parse::<IpAddr>().expect("ip")
-        );
-        let untrusted = Limits::new(LimitConfig::default());
-        assert_eq!(untrusted.client_ip(peer, &headers), peer.ip());
-        headers.insert("x-forwarded-for", "garbage".parse().expect("header"));
-        assert_eq!(trusted.client_ip(peer, &headers), peer.ip());
     }
 }

@@ -1,10 +1,8 @@
 //! The gateway's HTTP routes under `/queue` (CONTRACT.md, "gateway").
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -53,11 +51,7 @@ impl FromRequestParts<AppState> for Limited {
         let CurrentUser(claims) = CurrentUser::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| info.0);
-        let ip = state.limits.client_ip(peer, &parts.headers);
+        let ip = flash_kit::limits::client_ip(parts, state.trust_forwarded_for);
         state
             .limits
             .check(claims.sub, ip)

@@ -40,9 +40,7 @@ impl Stores {
             },
             gateway: flash_gateway::Config {
                 addr: any_port,
-                redis_url: self.redis.url.clone(),
-                redis_mode: flash_kit::stores::RedisMode::Node,
-                redis_key_prefix: self.redis.prefix.clone(),
+                redis: self.redis.config(),
                 amqp_url: self.amqp.url.clone(),
                 amqp_name_prefix: amqp_prefix.clone(),
                 keys: flash_gateway::config::KeyConfig {
@@ -59,6 +57,7 @@ impl Stores {
                 database_url: self.db.url.clone(),
                 database_max_connections: 4,
                 migrate_on_start: true,
+                redis: self.redis.config(),
                 amqp_url: self.amqp.url.clone(),
                 amqp_name_prefix: amqp_prefix.clone(),
                 admin_email: Some(ADMIN_EMAIL.into()),
@@ -67,14 +66,12 @@ impl Stores {
                     dev_keys: true,
                     access_ttl_secs: 900,
                     refresh_ttl_secs: 3600,
+                    refresh_reuse_grace_secs: 30,
                     ..flash_api::config::KeyConfig::default()
                 },
                 orders: flash_api::config::OrderConfig::default(),
-                argon2: Argon2Config {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
+                argon2: Argon2Config::cheap(),
+                limits: flash_api::config::LimitConfig::default(),
                 common: CommonConfig::default(),
             },
             pay: flash_pay::Config {

@@ -38,6 +38,11 @@ pub struct CommonConfig {
     #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub http_header_read_timeout_secs: u64,
 
+    /// Take the client's address from the last `X-Forwarded-For` entry (behind a trusted load
+    /// balancer, which appends the peer it saw); otherwise from the TCP peer.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
     /// Seconds a kept-alive connection may stay silent between requests (longer than the load
     /// balancer's idle timeout, 300 s on the ALB, so it never reuses a connection being closed).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 310)]
@@ -76,6 +81,7 @@ impl Default for CommonConfig {
             http_max_connections: defaults.max_connections,
             http_header_read_timeout_secs: defaults.header_read_timeout.as_secs(),
             http_idle_timeout_secs: defaults.idle_timeout.as_secs(),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -137,6 +137,14 @@ fn query_rejection(rejection: &QueryRejection) -> ProblemResponse {
     ProblemResponse::new(ErrorCode::Validation, rejection.body_text())
 }
 
+/// Sets `Retry-After` to `wait` in whole seconds (rounded up, at least 1).
+pub fn with_retry_after(response: &mut Response, wait: Duration) {
+    let seconds = crate::limits::retry_seconds(wait);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+}
+
 /// 404 `NOT_FOUND` for any unknown route.
 pub async fn not_found() -> ProblemResponse {
     ProblemResponse::new(ErrorCode::NotFound, "No such route")

@@ -7,6 +7,7 @@
 //! - [`telemetry`]: tracing init, JSON logs on request.
 //! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, passed down as a value.
 //! - [`http`]: problem+json responses and extractors, golden-signal middleware, common layers.
+//! - [`limits`]: rate limits in Redis that hold across replicas, client addresses and networks.
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`ops`]: `/live`, `/ready` (named store checks) and `/metrics`.
 //! - [`server`]: serving HTTP with a connection cap, header-read and idle timeouts.
@@ -20,6 +21,7 @@ pub mod amqp;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod server;

@@ -93,6 +93,53 @@ pub enum RedisMode {
     Cluster,
 }
 
+/// Where Redis is, as every service that uses it names it (the same variables everywhere).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RedisConfig {
+    /// Redis (`redis://`, or `rediss://` for TLS); in cluster mode, one or more of the
+    /// cluster's nodes, comma-separated (e.g. ElastiCache's configuration endpoint).
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub url: String,
+
+    /// `node` (one Redis, or a primary with replicas behind one endpoint) or `cluster` (Redis
+    /// Cluster, e.g. ElastiCache with cluster mode on).
+    #[arg(
+        long = "redis-mode",
+        env = "REDIS_MODE",
+        value_enum,
+        default_value = "node"
+    )]
+    pub mode: RedisMode,
+
+    /// Prefix of every Redis key (no braces); lets deployments or tests share one Redis.
+    #[arg(long = "redis-key-prefix", env = "REDIS_KEY_PREFIX", default_value = flash_protocol::keys::DEFAULT_PREFIX)]
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// The key builders under this configuration's prefix.
+    ///
+    /// # Errors
+    /// When the prefix contains braces.
+    pub fn keys(
+        &self,
+    ) -> Result<flash_protocol::keys::RedisKeys, flash_protocol::keys::InvalidPrefix> {
+        flash_protocol::keys::RedisKeys::new(self.key_prefix.clone())
+    }
+
+    /// A connection (see [`connect_redis_in`]).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn connect(&self) -> Result<RedisConnection, ConnectError> {
+        connect_redis_in(&self.url, self.mode).await
+    }
+}
+
 /// A Redis connection that re-establishes itself, to one node or to a Redis Cluster (each
 /// command routed to the node owning its keys' slot).
 #[derive(Clone)]

@@ -138,6 +138,16 @@ impl TestRedis {
     pub fn keys(&self) -> RedisKeys {
         RedisKeys::new(self.prefix.clone()).expect("generated prefix is valid")
     }
+
+    /// A service's Redis settings for this test's prefix (one node).
+    #[must_use]
+    pub fn config(&self) -> crate::stores::RedisConfig {
+        crate::stores::RedisConfig {
+            url: self.url.clone(),
+            mode: crate::stores::RedisMode::Node,
+            key_prefix: self.prefix.clone(),
+        }
+    }
 }
 
 impl Default for TestRedis {

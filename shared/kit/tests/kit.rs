@@ -361,3 +361,129 @@ async fn broker_connection_comes_back_after_an_outage() {
     broker.close().await;
     assert!(!broker.is_connected(), "closed on request");
 }
+
+mod limits {
+    use std::time::Duration;
+
+    use flash_kit::limits::{Count, Limit, Rate, RateLimiter};
+    use flash_kit::stores::{self, RedisMode};
+    use flash_kit::testing::{TcpProxy, TestRedis, TestRedisCluster};
+
+    async fn limiter(redis: &TestRedis) -> RateLimiter {
+        let conn = stores::connect_redis_in(&redis.url, RedisMode::Node)
+            .await
+            .expect("redis");
+        RateLimiter::new(conn, redis.keys())
+    }
+
+    #[tokio::test]
+    async fn two_replicas_share_one_limit_and_a_refusal_says_how_long_to_wait() {
+        let redis = TestRedis::new();
+        let (one, two) = (limiter(&redis).await, limiter(&redis).await);
+        let rate = Rate::new(3, Duration::from_secs(60));
+        let check = |limiter: &RateLimiter| {
+            let limiter = limiter.clone();
+            async move {
+                limiter
+                    .check(&[Limit::new("test", rate, "alice")], Count::Charge)
+                    .await
+            }
+        };
+        check(&one).await.expect("first");
+        check(&two).await.expect("second, on the other replica");
+        check(&one).await.expect("third");
+        let refused = check(&two).await.expect_err("fourth is over the limit");
+        assert_eq!(refused.limit, "test");
+        assert!(
+            refused.retry_after > Duration::from_secs(15)
+                && refused.retry_after <= Duration::from_secs(20),
+            "one more every 20 s: {:?}",
+            refused.retry_after
+        );
+        // Another subject has its own allowance.
+        one.check(&[Limit::new("test", rate, "bob")], Count::Charge)
+            .await
+            .expect("bob is not alice");
+    }
+
+    #[tokio::test]
+    async fn peeking_counts_nothing_and_a_refused_call_charges_no_limit() {
+        let redis = TestRedis::new();
+        let limiter = limiter(&redis).await;
+        let tight = Rate::new(1, Duration::from_secs(60));
+        let loose = Rate::new(10, Duration::from_secs(60));
+        for _ in 0..5 {
+            limiter
+                .check(&[Limit::new("tight", tight, "x")], Count::Peek)
+                .await
+                .expect("a peek never counts");
+        }
+        let both = [
+            Limit::new("loose", loose, "x"),
+            Limit::new("tight", tight, "x"),
+        ];
+        limiter.check(&both, Count::Charge).await.expect("first");
+        for _ in 0..5 {
+            let refused = limiter
+                .check(&both, Count::Charge)
+                .await
+                .expect_err("the tight limit refuses");
+            assert_eq!(refused.limit, "tight");
+        }
+        // The loose limit was charged once, not six times: nine more pass it alone.
+        for i in 0..9 {
+            limiter
+                .check(&[Limit::new("loose", loose, "x")], Count::Charge)
+                .await
+                .unwrap_or_else(|r| panic!("call {i}: {r}"));
+        }
+        // Off limits are not checked at all.
+        limiter
+            .check(&[Limit::new("tight", Rate::OFF, "x")], Count::Charge)
+            .await
+            .expect("off");
+    }
+
+    #[tokio::test]
+    async fn limits_hold_on_a_redis_cluster() {
+        let cluster = TestRedisCluster::start().await;
+        let conn = stores::connect_redis_in(&cluster.url, RedisMode::Cluster)
+            .await
+            .expect("cluster");
+        let limiter = RateLimiter::new(conn, cluster.keys());
+        let rate = Rate::new(2, Duration::from_secs(60));
+        let limits = [
+            Limit::new("address", rate, "203.0.113.7"),
+            Limit::new(
+                "network",
+                Rate::new(100, Duration::from_secs(60)),
+                "203.0.113.0/24",
+            ),
+        ];
+        limiter.check(&limits, Count::Charge).await.expect("1");
+        limiter.check(&limits, Count::Charge).await.expect("2");
+        let refused = limiter.check(&limits, Count::Charge).await.expect_err("3");
+        assert_eq!(refused.limit, "address");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_lets_calls_through() {
+        let redis = TestRedis::new();
+        let proxy = TcpProxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+        let conn = stores::connect_redis_in(&proxy.url_for(&redis.url), RedisMode::Node)
+            .await
+            .expect("redis through the proxy");
+        let limiter = RateLimiter::new(conn, redis.keys());
+        let rate = Rate::new(1, Duration::from_secs(60));
+        let limit = [Limit::new("test", rate, "carol")];
+        limiter.check(&limit, Count::Charge).await.expect("first");
+        assert!(limiter.check(&limit, Count::Charge).await.is_err());
+        proxy.cut();
+        for _ in 0..3 {
+            limiter
+                .check(&limit, Count::Charge)
+                .await
+                .expect("limits never stop the sale");
+        }
+    }
+}

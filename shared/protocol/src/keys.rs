@@ -52,6 +52,30 @@ impl RedisKeys {
         format!("{}events", self.prefix)
     }
 
+    /// The counter of rate limit `limit` for `subject` (an address, a network, a user or token
+    /// family id, a hashed account). Each subject is its own hash tag, so on Redis Cluster the
+    /// limits spread over the shards. Braces in `subject` are replaced, so it cannot change
+    /// the tag.
+    #[must_use]
+    pub fn limit(&self, limit: &str, subject: &str) -> String {
+        format!(
+            "{}rl:{{{limit}:{}}}",
+            self.prefix,
+            subject.replace(['{', '}'], "_")
+        )
+    }
+
+    /// Sorted set of the addresses an account logged in from (member: address, score: ms),
+    /// which its failed-login lock does not apply to.
+    #[must_use]
+    pub fn known_addresses(&self, account: &str) -> String {
+        format!(
+            "{}known:{{{}}}",
+            self.prefix,
+            account.replace(['{', '}'], "_")
+        )
+    }
+
     /// Pattern matching every key under this prefix (for cleanup in tests and tools).
     #[must_use]
     pub fn all_keys_pattern(&self) -> String {

@@ -55,3 +55,20 @@ fn hash_tag_follows_redis_cluster_rules() {
     assert_eq!(hash_tag("{x}{y}"), "x");
     assert_eq!(hash_tag("a{unclosed"), "a{unclosed");
 }
+
+#[test]
+fn every_limit_key_is_a_hash_tag_of_its_own_that_a_subject_cannot_break() {
+    let keys = RedisKeys::new("p:").expect("prefix");
+    let by_address = keys.limit("login-address", "203.0.113.7");
+    assert_eq!(by_address, "p:rl:{login-address:203.0.113.7}");
+    assert_eq!(hash_tag(&by_address), "login-address:203.0.113.7");
+    let hostile = keys.limit("leave-user", "a}b{c");
+    assert_eq!(hash_tag(&hostile), "leave-user:a_b_c");
+    assert_ne!(
+        keys.limit("login-address", "x"),
+        keys.limit("signup-address", "x")
+    );
+    let known = keys.known_addresses("0a1b");
+    assert_eq!(known, "p:known:{0a1b}");
+    assert_eq!(hash_tag(&keys.known_addresses("}{")), "__");
+}

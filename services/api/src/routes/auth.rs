@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::auth::validate_registration;
 use crate::db;
 use crate::error::ApiError;
+use crate::limits::ClientAddr;
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
     (
@@ -26,10 +27,12 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
     let email = body.email.trim();
     validate_registration(email, &body.password)?;
+    state.limits.sign_up(ip).await?;
     let hash = state
         .passwords
         .hash(SecretString::from(body.password))
@@ -55,32 +58,33 @@ fn invalid_credentials() -> ApiError {
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    // Oversized input never reaches Argon2.
+    // Oversized input never reaches the limits or Argon2.
     if body.email.len() > 254 || body.password.len() > 1024 {
         return Err(invalid_credentials());
     }
-    let account = db::users::by_email(&state.db, body.email.trim()).await?;
+    let email = body.email.trim();
+    let attempt = state.limits.login(ip, email).await?;
+    let account = db::users::by_email(&state.db, email).await?;
     let password = SecretString::from(body.password);
-    let Some(account) = account else {
-        // Same work as a wrong password, so response times do not reveal who has an account.
-        state
-            .passwords
-            .verify(password, state.dummy_hash.to_string())
-            .await?;
+    // An unknown account costs the same work as a wrong password, so response times do not
+    // reveal who has an account.
+    let (stored, account) = match account {
+        Some(account) => (account.password_hash.clone(), Some(account)),
+        None => (state.dummy_hash.to_string(), None),
+    };
+    let matches = state.passwords.verify(password, stored).await?;
+    let Some(account) = account.filter(|_| matches) else {
+        state.limits.login_failed(&attempt).await;
+        ::metrics::counter!("api_logins_failed_total").increment(1);
         return Err(invalid_credentials());
     };
-    if !state
-        .passwords
-        .verify(password, account.password_hash.clone())
-        .await?
-    {
-        return Err(invalid_credentials());
-    }
+    state.limits.login_succeeded(&attempt).await;
     let tokens = state
         .tokens
-        .issue(&state.db, UserId(account.id), account.role(), None)
+        .issue(&state.db, UserId(account.id), account.role())
         .await?;
     ::metrics::counter!("api_logins_total").increment(1);
     Ok(Json(tokens))
@@ -91,6 +95,9 @@ pub async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     Ok(Json(
-        state.tokens.refresh(&state.db, &body.refresh_token).await?,
+        state
+            .tokens
+            .refresh(&state.db, &state.limits, &body.refresh_token)
+            .await?,
     ))
 }

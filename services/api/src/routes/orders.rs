@@ -27,6 +27,7 @@ pub async fn create(
     headers: HeaderMap,
     Json(body): Json<CreateOrder>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
+    state.limits.order(claims.sub).await?;
     if !MAX_PER_USER.contains(&body.quantity) {
         return Err(ApiError::field(
             "quantity",

@@ -5,7 +5,7 @@ use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, Role}
 use flash_tokens::{Jwks, Verifier};
 use serde_json::json;
 
-use crate::helpers::TestApi;
+use crate::helpers::{Stores, TestApi};
 
 #[tokio::test]
 async fn register_login_and_the_tokens_verify_with_the_published_keys() {
@@ -112,44 +112,64 @@ async fn registration_is_validated_and_changes_nothing_when_refused() {
 async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
     let api = TestApi::spawn().await;
     let user = api.user().await;
-    let first: TokenResponse = serde_json::from_value(
+    let refresh = |token: &str| {
         api.post_json(
             "/api/v1/auth/refresh",
             None,
-            json!({"refresh_token": user.refresh}),
+            json!({"refresh_token": token}),
         )
-        .await
-        .ok(200),
-    )
-    .expect("tokens");
+    };
+    let first: TokenResponse =
+        serde_json::from_value(refresh(&user.refresh).await.ok(200)).expect("tokens");
     assert_ne!(first.refresh_token, user.refresh, "rotated");
-    // The old one again: reuse. Everything in the family is revoked, the new one too.
-    let reused = api
-        .post_json(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh}),
-        )
-        .await;
-    assert_eq!(reused.code(401), "INVALID_CREDENTIALS");
-    let after = api
-        .post_json(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": first.refresh_token}),
-        )
-        .await;
-    assert_eq!(after.code(401), "INVALID_CREDENTIALS");
+    // The same token again within the grace (a retry of a lost answer): the same pair.
+    let again: TokenResponse =
+        serde_json::from_value(refresh(&user.refresh).await.ok(200)).expect("tokens");
+    assert_eq!(again, first, "a retry gets the pair it lost");
+    // The new one is used; the old one presented now is a replay: everything in the family
+    // is revoked, the newest too.
+    let second: TokenResponse =
+        serde_json::from_value(refresh(&first.refresh_token).await.ok(200)).expect("tokens");
+    assert_eq!(
+        refresh(&user.refresh).await.code(401),
+        "INVALID_CREDENTIALS"
+    );
+    assert_eq!(
+        refresh(&second.refresh_token).await.code(401),
+        "INVALID_CREDENTIALS"
+    );
     for garbage in ["", "nope", &"x".repeat(1000)] {
-        let reply = api
-            .post_json(
-                "/api/v1/auth/refresh",
-                None,
-                json!({"refresh_token": garbage}),
-            )
-            .await;
-        assert_eq!(reply.code(401), "INVALID_CREDENTIALS");
+        assert_eq!(refresh(garbage).await.code(401), "INVALID_CREDENTIALS");
     }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_used_after_its_grace_revokes_the_family() {
+    let stores = Stores::new().await;
+    let mut config = stores.config();
+    config.keys.refresh_reuse_grace_secs = 1;
+    let api = TestApi::spawn_with(config, stores).await;
+    let user = api.user().await;
+    let refresh = |token: &str| {
+        api.post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": token}),
+        )
+    };
+    let first: TokenResponse =
+        serde_json::from_value(refresh(&user.refresh).await.ok(200)).expect("tokens");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    assert_eq!(
+        refresh(&user.refresh).await.code(401),
+        "INVALID_CREDENTIALS"
+    );
+    assert_eq!(
+        refresh(&first.refresh_token).await.code(401),
+        "INVALID_CREDENTIALS",
+        "the family is revoked"
+    );
     api.stop().await;
 }
 

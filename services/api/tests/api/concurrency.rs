@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flash_api::config::{OrderConfig, OrderStrategy};
-use flash_kit::testing::{TestAmqp, TestDatabase};
 
 use flash_protocol::EventId;
 
-use crate::helpers::{TestApi, User, config, gate_token};
+use crate::helpers::{Stores, TestApi, User, gate_token};
 
 async fn api_with(strategy: OrderStrategy) -> Arc<TestApi> {
     racing_api(strategy, OrderConfig::default().batch_max, 2).await
@@ -18,13 +17,13 @@ async fn api_with(strategy: OrderStrategy) -> Arc<TestApi> {
 /// Small batches and many workers: batches of one event overlap and race for its stock and
 /// its buyers' holdings, so the constraints and retries decide.
 async fn racing_api(strategy: OrderStrategy, batch_max: usize, workers: usize) -> Arc<TestApi> {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-    let mut config = config(&db, &amqp);
+    let stores = Stores::new().await;
+    let mut config = stores.config();
     config.orders.strategy = strategy;
     config.orders.batch_max = batch_max;
     config.orders.batch_workers = workers;
     config.database_max_connections = 16;
-    Arc::new(TestApi::spawn_with(config, db, amqp).await)
+    Arc::new(TestApi::spawn_with(config, stores).await)
 }
 
 /// Each buyer (in order: `i`) orders one ticket at once with a gate token of its own and the

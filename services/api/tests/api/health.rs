@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use flash_api::Application;
 use flash_api::config::Argon2Config;
 use flash_api::password::PasswordHashing;
-use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
+use flash_kit::testing::TcpProxy;
 use flash_protocol::Problem;
 use secrecy::SecretString;
 
-use crate::helpers::{TEST_ARGON2, TestApi, config};
+use crate::helpers::{Stores, TEST_ARGON2, TestApi};
 
 #[tokio::test]
 async fn starts_migrated_with_health_endpoints() {
@@ -33,11 +33,11 @@ async fn starts_migrated_with_health_endpoints() {
 
 #[tokio::test]
 async fn ready_fails_naming_postgres_while_it_is_cut_off_and_recovers() {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let stores = Stores::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().expect("addr")).await;
-    let mut config = config(&db, &amqp);
-    config.database_url = proxy.url_for(&db.url);
-    let app = TestApi::spawn_with(config, db, amqp).await;
+    let mut config = stores.config();
+    config.database_url = proxy.url_for(&stores.db.url);
+    let app = TestApi::spawn_with(config, stores).await;
     assert_eq!(app.ready().await.0, 200);
 
     proxy.cut();
@@ -51,8 +51,8 @@ async fn ready_fails_naming_postgres_while_it_is_cut_off_and_recovers() {
 
 #[tokio::test]
 async fn bootstrap_admin_is_created_once_and_existing_accounts_are_promoted() {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-    let mut config = config(&db, &amqp);
+    let stores = Stores::new().await;
+    let mut config = stores.config();
     config.admin_email = Some("Admin@Example.com".into());
     config.admin_password = Some(SecretString::from("a long admin password"));
 
@@ -61,7 +61,7 @@ async fn bootstrap_admin_is_created_once_and_existing_accounts_are_promoted() {
         let app = Application::build(config.clone()).await.expect("builds");
         app.state.db.close().await;
     }
-    let pool = flash_kit::stores::connect_postgres(&db.url, 1)
+    let pool = flash_kit::stores::connect_postgres(&stores.db.url, 1)
         .await
         .expect("pool");
     let rows: Vec<(String, String, String)> =

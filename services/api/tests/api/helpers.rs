@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use flash_api::config::{Argon2Config, KeyConfig, OrderConfig};
+use flash_api::config::{Argon2Config, KeyConfig, LimitConfig, OrderConfig};
 use flash_api::{Application, Config};
 use flash_kit::config::CommonConfig;
-use flash_kit::testing::{Running, TestAmqp, TestDatabase};
+use flash_kit::testing::{Running, TestAmqp, TestDatabase, TestRedis};
 use flash_protocol::auth::TokenResponse;
 use flash_protocol::claims::{GATE_AUDIENCE, GATE_ISSUER, GateClaims};
 use flash_protocol::event::Event;
@@ -19,21 +19,41 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 /// Cheap Argon2 so tests spend their time on behaviour, not hashing.
-pub const TEST_ARGON2: Argon2Config = Argon2Config {
-    memory_kib: 1024,
-    iterations: 1,
-    parallelism: 1,
-};
+pub const TEST_ARGON2: Argon2Config = Argon2Config::cheap();
 
 pub const ADMIN_EMAIL: &str = "admin@flash.test";
 pub const ADMIN_PASSWORD: &str = "an admin password";
 
-pub fn config(db: &TestDatabase, amqp: &TestAmqp) -> Config {
+/// The stores of one api test: its own database, broker names and Redis key prefix, each
+/// cleaned up when dropped.
+pub struct Stores {
+    pub db: TestDatabase,
+    pub amqp: TestAmqp,
+    pub redis: TestRedis,
+}
+
+impl Stores {
+    pub async fn new() -> Self {
+        Self {
+            db: TestDatabase::create().await,
+            amqp: TestAmqp::new(),
+            redis: TestRedis::new(),
+        }
+    }
+
+    /// The api's configuration against these stores, with quick settings for tests.
+    pub fn config(&self) -> Config {
+        config(&self.db, &self.amqp, &self.redis)
+    }
+}
+
+pub fn config(db: &TestDatabase, amqp: &TestAmqp, redis: &TestRedis) -> Config {
     Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
         database_url: db.url.clone(),
         database_max_connections: 8,
         migrate_on_start: true,
+        redis: redis.config(),
         amqp_url: amqp.url.clone(),
         amqp_name_prefix: amqp.names.prefix().to_owned(),
         admin_email: Some(ADMIN_EMAIL.into()),
@@ -42,9 +62,11 @@ pub fn config(db: &TestDatabase, amqp: &TestAmqp) -> Config {
             dev_keys: true,
             access_ttl_secs: 900,
             refresh_ttl_secs: 3600,
+            refresh_reuse_grace_secs: 30,
             ..KeyConfig::default()
         },
         argon2: TEST_ARGON2,
+        limits: LimitConfig::default(),
         orders: OrderConfig {
             sweep_ms: 100,
             ..OrderConfig::default()
@@ -56,8 +78,7 @@ pub fn config(db: &TestDatabase, amqp: &TestAmqp) -> Config {
 pub struct TestApi {
     pub running: Running,
     pub pool: sqlx::PgPool,
-    pub db: TestDatabase,
-    pub amqp: TestAmqp,
+    pub stores: Stores,
     client: reqwest::Client,
 }
 
@@ -97,20 +118,19 @@ pub struct User {
 
 impl TestApi {
     pub async fn spawn() -> Self {
-        let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-        let config = config(&db, &amqp);
-        Self::spawn_with(config, db, amqp).await
+        let stores = Stores::new().await;
+        let config = stores.config();
+        Self::spawn_with(config, stores).await
     }
 
-    pub async fn spawn_with(config: Config, db: TestDatabase, amqp: TestAmqp) -> Self {
+    pub async fn spawn_with(config: Config, stores: Stores) -> Self {
         let app = Application::build(config).await.expect("api builds");
         let pool = app.state.db.clone();
         let port = app.port();
         Self {
             running: Running::spawn(port, |shutdown| app.run_until(shutdown)),
             pool,
-            db,
-            amqp,
+            stores,
             client: reqwest::Client::new(),
         }
     }

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use flash_kit::amqp::message_sequence;
-use flash_kit::testing::{TcpProxy, TestAmqp, TestDatabase};
+use flash_kit::testing::{TcpProxy, TestAmqp};
 use flash_protocol::messages::Queue;
 use uuid::Uuid;
 
-use crate::helpers::{TestApi, config, consume};
+use crate::helpers::{Stores, TestApi, consume};
 
 /// Every message id on `queue` until it stays empty for a while, in delivery order, with its
 /// sequence header.
@@ -45,11 +45,11 @@ async fn unpublished(api_pool: &sqlx::PgPool) -> i64 {
 
 #[tokio::test]
 async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
+    let stores = Stores::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".parse::<SocketAddr>().expect("addr")).await;
-    let mut cfg = config(&db, &amqp);
-    cfg.amqp_url = proxy.url_for(&amqp.url);
-    let api = TestApi::spawn_with(cfg.clone(), db, amqp).await;
+    let mut cfg = stores.config();
+    cfg.amqp_url = proxy.url_for(&stores.amqp.url);
+    let api = TestApi::spawn_with(cfg.clone(), stores).await;
     let event = api.event(1000, 1).await;
     let buyers = api.users(30).await;
 
@@ -89,14 +89,13 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
     }
     let TestApi {
         running,
-        db,
-        amqp,
+        stores,
         pool,
         ..
     } = api;
     running.stop().await;
     pool.close().await;
-    let api = TestApi::spawn_with(cfg, db, amqp).await;
+    let api = TestApi::spawn_with(cfg, stores).await;
     let pool = api.pool.clone();
     api.eventually("the new process drains the outbox", || {
         let pool = pool.clone();
@@ -109,8 +108,8 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
             .fetch_all(&api.pool)
             .await
             .expect("outbox");
-    let payments = drain_with_sequences(&api.amqp, Queue::PayRequests).await;
-    let events = drain_with_sequences(&api.amqp, Queue::GatewayEvents).await;
+    let payments = drain_with_sequences(&api.stores.amqp, Queue::PayRequests).await;
+    let events = drain_with_sequences(&api.stores.amqp, Queue::GatewayEvents).await;
     // Each message carries its outbox position (consumers order status changes by it).
     let positions: std::collections::HashMap<String, i64> = expected
         .iter()

@@ -4,14 +4,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flash_kit::amqp::publish;
-use flash_kit::testing::{TestAmqp, TestDatabase};
 use flash_protocol::messages::{PaymentCompleted, PaymentOutcome, PaymentRequested, Queue};
 use flash_protocol::order::{Order, OrderStatus};
 use flash_protocol::{OrderId, PaymentId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{TestApi, User, config, consume};
+use crate::helpers::{Stores, TestApi, User, consume};
 
 pub(crate) async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     PaymentId(
@@ -30,7 +29,7 @@ pub(crate) async fn send_result(
     outcome: PaymentOutcome,
 ) {
     let connection =
-        lapin::Connection::connect(&api.amqp.url, lapin::ConnectionProperties::default())
+        lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
             .await
             .expect("amqp");
     let channel = connection.create_channel().await.expect("channel");
@@ -47,7 +46,7 @@ pub(crate) async fn send_result(
     };
     publish(
         &channel,
-        &api.amqp.names,
+        &api.stores.amqp.names,
         &Uuid::new_v4().to_string(),
         &result,
     )
@@ -166,8 +165,8 @@ async fn results_settle_orders_once_and_declines_return_stock_once() {
 
 #[tokio::test]
 async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_nothing() {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-    let mut cfg = config(&db, &amqp);
+    let stores = Stores::new().await;
+    let mut cfg = stores.config();
     cfg.orders.hold_secs = 1;
     let second = flash_api::Application::build(cfg.clone())
         .await
@@ -175,7 +174,7 @@ async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_not
     let second_port = second.port();
     let second =
         flash_kit::testing::Running::spawn(second_port, |shutdown| second.run_until(shutdown));
-    let api = TestApi::spawn_with(cfg, db, amqp).await;
+    let api = TestApi::spawn_with(cfg, stores).await;
 
     let event = api.event(10, 10).await;
     let buyer = api.users(1).await.remove(0);
@@ -220,10 +219,10 @@ async fn unpaid_orders_expire_once_with_two_replicas_and_late_results_change_not
 
 #[tokio::test]
 async fn unanswered_payments_are_asked_again_with_the_same_payment_id_until_settled() {
-    let (db, amqp) = (TestDatabase::create().await, TestAmqp::new());
-    let mut cfg = config(&db, &amqp);
+    let stores = Stores::new().await;
+    let mut cfg = stores.config();
     cfg.orders.payment_reask_secs = 1;
-    let api = TestApi::spawn_with(cfg, db, amqp).await;
+    let api = TestApi::spawn_with(cfg, stores).await;
     let event = api.event(10, 2).await;
     let buyer = api.users(1).await.remove(0);
     let order = place(&api, &buyer, event.id, 1).await;
@@ -231,7 +230,7 @@ async fn unanswered_payments_are_asked_again_with_the_same_payment_id_until_sett
 
     // Nobody answers (no pay worker): the request comes again, the same payment each time.
     let deliveries = consume(
-        &api.amqp,
+        &api.stores.amqp,
         Queue::PayRequests,
         Duration::from_secs(3),
         Duration::from_millis(3500),

@@ -47,7 +47,7 @@ async fn ready_fails_naming_redis_while_redis_is_cut_off_and_recovers() {
     let target: SocketAddr = "127.0.0.1:6379".parse().expect("addr");
     let proxy = TcpProxy::start(target).await;
     let mut cfg = config(&redis, &amqp);
-    cfg.redis_url = proxy.url_for(&redis.url);
+    cfg.redis.url = proxy.url_for(&redis.url);
     let app = TestGateway::spawn_with(cfg, redis, amqp).await;
     assert_eq!(app.ready().await.0, 200);
 
@@ -69,12 +69,12 @@ async fn ready_fails_naming_redis_while_redis_is_cut_off_and_recovers() {
 async fn bad_configuration_and_unreachable_stores_stop_start_up_with_a_clear_error() {
     let (redis, amqp) = (TestRedis::new(), TestAmqp::new());
     let mut cfg = config(&redis, &amqp);
-    cfg.redis_key_prefix = "bad{prefix}:".into();
+    cfg.redis.key_prefix = "bad{prefix}:".into();
     let error = Application::build(cfg).await.err().expect("refused");
     assert!(error.to_string().contains("may not contain"), "{error}");
 
     let mut cfg = config(&redis, &amqp);
-    cfg.redis_url = "redis://127.0.0.1:1".into();
+    cfg.redis.url = "redis://127.0.0.1:1".into();
     let error = Application::build(cfg).await.err().expect("refused");
     assert!(
         error.to_string().starts_with("redis is unreachable"),

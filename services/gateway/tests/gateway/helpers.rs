@@ -7,7 +7,7 @@ use flash_gateway::config::{DEV_ACCESS_KEY, KeyConfig, LimitConfig};
 use flash_gateway::waiting_room::{EventAnnouncement, WaitingRoom};
 use flash_gateway::{Application, Config};
 use flash_kit::config::CommonConfig;
-use flash_kit::stores::{RedisMode, connect_redis_in};
+use flash_kit::stores::{RedisConfig, RedisMode, connect_redis_in};
 use flash_kit::testing::{Running, TestAmqp, TestRedis, TestRedisCluster};
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, Role};
 use flash_protocol::event::{EventStatus, QueueSettings};
@@ -39,9 +39,7 @@ impl std::ops::Deref for TestGateway {
 pub fn config(redis: &TestRedis, amqp: &TestAmqp) -> Config {
     Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
-        redis_url: redis.url.clone(),
-        redis_mode: RedisMode::Node,
-        redis_key_prefix: redis.prefix.clone(),
+        redis: redis.config(),
         amqp_url: amqp.url.clone(),
         amqp_name_prefix: amqp.names.prefix().to_owned(),
         keys: KeyConfig {
@@ -111,9 +109,11 @@ impl TestGateway {
             TestAmqp::new(),
         );
         let mut config = config(&redis, &amqp);
-        config.redis_url = cluster.url.clone();
-        config.redis_mode = RedisMode::Cluster;
-        config.redis_key_prefix = cluster.prefix.clone();
+        config.redis = RedisConfig {
+            url: cluster.url.clone(),
+            mode: RedisMode::Cluster,
+            key_prefix: cluster.prefix.clone(),
+        };
         let conn = connect_redis_in(&cluster.url, RedisMode::Cluster)
             .await
             .expect("redis cluster");
