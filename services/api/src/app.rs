@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
 use crate::bootstrap::{self, BootstrapError};
-use crate::config::{Config, KeyConfigError, OrderConfig};
+use crate::config::{Config, KeyConfigError, OrderConfig, RetentionConfig};
 use crate::db::{self, DbError};
 use crate::limits::ApiLimits;
 use crate::orders::OrderTaker;
@@ -87,6 +87,7 @@ pub struct Application {
     pub service: Service,
     pub state: AppState,
     orders: OrderConfig,
+    retention: RetentionConfig,
     background: CancellationToken,
 }
 
@@ -95,6 +96,7 @@ impl Application {
     /// ensures the bootstrap admin, and binds the api's port. Background work (outbox relay,
     /// payment results, hold expiry) starts with [`run_until`](Self::run_until).
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        config.keys.check()?;
         let signing = config.keys.signing_key()?;
         let access_jwks = config.keys.access_jwks(&signing)?;
         let access_keys = config.keys.access_keys(&access_jwks)?;
@@ -164,6 +166,7 @@ impl Application {
             service,
             state,
             orders: config.orders,
+            retention: config.retention,
             background,
         })
     }
@@ -195,6 +198,11 @@ impl Application {
                 every: Duration::from_millis(self.orders.sweep_ms.max(50)),
                 reask_after: self.orders.payment_reask(),
             },
+            self.background.clone(),
+        ));
+        workers.spawn(crate::retention::run(
+            state.db.clone(),
+            self.retention,
             self.background.clone(),
         ));
         let broker = Arc::clone(&state.broker);

@@ -72,6 +72,9 @@ pub struct Config {
     pub limits: LimitConfig,
 
     #[command(flatten)]
+    pub retention: RetentionConfig,
+
+    #[command(flatten)]
     pub orders: OrderConfig,
 
     #[command(flatten)]
@@ -158,7 +161,7 @@ pub struct LimitConfig {
     pub orders_per_user: Rate,
 }
 
-/// The limits' defaults (one place for the flags and [`LimitConfig::default`]).
+/// Defaults of the limits and retention windows (one place for the flags and the `Default`s).
 pub mod defaults {
     pub const LIMIT_LOGIN_PER_ADDRESS: &str = "300/min";
     pub const LIMIT_LOGIN_PER_NETWORK: &str = "3000/min";
@@ -169,6 +172,12 @@ pub mod defaults {
     pub const LIMIT_REFRESH_PER_FAMILY: &str = "10/min";
     pub const LIMIT_ORDERS_PER_USER: &str = "30/min";
     pub const KNOWN_ADDRESS_DAYS: u32 = 90;
+    pub const IDEMPOTENCY_KEY_RETENTION_HOURS: u64 = 24;
+    pub const CONSUMED_GATE_TOKEN_RETENTION_HOURS: u64 = 24;
+    pub const REFRESH_TOKEN_RETENTION_DAYS: u64 = 7;
+    pub const PAYMENT_RESULT_RETENTION_DAYS: u64 = 30;
+    pub const OUTBOX_RETENTION_HOURS: u64 = 24;
+    pub const RETENTION_SWEEP_SECS: u64 = 600;
 }
 
 impl Default for LimitConfig {
@@ -296,6 +305,81 @@ impl OrderConfig {
     }
 }
 
+/// How long records kept only to recognise a repeat are kept, then deleted by a sweep.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct RetentionConfig {
+    /// Hours an `Idempotency-Key` is remembered (a repeat within them gets the same order).
+    #[arg(long, env = "IDEMPOTENCY_KEY_RETENTION_HOURS", default_value_t = defaults::IDEMPOTENCY_KEY_RETENTION_HOURS)]
+    pub idempotency_key_hours: u64,
+    /// Hours a used gate token's id is remembered (at least 2: a gate token lives at most an
+    /// hour, after which the api refuses it as expired anyway).
+    #[arg(long, env = "CONSUMED_GATE_TOKEN_RETENTION_HOURS", default_value_t = defaults::CONSUMED_GATE_TOKEN_RETENTION_HOURS)]
+    pub consumed_gate_token_hours: u64,
+    /// Days a refresh token is kept after it expired or was revoked (a used one is kept until
+    /// then, to recognise its replay).
+    #[arg(long, env = "REFRESH_TOKEN_RETENTION_DAYS", default_value_t = defaults::REFRESH_TOKEN_RETENTION_DAYS)]
+    pub refresh_token_days: u64,
+    /// Days a payment's outcome is kept after it arrived (a redelivery within them is
+    /// recognised as one).
+    #[arg(long, env = "PAYMENT_RESULT_RETENTION_DAYS", default_value_t = defaults::PAYMENT_RESULT_RETENTION_DAYS)]
+    pub payment_result_days: u64,
+    /// Hours a published outbox message is kept.
+    #[arg(long, env = "OUTBOX_RETENTION_HOURS", default_value_t = defaults::OUTBOX_RETENTION_HOURS)]
+    pub outbox_hours: u64,
+    /// Seconds between retention sweeps.
+    #[arg(long, env = "RETENTION_SWEEP_SECS", default_value_t = defaults::RETENTION_SWEEP_SECS)]
+    pub sweep_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            idempotency_key_hours: defaults::IDEMPOTENCY_KEY_RETENTION_HOURS,
+            consumed_gate_token_hours: defaults::CONSUMED_GATE_TOKEN_RETENTION_HOURS,
+            refresh_token_days: defaults::REFRESH_TOKEN_RETENTION_DAYS,
+            payment_result_days: defaults::PAYMENT_RESULT_RETENTION_DAYS,
+            outbox_hours: defaults::OUTBOX_RETENTION_HOURS,
+            sweep_secs: defaults::RETENTION_SWEEP_SECS,
+        }
+    }
+}
+
+impl RetentionConfig {
+    fn hours(hours: u64) -> Duration {
+        Duration::from_secs(hours.saturating_mul(3600))
+    }
+
+    #[must_use]
+    pub fn idempotency_keys(&self) -> Duration {
+        Self::hours(self.idempotency_key_hours)
+    }
+
+    #[must_use]
+    pub fn consumed_gate_tokens(&self) -> Duration {
+        Self::hours(self.consumed_gate_token_hours.max(2))
+    }
+
+    #[must_use]
+    pub fn refresh_tokens(&self) -> Duration {
+        Self::hours(self.refresh_token_days.saturating_mul(24))
+    }
+
+    #[must_use]
+    pub fn payment_results(&self) -> Duration {
+        Self::hours(self.payment_result_days.saturating_mul(24))
+    }
+
+    #[must_use]
+    pub fn outbox(&self) -> Duration {
+        Self::hours(self.outbox_hours)
+    }
+
+    #[must_use]
+    pub fn sweep_every(&self) -> Duration {
+        Duration::from_secs(self.sweep_secs.max(1))
+    }
+}
+
 /// Key configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyConfigError {
@@ -320,6 +404,20 @@ impl KeyConfig {
             refresh: Duration::from_secs(self.refresh_ttl_secs),
             reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
         }
+    }
+
+    /// Refuses the dev keys beside real key material.
+    pub fn check(&self) -> Result<(), KeyConfigError> {
+        Ok(source::refuse_dev_keys_beside(
+            self.dev_keys,
+            &[
+                ("API_SIGNING_KEY", self.api_signing_key.is_some()),
+                ("API_SIGNING_KEY_FILE", self.api_signing_key_file.is_some()),
+                ("API_PREVIOUS_JWKS", self.api_previous_jwks.is_some()),
+                ("GATE_JWKS_URL", self.gate_jwks_url.is_some()),
+                ("GATE_JWKS", self.gate_jwks.is_some()),
+            ],
+        )?)
     }
 
     /// The access-token signing key.

@@ -1,7 +1,7 @@
 //! Background sweeps, safe with many replicas (`FOR UPDATE SKIP LOCKED`): orders unpaid past
 //! their hold expire and return their tickets, exactly once; orders whose payment went
 //! unanswered are asked for again; events whose start has passed are announced as ended
-//! (their queue closes); published outbox rows older than a day go.
+//! (their queue closes). Old rows are retired by [`crate::retention`].
 
 use std::time::Duration;
 
@@ -109,17 +109,6 @@ pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(ended.len())
 }
 
-/// Deletes published outbox rows older than a day.
-pub async fn prune_outbox(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
-         WHERE published_at < now() - interval '1 day' LIMIT 10000)",
-    )
-    .execute(pool)
-    .await?
-    .rows_affected())
-}
-
 /// How often the sweeps run, and when payment is asked for again (`None`: never).
 #[derive(Clone, Copy, Debug)]
 pub struct Sweeps {
@@ -131,13 +120,11 @@ pub struct Sweeps {
 pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
     let mut interval = tokio::time::interval(sweeps.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rounds: u64 = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
-        rounds += 1;
         loop {
             match expire_holds(&pool).await {
                 Ok(n) if i64::try_from(n).unwrap_or(0) >= SWEEP_LIMIT => {}
@@ -155,11 +142,6 @@ pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
         }
         if let Err(error) = announce_ended(&pool).await {
             tracing::warn!(%error, "ended-event sweep failed");
-        }
-        if rounds.is_multiple_of(600)
-            && let Err(error) = prune_outbox(&pool).await
-        {
-            tracing::warn!(%error, "outbox pruning failed");
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`relay`]: the outbox relay to RabbitMQ.
 //! - [`payments`]: the payment-results consumer.
 //! - [`holds`]: hold expiry and other sweeps.
+//! - [`retention`]: deleting what is kept only to recognise repeats, after its window.
 //! - [`db`]: the pool, migrations and queries, by aggregate.
 //! - [`error`]: errors as problem+json.
 
@@ -30,6 +31,7 @@ pub mod orders;
 pub mod password;
 pub mod payments;
 pub mod relay;
+pub mod retention;
 pub mod routes;
 pub mod stock;
 

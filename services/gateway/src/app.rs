@@ -84,7 +84,10 @@ impl Application {
     /// [`run_until`](Self::run_until).
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let keys = config.redis.keys()?;
-        let gate = Arc::new(GateIssuer::new(config.keys.signing_key()?));
+        config.keys.check()?;
+        let signing = config.keys.signing_key()?;
+        let published = config.keys.gate_jwks(&signing)?;
+        let gate = Arc::new(GateIssuer::publishing(signing, published));
         let access_keys = config.keys.access_keys()?;
         let redis = config.redis.connect().await?;
         // Sockets follow the queues over pub/sub on one node: PUBLISH reaches every node of a
@@ -105,13 +108,14 @@ impl Application {
         let readiness = Readiness::new()
             .with(RedisCheck(redis.clone()))
             .with(broker.check());
+        let shared_limits = flash_kit::limits::RateLimiter::new(redis.clone(), keys.clone());
         let room = WaitingRoom::new(redis, keys);
         let state = AppState {
             hub: Arc::new(Hub::new(room.clone())),
             room,
             auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
             gate,
-            limits: Arc::new(Limits::new(config.limits)),
+            limits: Arc::new(Limits::new(config.limits, shared_limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             trust_forwarded_for: config.common.trust_forwarded_for,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_kit::config::CommonConfig;
+use flash_kit::limits::{Rate, parse_rate};
 use flash_kit::stores::RedisConfig;
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
-use flash_tokens::{KeyError, KeyRing, SigningKey, source};
+use flash_tokens::{Jwks, KeyError, KeyRing, SigningKey, source};
 
 pub use flash_tokens::keys::{DEV_ACCESS_KEY, DEV_GATE_KEY};
 
@@ -70,6 +71,11 @@ pub struct KeyConfig {
     #[arg(long, env = "GATE_SIGNING_KEY_FILE")]
     pub gate_signing_key_file: Option<PathBuf>,
 
+    /// Earlier gate-token keys still published (a JWKS), while rotating: gate tokens signed
+    /// with them before the rotation stay valid at the api until they expire.
+    #[arg(long, env = "GATE_PREVIOUS_JWKS")]
+    pub gate_previous_jwks: Option<String>,
+
     /// URL of the api's JWKS (`…/api/.well-known/jwks.json`), refreshed every few minutes and
     /// when a token names an unknown key.
     #[arg(long, env = "ACCESS_JWKS_URL")]
@@ -84,7 +90,10 @@ pub struct KeyConfig {
     pub dev_keys: bool,
 }
 
-/// Abuse limits on join and status (per replica, in memory).
+/// Abuse limits. Joins and status polls are limited per replica, in memory (the hot path:
+/// they protect the replica's CPU). WebSocket upgrades and leaves are limited in Redis, so
+/// they hold across replicas (`COUNT/WINDOW`, e.g. `30/min`; `off` turns one off); frames
+/// are limited per socket.
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct LimitConfig {
     /// Joins and status polls per second per user.
@@ -99,15 +108,41 @@ pub struct LimitConfig {
     /// Burst allowance per client IP.
     #[arg(long, env = "RATE_IP_BURST", default_value_t = 2000)]
     pub ip_burst: u32,
+    /// WebSocket connections opened per user (reloads and reconnects included).
+    #[arg(long, env = "LIMIT_WS_PER_USER", default_value = defaults::LIMIT_WS_PER_USER, value_parser = parse_rate)]
+    pub ws_per_user: Rate,
+    /// WebSocket connections opened per client address (sized for carrier-grade NAT, where
+    /// thousands of fans may share one address).
+    #[arg(long, env = "LIMIT_WS_PER_ADDRESS", default_value = defaults::LIMIT_WS_PER_ADDRESS, value_parser = parse_rate)]
+    pub ws_per_address: Rate,
+    /// Frames a client may send on one socket (pings; the socket is closed with 1008 beyond).
+    #[arg(long, env = "LIMIT_FRAMES_PER_SOCKET", default_value = defaults::LIMIT_FRAMES_PER_SOCKET, value_parser = parse_rate)]
+    pub frames_per_socket: Rate,
+    /// Leaves per user.
+    #[arg(long, env = "LIMIT_LEAVES_PER_USER", default_value = defaults::LIMIT_LEAVES_PER_USER, value_parser = parse_rate)]
+    pub leaves_per_user: Rate,
+}
+
+/// Defaults of the limits (one place for the flags and [`LimitConfig::default`]).
+pub mod defaults {
+    pub const LIMIT_WS_PER_USER: &str = "30/min";
+    pub const LIMIT_WS_PER_ADDRESS: &str = "3000/min";
+    pub const LIMIT_FRAMES_PER_SOCKET: &str = "30/min";
+    pub const LIMIT_LEAVES_PER_USER: &str = "10/min";
 }
 
 impl Default for LimitConfig {
     fn default() -> Self {
+        let rate = |text: &str| text.parse().unwrap_or(Rate::OFF);
         Self {
             user_per_sec: 5,
             user_burst: 20,
             ip_per_sec: 500,
             ip_burst: 2000,
+            ws_per_user: rate(defaults::LIMIT_WS_PER_USER),
+            ws_per_address: rate(defaults::LIMIT_WS_PER_ADDRESS),
+            frames_per_socket: rate(defaults::LIMIT_FRAMES_PER_SOCKET),
+            leaves_per_user: rate(defaults::LIMIT_LEAVES_PER_USER),
         }
     }
 }
@@ -128,6 +163,32 @@ pub enum KeyConfigError {
 }
 
 impl KeyConfig {
+    /// Refuses the dev keys beside real key material.
+    pub fn check(&self) -> Result<(), KeyConfigError> {
+        Ok(source::refuse_dev_keys_beside(
+            self.dev_keys,
+            &[
+                ("GATE_SIGNING_KEY", self.gate_signing_key.is_some()),
+                (
+                    "GATE_SIGNING_KEY_FILE",
+                    self.gate_signing_key_file.is_some(),
+                ),
+                ("GATE_PREVIOUS_JWKS", self.gate_previous_jwks.is_some()),
+                ("ACCESS_JWKS_URL", self.access_jwks_url.is_some()),
+                ("ACCESS_JWKS", self.access_jwks.is_some()),
+            ],
+        )?)
+    }
+
+    /// The gate-token keys published: the signing key's and the previous ones.
+    pub fn gate_jwks(&self, signing: &SigningKey) -> Result<Jwks, KeyConfigError> {
+        let previous = match &self.gate_previous_jwks {
+            Some(json) => Jwks::from_json(json)?,
+            None => Jwks::default(),
+        };
+        Ok(signing.jwks().merged(&previous))
+    }
+
     /// The gate-token signing key.
     pub fn signing_key(&self) -> Result<SigningKey, KeyConfigError> {
         source::signing_key(

@@ -1,9 +1,6 @@
 //! The gateway's errors, each answered as problem+json with its stable code; internals are
 //! logged, never returned.
 
-use std::time::Duration;
-
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use flash_kit::http::ProblemResponse;
 use flash_protocol::error::FieldError;
@@ -19,8 +16,8 @@ pub enum ApiError {
     NotInQueue,
     #[error("the queue is closed")]
     QueueClosed,
-    #[error("rate limited")]
-    RateLimited(Duration),
+    #[error(transparent)]
+    Limited(#[from] flash_kit::limits::Refused),
     #[error("invalid request")]
     Validation(Vec<FieldError>),
     #[error(transparent)]
@@ -32,6 +29,7 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match &self {
+            ApiError::Limited(refused) => return refused.into_response(),
             ApiError::EventNotFound => Problem::new(
                 ErrorCode::EventNotFound,
                 "No queue for this event (unknown, or not announced yet)",
@@ -40,10 +38,6 @@ impl IntoResponse for ApiError {
             ApiError::QueueClosed => Problem::new(
                 ErrorCode::QueueClosed,
                 "The queue is closed: sold out or ended",
-            ),
-            ApiError::RateLimited(wait) => Problem::new(
-                ErrorCode::RateLimited,
-                format!("Too many requests; retry in {} ms", wait.as_millis()),
             ),
             ApiError::Validation(errors) => Problem::validation(errors.clone()),
             ApiError::Store(error) => {
@@ -58,13 +52,6 @@ impl IntoResponse for ApiError {
                 Problem::from_code(ErrorCode::Internal)
             }
         };
-        let mut response = ProblemResponse(problem).into_response();
-        if let ApiError::RateLimited(wait) = self {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert("retry-after", value);
-            }
-        }
-        response
+        ProblemResponse(problem).into_response()
     }
 }

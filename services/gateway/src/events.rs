@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use flash_kit::amqp::{Broker, Disposition, consume, message_sequence, message_type};
-use flash_protocol::messages::{EventQueueInfo, EventsMessage, Queue};
+use flash_protocol::messages::{EventQueueInfo, EventsMessage, GateConsumed, Queue};
 use flash_protocol::ws::ClosedReason;
 use tokio_util::sync::CancellationToken;
 
+use crate::gate::GateIssuer;
 use crate::waiting_room::{EventAnnouncement, RoomError, WaitingRoom};
 
 /// Unacknowledged messages in flight.
@@ -47,11 +48,26 @@ pub async fn apply(
             .close_in_order(sold_out.event_id, ClosedReason::SoldOut, sequence)
             .await
             .map(drop),
-        EventsMessage::GateConsumed(consumed) => room
-            .consume(consumed.event_id, consumed.user_id)
-            .await
-            .map(drop),
+        EventsMessage::GateConsumed(consumed) => free_admission(room, &consumed).await.map(drop),
     }
+}
+
+/// Frees the admission whose gate token was used, identified by the token's `jti` (derived
+/// from the admission): a token of an earlier admission of the same user, used or reported
+/// late, frees nothing of the admission they hold now. `true` when a place was freed.
+pub async fn free_admission(
+    room: &WaitingRoom,
+    consumed: &GateConsumed,
+) -> Result<bool, RoomError> {
+    let (event, user) = (consumed.event_id, consumed.user_id);
+    let Some(admitted_at) = room.admitted_at(event, user).await? else {
+        return Ok(false);
+    };
+    if GateIssuer::jti(event, user, admitted_at) != consumed.jti {
+        ::metrics::counter!("gateway_gate_consumed_stale_total").increment(1);
+        return Ok(false);
+    }
+    room.consume(event, user, admitted_at).await
 }
 
 /// Consumes until `stop`, resuming on every broker reconnect.

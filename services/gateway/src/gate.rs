@@ -6,15 +6,16 @@
 
 use flash_protocol::claims::{GATE_AUDIENCE, GATE_ISSUER, GateClaims};
 use flash_protocol::{EventId, UserId};
-use flash_tokens::{KeyError, SigningKey};
+use flash_tokens::{Jwks, KeyError, SigningKey};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Signs gate tokens with the gateway's key.
+/// Signs gate tokens with the gateway's key, and publishes it beside earlier ones.
 #[derive(Debug)]
 pub struct GateIssuer {
     key: SigningKey,
+    published: Jwks,
 }
 
 /// A signed gate token and when it expires.
@@ -25,14 +26,28 @@ pub struct GateToken {
 }
 
 impl GateIssuer {
+    /// An issuer publishing only its own key.
     #[must_use]
     pub fn new(key: SigningKey) -> Self {
-        Self { key }
+        let published = key.jwks();
+        Self { key, published }
+    }
+
+    /// An issuer publishing `published` (its own key and earlier ones, while rotating).
+    #[must_use]
+    pub fn publishing(key: SigningKey, published: Jwks) -> Self {
+        Self { key, published }
     }
 
     #[must_use]
     pub fn key(&self) -> &SigningKey {
         &self.key
+    }
+
+    /// The keys gate tokens are checked against: the signing key and earlier ones.
+    #[must_use]
+    pub fn jwks(&self) -> &Jwks {
+        &self.published
     }
 
     /// The `jti` of an admission: a UUID (v8) from a hash of what identifies it.

@@ -34,7 +34,10 @@ pub struct Slot {
     number: AtomicU64,
     admission: Mutex<Option<(i64, i64)>>,
     replaced: AtomicBool,
-    /// Woken when this socket's admission arrives or a newer socket replaces it.
+    /// The user left the queue (on any replica): the socket has no place to follow.
+    left: AtomicBool,
+    /// Woken when this socket's admission arrives, a newer socket replaces it, or its user
+    /// leaves.
     pub wake: Notify,
 }
 
@@ -65,6 +68,11 @@ impl Slot {
     #[must_use]
     pub fn is_replaced(&self) -> bool {
         self.replaced.load(Ordering::Acquire)
+    }
+
+    #[must_use]
+    pub fn has_left(&self) -> bool {
+        self.left.load(Ordering::Acquire)
     }
 
     /// This socket's standing under `view` at `now_ms`.
@@ -117,32 +125,52 @@ impl EventSockets {
         lock(&self.slots).by_user.len()
     }
 
-    /// Admits local sockets with numbers in `(lo, hi]`, admitted at `at_ms` for `ttl_s`.
-    fn admit_range(&self, lo: u64, hi: u64, at_ms: i64, ttl_s: i64) {
-        if hi <= lo {
-            return;
-        }
-        let slots = lock(&self.slots);
-        for user in slots.by_number.range(lo + 1..=hi).map(|(_, user)| user) {
-            if let Some(slot) = slots.by_user.get(user) {
-                slot.admit(at_ms, at_ms + ttl_s * 1000);
-            }
-        }
-    }
-
-    /// Users with numbers in `(lo, hi]` that are not admitted yet.
-    fn unadmitted_in(&self, lo: u64, hi: u64) -> Vec<UserId> {
-        if hi <= lo {
+    /// Local sockets with numbers in `(0, hi]` that are not admitted yet, with their numbers.
+    fn unadmitted_through(&self, hi: u64) -> Vec<(UserId, u64)> {
+        if hi == 0 {
             return Vec::new();
         }
         let slots = lock(&self.slots);
         slots
             .by_number
-            .range(lo + 1..=hi)
-            .filter_map(|(_, user)| slots.by_user.get(user))
-            .filter(|slot| slot.admission().is_none())
-            .map(|slot| slot.user)
+            .range(1..=hi)
+            .filter_map(|(&number, user)| Some((number, slots.by_user.get(user)?)))
+            .filter(|(number, slot)| {
+                slot.admission().is_none() && slot.place() == Place::Number(*number)
+            })
+            .map(|(number, slot)| (slot.user, number))
             .collect()
+    }
+
+    /// Admits the local socket of `user` at `number`, if it is still there at that number.
+    fn admit(&self, user: UserId, number: u64, admission: (i64, i64)) {
+        let slot = lock(&self.slots).by_user.get(&user).cloned();
+        if let Some(slot) = slot.filter(|slot| slot.place() == Place::Number(number)) {
+            slot.admit(admission.0, admission.1);
+        }
+    }
+
+    /// The user left their place (`place`, as Redis published it): their socket here, if it
+    /// follows that place, is told and forgotten.
+    fn left(&self, user: UserId, place: Place) {
+        let mut slots = lock(&self.slots);
+        let Some(slot) = slots
+            .by_user
+            .get(&user)
+            .filter(|slot| slot.place() == place)
+            .cloned()
+        else {
+            return;
+        };
+        slots.by_user.remove(&user);
+        if let Place::Number(n) = place
+            && slots.by_number.get(&n) == Some(&user)
+        {
+            slots.by_number.remove(&n);
+        }
+        drop(slots);
+        slot.left.store(true, Ordering::Release);
+        slot.wake.notify_one();
     }
 
     fn pre_queue_users(&self) -> Vec<UserId> {
@@ -255,10 +283,18 @@ impl Hub {
             number: AtomicU64::new(place.number().unwrap_or(0)),
             admission: Mutex::new(admission),
             replaced: AtomicBool::new(false),
+            left: AtomicBool::new(false),
             wake: Notify::new(),
         });
         let mut slots = lock(&sockets.slots);
         if let Some(old) = slots.by_user.insert(user, Arc::clone(&slot)) {
+            // The replaced socket leaves nothing behind: its number (the user may have left
+            // and joined again since) maps to nobody here any more.
+            if let Place::Number(n) = old.place()
+                && slots.by_number.get(&n) == Some(&user)
+            {
+                slots.by_number.remove(&n);
+            }
             old.replaced.store(true, Ordering::Release);
             old.wake.notify_one();
         }
@@ -285,7 +321,9 @@ impl Hub {
             .is_some_and(|current| Arc::ptr_eq(current, slot))
         {
             slots.by_user.remove(&slot.user);
-            if let Place::Number(n) = slot.place() {
+            if let Place::Number(n) = slot.place()
+                && slots.by_number.get(&n) == Some(&slot.user)
+            {
                 slots.by_number.remove(&n);
             }
         }
@@ -320,7 +358,7 @@ impl Hub {
         match words.next() {
             Some("serving") => {
                 let numbers: Vec<i64> = words.filter_map(|w| w.parse().ok()).collect();
-                let &[from, to, at_ms, ttl_s] = numbers.as_slice() else {
+                let &[from, to, _at_ms, _ttl_s] = numbers.as_slice() else {
                     tracing::warn!(%payload, "malformed queue notification");
                     return;
                 };
@@ -330,7 +368,7 @@ impl Hub {
                 );
                 let through = sockets.admitted_through.load(Ordering::Acquire);
                 if from <= through {
-                    sockets.admit_range(through.max(from), to, at_ms, ttl_s);
+                    self.admit_recorded(&sockets, to).await;
                     sockets.admitted_through.fetch_max(to, Ordering::AcqRel);
                     let mut latest = *lock(&sockets.latest);
                     latest.serving = latest.serving.max(to);
@@ -338,6 +376,18 @@ impl Hub {
                 } else {
                     // Notifications were missed: read what happened since.
                     self.catch_up(&sockets).await;
+                }
+            }
+            Some("left") => {
+                let user = words.next().and_then(|w| w.parse::<UserId>().ok());
+                let place = match words.next() {
+                    Some("pre") => Some(Place::PreQueue),
+                    Some(n) => n.parse().ok().map(Place::Number),
+                    None => None,
+                };
+                match (user, place) {
+                    (Some(user), Some(place)) => sockets.left(user, place),
+                    _ => tracing::warn!(%payload, "malformed queue notification"),
                 }
             }
             Some("closed") => {
@@ -380,29 +430,44 @@ impl Hub {
             }
         }
         let through = sockets.admitted_through.load(Ordering::Acquire);
-        // Sockets registered with a stale view may sit at or below `through`: look from 0.
-        let users = sockets.unadmitted_in(0, view.serving.max(through));
-        match self
-            .room
-            .admissions(event, &users, view.admission_ttl_s)
+        if self
+            .admit_recorded_with(sockets, view.serving.max(through), view.admission_ttl_s)
             .await
         {
-            Ok(admissions) => {
-                for (user, admission) in users.into_iter().zip(admissions) {
-                    if let Some((at, ends)) = admission {
-                        let slot = lock(&sockets.slots).by_user.get(&user).cloned();
-                        if let Some(slot) = slot {
-                            slot.admit(at, ends);
-                        }
-                    }
-                }
-                sockets
-                    .admitted_through
-                    .fetch_max(view.serving, Ordering::AcqRel);
-            }
-            Err(error) => tracing::warn!(%error, %event, "cannot read admissions"),
+            sockets
+                .admitted_through
+                .fetch_max(view.serving, Ordering::AcqRel);
         }
         sockets.update(view);
+    }
+
+    /// Admits the local sockets served through `through` whose admission Redis recorded (for
+    /// that user at that number): a gate token is only ever signed for such an admission.
+    async fn admit_recorded(&self, sockets: &EventSockets, through: u64) -> bool {
+        let ttl_s = lock(&sockets.latest).admission_ttl_s;
+        self.admit_recorded_with(sockets, through, ttl_s).await
+    }
+
+    async fn admit_recorded_with(&self, sockets: &EventSockets, through: u64, ttl_s: u32) -> bool {
+        let waiting = sockets.unadmitted_through(through);
+        if waiting.is_empty() {
+            return true;
+        }
+        let users: Vec<UserId> = waiting.iter().map(|(user, _)| *user).collect();
+        match self.room.admissions(sockets.event, &users).await {
+            Ok(recorded) => {
+                for ((user, number), recorded) in waiting.into_iter().zip(recorded) {
+                    if let Some(admission) = recorded.admission_at(number, ttl_s) {
+                        sockets.admit(user, number, admission);
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, event = %sockets.event, "cannot read admissions");
+                false
+            }
+        }
     }
 
     /// Publishes the coalesced views (positions) and catches every event up with Redis.
@@ -479,5 +544,58 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(serving: u64) -> QueueView {
+        QueueView {
+            state: RawState::Open,
+            paused: false,
+            closed_reason: None,
+            admit_per_sec: 10,
+            admission_ttl_s: 300,
+            serving,
+        }
+    }
+
+    fn slot(user: UserId, number: u64) -> Arc<Slot> {
+        Arc::new(Slot {
+            user,
+            number: AtomicU64::new(number),
+            admission: Mutex::new(None),
+            replaced: AtomicBool::new(false),
+            left: AtomicBool::new(false),
+            wake: Notify::new(),
+        })
+    }
+
+    #[test]
+    fn waiting_sockets_are_found_by_number_and_a_leave_forgets_only_its_own_place() {
+        let sockets = EventSockets::new(EventId::new_v7(), view(0));
+        assert!(
+            sockets.unadmitted_through(0).is_empty(),
+            "nothing served yet"
+        );
+        let (alice, bob) = (UserId::new_v7(), UserId::new_v7());
+        {
+            let mut slots = lock(&sockets.slots);
+            for (user, number) in [(alice, 3), (bob, 7)] {
+                slots.by_user.insert(user, slot(user, number));
+                slots.by_number.insert(number, user);
+            }
+        }
+        assert_eq!(sockets.unadmitted_through(5), vec![(alice, 3)]);
+        sockets.admit(alice, 3, (1, 2));
+        assert!(sockets.unadmitted_through(5).is_empty(), "admitted once");
+        // A leave of another place (bob left an earlier number) changes nothing here.
+        sockets.left(bob, Place::Number(2));
+        assert_eq!(sockets.unadmitted_through(10), vec![(bob, 7)]);
+        sockets.left(bob, Place::Number(7));
+        assert!(sockets.unadmitted_through(10).is_empty());
+        assert_eq!(sockets.len(), 1);
     }
 }

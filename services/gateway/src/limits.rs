@@ -1,28 +1,50 @@
-//! Abuse limits on join and status: per user and per client IP, in memory on each replica
-//! (GCRA via `governor`). A refused call is answered 429 `RATE_LIMITED` with `Retry-After`.
+//! Abuse limits. Join and status: per user and per client IP, in memory on each replica (GCRA
+//! via `governor`; the hot path, guarding the replica's CPU). WebSocket upgrades per user and
+//! per address, and leaves per user: in Redis, shared by every replica. Frames: per socket. A
+//! refused call is answered 429 `RATE_LIMITED` with `Retry-After` (a socket refused after its
+//! `auth` frame is closed with 4429).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
 
+use flash_kit::limits::{Count, Limit, RateLimiter as SharedLimiter, Refused};
 use flash_protocol::UserId;
 use governor::clock::Clock as _;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitConfig;
 
-/// The per-user and per-IP limiters of one replica.
+/// The gateway's limits: in memory for join and status, in Redis for the rest.
+#[derive(Debug)]
 pub struct Limits {
+    polls: PollLimits,
+    shared: SharedLimiter,
+    config: LimitConfig,
+}
+
+/// Joins and status polls per user and per IP, in this replica's memory.
+pub struct PollLimits {
     user: Option<DefaultKeyedRateLimiter<UserId>>,
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
-impl std::fmt::Debug for Limits {
+impl std::fmt::Debug for PollLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits")
+        f.debug_struct("PollLimits")
             .field("users", &self.user.as_ref().map(RateLimiter::len))
             .field("ips", &self.ip.as_ref().map(RateLimiter::len))
             .finish()
+    }
+}
+
+/// The frames one socket may still send (GCRA, in memory).
+pub struct FrameBudget(DefaultDirectRateLimiter);
+
+impl FrameBudget {
+    /// Counts one frame; `false` when the socket is over its budget.
+    #[must_use]
+    pub fn spend(&self) -> bool {
+        self.0.check().is_ok()
     }
 }
 
@@ -40,24 +62,105 @@ where
 
 impl Limits {
     #[must_use]
-    pub fn new(config: LimitConfig) -> Self {
+    pub fn new(config: LimitConfig, shared: SharedLimiter) -> Self {
+        Self {
+            polls: PollLimits::new(&config),
+            shared,
+            config,
+        }
+    }
+
+    /// A join or status poll: refused when the user or the IP is over its limit.
+    pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Refused> {
+        self.polls.check(user, ip)
+    }
+
+    /// Forgets keys back at full allowance (call periodically).
+    pub fn housekeeping(&self) {
+        self.polls.housekeeping();
+    }
+
+    /// A WebSocket upgrade from `ip` (before the upgrade).
+    pub async fn websocket_from(&self, ip: IpAddr) -> Result<(), Refused> {
+        let address = ip.to_string();
+        self.shared
+            .check(
+                &[Limit::new(
+                    "ws-address",
+                    self.config.ws_per_address,
+                    &address,
+                )],
+                Count::Charge,
+            )
+            .await
+    }
+
+    /// A WebSocket of `user` (once its `auth` frame named them).
+    pub async fn websocket_of(&self, user: UserId) -> Result<(), Refused> {
+        let user = user.to_string();
+        self.shared
+            .check(
+                &[Limit::new("ws-user", self.config.ws_per_user, &user)],
+                Count::Charge,
+            )
+            .await
+    }
+
+    /// A leave by `user`.
+    pub async fn leave(&self, user: UserId) -> Result<(), Refused> {
+        let user = user.to_string();
+        self.shared
+            .check(
+                &[Limit::new("leave-user", self.config.leaves_per_user, &user)],
+                Count::Charge,
+            )
+            .await
+    }
+
+    /// The budget of frames of one new socket (`None`: unlimited).
+    #[must_use]
+    pub fn frame_budget(&self) -> Option<FrameBudget> {
+        let rate = self.config.frames_per_socket;
+        if rate.is_off() {
+            return None;
+        }
+        let count = NonZeroU32::new(rate.count)?;
+        let quota = Quota::with_period(rate.window / rate.count)?.allow_burst(count);
+        Some(FrameBudget(RateLimiter::direct(quota)))
+    }
+}
+
+impl PollLimits {
+    #[must_use]
+    pub fn new(config: &LimitConfig) -> Self {
         Self {
             user: limiter(config.user_per_sec, config.user_burst),
             ip: limiter(config.ip_per_sec, config.ip_burst),
         }
     }
 
-    /// `Err(wait)` when the user or the IP is over its limit.
-    pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Duration> {
+    /// Refused when the user or the IP is over its limit.
+    pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Refused> {
+        let refused = |limit| {
+            move |wait| {
+                ::metrics::counter!("rate_limited_total", "limit" => limit).increment(1);
+                Refused {
+                    limit,
+                    retry_after: wait,
+                }
+            }
+        };
         if let Some(limiter) = &self.ip {
             limiter
                 .check_key(&ip)
-                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))?;
+                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+                .map_err(refused("poll-address"))?;
         }
         if let Some(limiter) = &self.user {
             limiter
                 .check_key(&user)
-                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))?;
+                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+                .map_err(refused("poll-user"))?;
         }
         Ok(())
     }
@@ -78,10 +181,11 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn users_and_ips_are_limited_separately_and_zero_means_unlimited() {
-        let limits = Limits::new(LimitConfig {
+        let limits = PollLimits::new(&LimitConfig {
             user_per_sec: 1,
             user_burst: 2,
             ip_per_sec: 0,
@@ -93,7 +197,8 @@ mod tests {
         assert!(limits.check(alice, ip).is_ok());
         let wait = limits
             .check(alice, ip)
-            .expect_err("third call in a burst of two");
+            .expect_err("third call in a burst of two")
+            .retry_after;
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"

@@ -37,6 +37,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The client's address (the last `X-Forwarded-For` entry behind the load balancer).
+struct ClientIp(std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(flash_kit::limits::client_ip(
+            parts,
+            state.trust_forwarded_for,
+        )))
+    }
+}
+
 /// A signed-in caller within the rate limits (per user and per client IP); a caller over them
 /// is answered 429 before the handler runs.
 struct Limited(UserId);
@@ -51,11 +68,13 @@ impl FromRequestParts<AppState> for Limited {
         let CurrentUser(claims) = CurrentUser::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let ip = flash_kit::limits::client_ip(parts, state.trust_forwarded_for);
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
         state
             .limits
             .check(claims.sub, ip)
-            .map_err(|limited| ApiError::RateLimited(limited).into_response())?;
+            .map_err(IntoResponse::into_response)?;
         Ok(Self(claims.sub))
     }
 }
@@ -63,7 +82,7 @@ impl FromRequestParts<AppState> for Limited {
 async fn jwks(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.gate.key().jwks()),
+        Json(state.gate.jwks().clone()),
     )
         .into_response()
 }
@@ -121,6 +140,7 @@ async fn leave(
     CurrentUser(claims): CurrentUser,
     Path(event): Path<EventId>,
 ) -> Result<StatusCode, ApiError> {
+    state.limits.leave(claims.sub).await?;
     if state.room.leave(event, claims.sub).await? {
         ::metrics::counter!("gateway_leaves_total").increment(1);
         Ok(StatusCode::NO_CONTENT)
@@ -131,15 +151,20 @@ async fn leave(
 
 async fn websocket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(event): Path<EventId>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = state.limits.websocket_from(ip).await {
+        return refused.into_response();
+    }
     let context = SocketContext {
         event,
         room: state.room.clone(),
         hub: Arc::clone(&state.hub),
         auth: Arc::clone(&state.auth),
         gate: Arc::clone(&state.gate),
+        limits: Arc::clone(&state.limits),
         shutdown: state.shutdown.clone(),
         auth_deadline: state.ws_auth_timeout,
     };

@@ -109,6 +109,34 @@ pub struct QueueView {
     pub serving: u64,
 }
 
+/// What Redis recorded of one user's place and admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// `None` when the user holds no place.
+    pub place: Option<Place>,
+    /// When the user was admitted (ms), if they hold an admission (open or used).
+    pub admitted_at_ms: Option<i64>,
+    /// End of the admission window while it is open (ms).
+    pub admission_ends_ms: Option<i64>,
+}
+
+impl Recorded {
+    /// The admission (admitted at, ends at; ms) Redis recorded for this user at `number`; an
+    /// admission no longer open (used) ends `ttl_s` after it began.
+    #[must_use]
+    pub fn admission_at(&self, number: u64, ttl_s: u32) -> Option<(i64, i64)> {
+        if self.place != Some(Place::Number(number)) {
+            return None;
+        }
+        let at = self.admitted_at_ms?;
+        Some((
+            at,
+            self.admission_ends_ms
+                .unwrap_or(at + i64::from(ttl_s) * 1000),
+        ))
+    }
+}
+
 /// What one tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickOutcome {
@@ -221,6 +249,7 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
 }
 
 struct Scripts {
+    admissions: Script,
     join: Script,
     tick: Script,
     status: Script,
@@ -236,6 +265,7 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
+            admissions: Script::new(include_str!("lua/admissions.lua")),
             join: Script::new(concat!(
                 include_str!("lua/snapshot.lua"),
                 include_str!("lua/join.lua")
@@ -361,7 +391,8 @@ impl WaitingRoom {
         parse_snapshot(&array(result)?)
     }
 
-    /// Gives up a place; `false` when the user held none.
+    /// Gives up a place (every replica is told, and closes the user's sockets of that place);
+    /// `false` when the user held none.
     pub async fn leave(&self, event: EventId, user: UserId) -> Result<bool, RoomError> {
         let k = self.queue(event);
         let left: i64 = self
@@ -377,6 +408,7 @@ impl WaitingRoom {
             .key(&k.serving)
             .key(&k.joined_at)
             .arg(user.to_string())
+            .arg(&k.channel)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(left == 1)
@@ -498,15 +530,41 @@ impl WaitingRoom {
         Ok(closed == 1)
     }
 
-    /// The api used the user's gate token: frees the admitted place (idempotent).
-    pub async fn consume(&self, event: EventId, user: UserId) -> Result<bool, RoomError> {
+    /// When `user` was last admitted to `event` (ms), if they hold an admission.
+    pub async fn admitted_at(
+        &self,
+        event: EventId,
+        user: UserId,
+    ) -> Result<Option<i64>, RoomError> {
+        let value: Value = redis::cmd("HGET")
+            .arg(self.queue(event).admitted_at)
+            .arg(user.to_string())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        match value {
+            Value::Nil => Ok(None),
+            other => int(&other).map(Some),
+        }
+    }
+
+    /// The api used the gate token of the user's admission at `admitted_at_ms`: frees that
+    /// admission's place (idempotent); `false` when it was free already or the user's
+    /// admission is another one.
+    pub async fn consume(
+        &self,
+        event: EventId,
+        user: UserId,
+        admitted_at_ms: i64,
+    ) -> Result<bool, RoomError> {
         let k = self.queue(event);
         let freed: i64 = self
             .scripts
             .consume
             .key(&k.admitted)
             .key(&k.stats)
+            .key(&k.admitted_at)
             .arg(user.to_string())
+            .arg(admitted_at_ms)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(freed == 1)
@@ -643,37 +701,42 @@ impl WaitingRoom {
             .collect()
     }
 
-    /// The admissions (admitted at, ends at; ms) of `users`, `None` for those never
-    /// admitted; an admission no longer open (used or lapsed) ends `ttl_s` after it began.
-    /// How a replica catches up after missing notifications.
+    /// What Redis recorded of `users`' places and admissions, read in one step: a gate token
+    /// is only ever signed for an admission recorded here for that user and number.
     pub async fn admissions(
         &self,
         event: EventId,
         users: &[UserId],
-        ttl_s: u32,
-    ) -> Result<Vec<Option<(i64, i64)>>, RoomError> {
+    ) -> Result<Vec<Recorded>, RoomError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let k = self.queue(event);
-        let mut pipe = redis::pipe();
+        let mut invocation = self.scripts.admissions.key(&k.users);
+        invocation.key(&k.admitted).key(&k.admitted_at);
         for user in users {
-            pipe.cmd("HGET").arg(&k.admitted_at).arg(user.to_string());
-            pipe.cmd("ZSCORE").arg(&k.admitted).arg(user.to_string());
+            invocation.arg(user.to_string());
         }
-        let values: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
-        Ok(values
-            .chunks(2)
-            .map(|pair| {
-                let at = pair.first().and_then(|v| opt_text(v).ok().flatten())?;
-                let at: i64 = at.parse().ok()?;
-                let ends = pair
-                    .get(1)
-                    .and_then(|v| opt_text(v).ok().flatten())
-                    .and_then(|_| pair.get(1).and_then(|v| int(v).ok()))
-                    .unwrap_or(at + i64::from(ttl_s) * 1000);
-                Some((at, ends))
+        let result: Value = invocation.invoke_async(&mut self.redis.clone()).await?;
+        array(result)?
+            .into_iter()
+            .map(|entry| {
+                let fields = array(entry)?;
+                let optional = |i: usize| -> Result<Option<i64>, RoomError> {
+                    match field(&fields, i)? {
+                        Value::Nil | Value::Boolean(false) => Ok(None),
+                        other => int(other).map(Some),
+                    }
+                };
+                Ok(Recorded {
+                    place: match field(&fields, 0)? {
+                        Value::Nil | Value::Boolean(false) => None,
+                        other => Some(Place::parse(other)?),
+                    },
+                    admitted_at_ms: optional(1)?,
+                    admission_ends_ms: optional(2)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -2,9 +2,12 @@
 //! `Sink + Stream` of messages so it is tested over channels as well as over real sockets.
 //!
 //! The client authenticates with its first frame within 5 s (else 4401); a user who has not
-//! joined is closed with 4404; a newer socket of the same user closes this one (4409); a
+//! joined is closed with 4404 (and so is a socket whose user leaves the queue, on any
+//! replica); a newer socket of the same user closes this one (4409); a user over their
+//! connection limit is closed with 4429; a client over its frame budget with 1008; a
 //! restarting server closes with 1012. Frames are state, not a queue: a slow client only
-//! ever gets the newest position, and the admitted frame is never dropped.
+//! ever gets the newest position, and the admitted frame is never dropped. When an admission
+//! runs out unused the socket is told (`position` in state `expired`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,8 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message};
 use flash_kit::auth::Authenticator;
 use flash_protocol::ws::{
-    CLOSE_NOT_IN_QUEUE, CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED, ClientFrame, ServerFrame,
+    CLOSE_NOT_IN_QUEUE, CLOSE_RATE_LIMITED, CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED,
+    ClientFrame, ServerFrame,
 };
 use flash_protocol::{EventId, UserId};
 use futures::{Sink, SinkExt as _, Stream, StreamExt as _};
@@ -20,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gate::GateIssuer;
 use crate::hub::{Hub, Registration};
+use crate::limits::{FrameBudget, Limits};
 use crate::ticket::{Absent, Standing};
 use crate::waiting_room::{QueueView, WaitingRoom};
 
@@ -41,6 +46,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A new socket's first read of the queue is tried again after these waits, doubling.
 const SNAPSHOT_RETRY_FIRST: Duration = Duration::from_millis(250);
 const SNAPSHOT_RETRY_LAST: Duration = Duration::from_secs(2);
+/// How long after an admission's end a socket asks Redis again whether it lapsed (the tick
+/// that frees it runs every 100 ms by default).
+const EXPIRY_RECHECK: Duration = Duration::from_millis(150);
 /// Server pings keep idle connections open through proxies.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -52,6 +60,7 @@ pub struct SocketContext {
     pub hub: Arc<Hub>,
     pub auth: Arc<Authenticator>,
     pub gate: Arc<GateIssuer>,
+    pub limits: Arc<Limits>,
     pub shutdown: CancellationToken,
     pub auth_deadline: Duration,
 }
@@ -90,11 +99,11 @@ where
         self.send(Message::Text(text.into())).await
     }
 
-    async fn close(&mut self, code: u16, reason: &'static str) {
+    async fn close(&mut self, code: u16, reason: impl Into<String>) {
         ::metrics::counter!("gateway_ws_closed_total", "code" => code.to_string()).increment(1);
         let frame = CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason.into().into(),
         };
         let _ = self.send(Message::Close(Some(frame))).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.close()).await;
@@ -118,6 +127,36 @@ fn now_ms() -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// Counts one frame of the client's against the socket's budget; `false` when over it.
+fn within(budget: Option<&FrameBudget>) -> bool {
+    budget.is_none_or(FrameBudget::spend)
+}
+
+/// Whether an admitted socket's window ran out, by Redis's clock: the expired standing to
+/// tell, or (while Redis still has the admission open) how long to wait before asking again.
+/// Neither for an admission used for an order, which stays admitted.
+async fn expiry(ctx: &SocketContext, user: UserId) -> (Option<Duration>, Option<Standing>) {
+    let snapshot = match ctx.room.snapshot(ctx.event, user).await {
+        Ok(snapshot) => snapshot,
+        Err(_) => return (Some(Duration::from_secs(1)), None),
+    };
+    match crate::ticket::standing(&snapshot) {
+        Ok(expired @ Standing::Expired { .. }) => (None, Some(expired)),
+        Ok(Standing::Admitted { .. }) => match snapshot.admission_ends_ms {
+            // Open in Redis: the tick frees it within one interval of its end.
+            Some(ends) => (
+                Some(
+                    EXPIRY_RECHECK
+                        + Duration::from_millis(u64::try_from(ends - snapshot.now_ms).unwrap_or(0)),
+                ),
+                None,
+            ),
+            None => (None, None),
+        },
+        _ => (None, None),
+    }
+}
+
 /// Runs one socket to its end.
 pub async fn run<S, E>(socket: S, ctx: SocketContext)
 where
@@ -127,6 +166,16 @@ where
     let Some(user) = authenticate(&mut socket, &ctx).await else {
         return;
     };
+    if let Err(refused) = ctx.limits.websocket_of(user).await {
+        let seconds = flash_kit::limits::retry_seconds(refused.retry_after);
+        socket
+            .close(
+                CLOSE_RATE_LIMITED,
+                format!("too many connections; retry in {seconds} s"),
+            )
+            .await;
+        return;
+    }
     let mut backoff = SNAPSHOT_RETRY_FIRST;
     let snapshot = loop {
         match ctx.room.snapshot(ctx.event, user).await {
@@ -292,9 +341,13 @@ async fn session<S, E>(
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     let Registration { slot, mut view } = registration;
+    let budget = ctx.limits.frame_budget();
     let mut last_position = None;
     let mut admitted_sent = false;
     let mut expiry_checked = expired;
+    // When to ask Redis whether the admission ran out: its end, and again a little later
+    // while Redis (whose clock rules) still has it open.
+    let mut expiry_due: Option<tokio::time::Instant> = None;
     let mut seen_version = view.borrow_and_update().version;
     if let Flow::Stop = announce(
         socket,
@@ -315,10 +368,12 @@ async fn session<S, E>(
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     loop {
-        let ends_in = slot
-            .admission()
-            .filter(|_| admitted_sent && !expiry_checked)
-            .map(|(_, ends)| Duration::from_millis(u64::try_from(ends - now_ms()).unwrap_or(0)));
+        if admitted_sent && !expiry_checked && expiry_due.is_none() {
+            expiry_due = slot.admission().map(|(_, ends)| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis(u64::try_from(ends - now_ms()).unwrap_or(0))
+            });
+        }
         let next: Option<Standing> = tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => {
@@ -328,6 +383,10 @@ async fn session<S, E>(
             () = slot.wake.notified() => {
                 if slot.is_replaced() {
                     socket.close(CLOSE_REPLACED, "replaced by a newer connection").await;
+                    return;
+                }
+                if slot.has_left() {
+                    socket.close(CLOSE_NOT_IN_QUEUE, "you left the queue").await;
                     return;
                 }
                 let current = view.borrow().view;
@@ -346,20 +405,21 @@ async fn session<S, E>(
                 slot.standing(&published.view, now_ms()).ok()
             }
             () = async {
-                match ends_in {
-                    Some(wait) => tokio::time::sleep(wait).await,
+                match expiry_due.filter(|_| !expiry_checked) {
+                    Some(due) => tokio::time::sleep_until(due).await,
                     None => std::future::pending().await,
                 }
             } => {
-                expiry_checked = true;
-                ctx.room
-                    .snapshot(ctx.event, user)
-                    .await
-                    .ok()
-                    .and_then(|snapshot| crate::ticket::standing(&snapshot).ok())
-                    .filter(|standing| matches!(standing, Standing::Expired { .. }))
+                let (again, told) = expiry(ctx, user).await;
+                expiry_checked = again.is_none();
+                expiry_due = again.map(|wait| tokio::time::Instant::now() + wait);
+                told
             }
             incoming = socket.inner.next() => match incoming {
+                Some(Ok(_)) if !within(budget.as_ref()) => {
+                    socket.close(CLOSE_POLICY, "too many frames").await;
+                    return;
+                }
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
                     Ok(ClientFrame::Ping) => {
                         if let Flow::Stop = socket.frame(&ServerFrame::Pong).await {

@@ -72,6 +72,7 @@ impl Stores {
                 orders: flash_api::config::OrderConfig::default(),
                 argon2: Argon2Config::cheap(),
                 limits: flash_api::config::LimitConfig::default(),
+                retention: flash_api::config::RetentionConfig::default(),
                 common: CommonConfig::default(),
             },
             pay: flash_pay::Config {

@@ -10,6 +10,9 @@ use crate::queue::TicketState;
 pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
 /// The user has not joined this event's queue.
 pub const CLOSE_NOT_IN_QUEUE: u16 = 4404;
+/// Too many connections for this user: reconnect after the number of seconds the close
+/// reason names (an extension of the contract, the WebSocket form of 429 `RATE_LIMITED`).
+pub const CLOSE_RATE_LIMITED: u16 = 4429;
 /// The server is restarting: reconnect (to any replica) and keep your place.
 pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Seconds the client has to send its `auth` frame.

@@ -33,6 +33,11 @@ pub enum KeyError {
     },
     #[error("signing failed: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error(
+        "FLASH_DEV_KEYS=true together with real key material ({}): the dev keys are well known, anyone can sign with them. Unset FLASH_DEV_KEYS (or the real keys, for a local run)",
+        .0.join(", ")
+    )]
+    DevKeysWithRealKeys(Vec<&'static str>),
 }
 
 /// A public Ed25519 key as a JWK (RFC 8037).

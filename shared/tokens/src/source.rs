@@ -7,6 +7,21 @@ use std::path::Path;
 use crate::keys::{Jwks, KeyError, SigningKey};
 use crate::ring::KeyRing;
 
+/// Refuses the well-known dev keys beside real key material: `real` names each key setting
+/// and whether it is set. A deployment that configured real keys and also turned dev keys on
+/// would sign with, or accept, keys anyone can derive.
+pub fn refuse_dev_keys_beside(dev: bool, real: &[(&'static str, bool)]) -> Result<(), KeyError> {
+    let set: Vec<&'static str> = real
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect();
+    if dev && !set.is_empty() {
+        return Err(KeyError::DevKeysWithRealKeys(set));
+    }
+    Ok(())
+}
+
 /// The signing key, from the first source set: `pem`, then `file`, then the dev key labelled
 /// `dev` (when given). `None` when no source is set.
 pub fn signing_key(
@@ -50,6 +65,19 @@ pub fn verification_ring(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_keys_beside_real_keys_are_refused_naming_them() {
+        assert!(refuse_dev_keys_beside(true, &[("A", false), ("B", false)]).is_ok());
+        assert!(refuse_dev_keys_beside(false, &[("A", true)]).is_ok());
+        let error = refuse_dev_keys_beside(true, &[("A", true), ("B", false), ("C", true)])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("FLASH_DEV_KEYS") && error.contains("(A, C)"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn the_first_source_set_wins_and_none_is_none() {

@@ -150,19 +150,3 @@ async fn successor_unused(
     .await?;
     Ok(unused == Some(true))
 }
-
-/// Deletes tokens expired or revoked more than `retention` ago (a used token is kept until
-/// then, to recognise its replay). Returns how many.
-pub async fn prune(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens \
-           WHERE expires_at < now() - make_interval(secs => $1) \
-              OR revoked_at < now() - make_interval(secs => $1) \
-           LIMIT $2)",
-    )
-    .bind(retention.as_secs_f64())
-    .bind(limit)
-    .execute(pool)
-    .await?
-    .rows_affected())
-}

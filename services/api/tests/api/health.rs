@@ -50,7 +50,7 @@ async fn ready_fails_naming_postgres_while_it_is_cut_off_and_recovers() {
 }
 
 #[tokio::test]
-async fn bootstrap_admin_is_created_once_and_existing_accounts_are_promoted() {
+async fn bootstrap_admin_is_created_once_and_never_takes_over_an_existing_account() {
     let stores = Stores::new().await;
     let mut config = stores.config();
     config.admin_email = Some("Admin@Example.com".into());
@@ -90,20 +90,61 @@ async fn bootstrap_admin_is_created_once_and_existing_accounts_are_promoted() {
             .expect("verify")
     );
 
-    // An existing user named as admin is promoted and keeps their password.
+    // An account someone registered with the e-mail later named as admin (in another letter
+    // case) is not promoted: start-up refuses, says so, and starts.
     sqlx::query("INSERT INTO users (id, email, password_hash) VALUES (gen_random_uuid(), 'ops@example.com', 'kept')")
         .execute(&pool)
         .await
         .expect("user");
     config.admin_email = Some("OPS@example.com".into());
-    let app = Application::build(config.clone()).await.expect("builds");
+    let app = Application::build(config.clone())
+        .await
+        .expect("starts anyway");
     app.state.db.close().await;
-    let (role, hash): (String, String) =
-        sqlx::query_as("SELECT role, password_hash FROM users WHERE email = 'ops@example.com'")
-            .fetch_one(&pool)
+    let role_of_ops = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT role, password_hash FROM users WHERE email = 'ops@example.com'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("ops user")
+    };
+    let (role, hash) = role_of_ops().await;
+    assert_eq!((role.as_str(), hash.as_str()), ("user", "kept"));
+    let bootstrap = flash_api::bootstrap::ensure_admin(
+        &pool,
+        &PasswordHashing::new(TEST_ARGON2).expect("params"),
+        Some("OPS@example.com"),
+        Some(&SecretString::from("a long admin password")),
+    )
+    .await
+    .expect("bootstrap");
+    assert!(
+        matches!(bootstrap, flash_api::bootstrap::Bootstrap::Refused(_)),
+        "{bootstrap:?}"
+    );
+
+    // Promoting it is a deliberate act.
+    use flash_api::bootstrap::{Grant, grant_admin};
+    assert!(matches!(
+        grant_admin(&pool, "Ops@Example.com", "test")
             .await
-            .expect("ops user");
-    assert_eq!((role.as_str(), hash.as_str()), ("admin", "kept"));
+            .expect("grant"),
+        Grant::Granted(_)
+    ));
+    assert_eq!(role_of_ops().await.0, "admin");
+    assert!(matches!(
+        grant_admin(&pool, "ops@example.com", "test")
+            .await
+            .expect("grant"),
+        Grant::AlreadyAdmin(_)
+    ));
+    assert_eq!(
+        grant_admin(&pool, "nobody@example.com", "test")
+            .await
+            .expect("grant"),
+        Grant::NoSuchAccount
+    );
 
     // Half a bootstrap configuration is refused.
     config.admin_password = None;

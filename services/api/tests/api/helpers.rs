@@ -67,6 +67,7 @@ pub fn config(db: &TestDatabase, amqp: &TestAmqp, redis: &TestRedis) -> Config {
         },
         argon2: TEST_ARGON2,
         limits: LimitConfig::default(),
+        retention: flash_api::config::RetentionConfig::default(),
         orders: OrderConfig {
             sweep_ms: 100,
             ..OrderConfig::default()

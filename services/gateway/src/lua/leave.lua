@@ -1,6 +1,7 @@
--- A user leaves an event's queue (freeing an admitted place at once).
+-- A user leaves an event's queue (freeing an admitted place at once) and every replica is
+-- told, so that sockets of that place close everywhere at once.
 -- KEYS: users, by_number, pre_queue, admitted, admitted_at, expired, stats, serving, joined_at
--- ARGV: user
+-- ARGV: user, channel
 -- Returns 1 when the user was in the queue, 0 otherwise.
 local n = redis.call('HGET', KEYS[1], ARGV[1])
 if not n then
@@ -10,13 +11,14 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[9], ARGV[1])
 if n == 'pre' then
   redis.call('SREM', KEYS[3], ARGV[1])
-  return 1
+else
+  redis.call('HDEL', KEYS[2], n)
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('SREM', KEYS[6], ARGV[1])
+  if tonumber(n) > tonumber(redis.call('GET', KEYS[8]) or '0') then
+    redis.call('HINCRBY', KEYS[7], 'left_waiting', 1)
+  end
 end
-redis.call('HDEL', KEYS[2], n)
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
-redis.call('SREM', KEYS[6], ARGV[1])
-if tonumber(n) > tonumber(redis.call('GET', KEYS[8]) or '0') then
-  redis.call('HINCRBY', KEYS[7], 'left_waiting', 1)
-end
+redis.call('PUBLISH', ARGV[2], 'left ' .. ARGV[1] .. ' ' .. n)
 return 1

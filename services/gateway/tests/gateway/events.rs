@@ -85,12 +85,27 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         .expect("ticket");
     assert_eq!(bob_ticket.state, TicketState::Waiting);
 
-    let consumed = GateConsumed {
+    // A token of another admission of alice's (say, one before she left and joined again)
+    // frees nothing.
+    let stale = GateConsumed {
         event_id: event,
         user_id: alice,
         jti: uuid::Uuid::new_v4(),
         order_id: OrderId::new_v7(),
         consumed_at: OffsetDateTime::now_utc(),
+    };
+    publish(&channel, names, "m2-stale", &stale)
+        .await
+        .expect("publish");
+    let admitted_at = gw
+        .room
+        .admitted_at(event, alice)
+        .await
+        .expect("read")
+        .expect("alice is admitted");
+    let consumed = GateConsumed {
+        jti: flash_gateway::gate::GateIssuer::jti(event, alice, admitted_at),
+        ..stale
     };
     publish(&channel, names, "m2", &consumed)
         .await

@@ -420,9 +420,30 @@ async fn expiry_and_consumption_free_capacity_on(f: &Fixture) {
     assert_eq!(f.room.tick(event).await.expect("tick").admitted, 0, "full");
 
     // One buyer orders: their place goes to the next one.
-    assert!(f.room.consume(event, crowd[0]).await.expect("consume"));
+    let admitted_at = f
+        .room
+        .admitted_at(event, crowd[0])
+        .await
+        .expect("read")
+        .expect("admitted");
     assert!(
-        !f.room.consume(event, crowd[0]).await.expect("consume"),
+        !f.room
+            .consume(event, crowd[0], admitted_at - 1)
+            .await
+            .expect("consume"),
+        "the token of another admission frees nothing"
+    );
+    assert!(
+        f.room
+            .consume(event, crowd[0], admitted_at)
+            .await
+            .expect("consume")
+    );
+    assert!(
+        !f.room
+            .consume(event, crowd[0], admitted_at)
+            .await
+            .expect("consume"),
         "duplicate message"
     );
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -385,6 +385,7 @@ async fn a_stuck_client_never_delays_the_others() {
         hub: Arc::clone(&gw.state.hub),
         auth: Arc::clone(&gw.state.auth),
         gate: Arc::clone(&gw.state.gate),
+        limits: Arc::clone(&gw.state.limits),
         shutdown: gw.state.shutdown.clone(),
         auth_deadline: Duration::from_secs(1),
     };
@@ -536,6 +537,7 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
         hub,
         auth: Arc::clone(&gw.state.auth),
         gate: Arc::clone(&gw.state.gate),
+        limits: Arc::clone(&gw.state.limits),
         shutdown: gw.state.shutdown.clone(),
         auth_deadline: Duration::from_secs(1),
     };
