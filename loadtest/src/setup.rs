@@ -58,8 +58,8 @@ pub async fn announce_event(
             sale_opens_at: now,
             starts_at: now + time::Duration::days(1),
             status: EventStatus::OnSale,
-            queue,
         },
+        queue,
     };
     publish(&channel, names, &event.to_string(), &message).await?;
     drop(connection.close(200, "announced".into()).await);

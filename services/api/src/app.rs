@@ -158,6 +158,7 @@ impl Application {
             addr: config.addr,
             public,
             readiness,
+            metrics: flash_kit::metrics::Exposition::new(),
             common: config.common,
             background: background.clone(),
         })

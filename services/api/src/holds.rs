@@ -101,6 +101,7 @@ pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
         if let Some(row) = crate::db::events::get_in(&mut tx, *event).await? {
             messages.push(Outgoing::new(&EventUpdated {
                 event: row.queue_info(now),
+                queue: None,
             }));
         }
     }

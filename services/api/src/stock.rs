@@ -66,6 +66,7 @@ pub async fn give_back(tx: &mut PgConnection, returns: &[Returned]) -> Result<()
         if let Some(row) = crate::db::events::get_in(tx, event).await? {
             messages.push(Outgoing::new(&EventUpdated {
                 event: row.queue_info(now),
+                queue: None,
             }));
         }
     }

@@ -17,6 +17,7 @@ use crate::config::{Config, KeyConfigError};
 use crate::gate::GateIssuer;
 use crate::hub::Hub;
 use crate::limits::Limits;
+use crate::ticker::QueueMetrics;
 use crate::waiting_room::WaitingRoom;
 
 /// Name used in logs and metric labels.
@@ -75,6 +76,8 @@ pub struct Application {
     redis_url: String,
     redis_mode: RedisMode,
     tick_every: Duration,
+    queue_retention: Duration,
+    queue_metrics: Arc<QueueMetrics>,
     background: CancellationToken,
 }
 
@@ -125,11 +128,14 @@ impl Application {
             SERVICE,
             config.common.request_timeout(),
         );
+        let queue_metrics = Arc::new(QueueMetrics::default());
         let service = Service::bind(Parts {
             name: SERVICE,
             addr: config.addr,
             public,
             readiness,
+            metrics: flash_kit::metrics::Exposition::new()
+                .with(Arc::clone(&queue_metrics) as Arc<dyn flash_kit::metrics::Source>),
             common: config.common.clone(),
             background: background.clone(),
         })
@@ -142,6 +148,8 @@ impl Application {
             redis_url: config.redis.url.clone(),
             redis_mode: config.redis.mode,
             tick_every: config.tick_interval(),
+            queue_retention: Duration::from_secs(config.queue_retention_secs),
+            queue_metrics,
             background,
         })
     }
@@ -165,7 +173,12 @@ impl Application {
             self.redis_mode,
             Arc::clone(&self.broker),
         );
-        let (every, stop) = (self.tick_every, self.background.clone());
+        let (every, retention, metrics, stop) = (
+            self.tick_every,
+            self.queue_retention,
+            Arc::clone(&self.queue_metrics),
+            self.background.clone(),
+        );
         workers.spawn(flash_kit::service::on_own_thread(
             "gateway-background",
             move || async move {
@@ -174,8 +187,8 @@ impl Application {
                 };
                 let room = room.with_connection(redis);
                 tokio::join!(
-                    crate::ticker::run(room.clone(), every, stop.clone()),
-                    crate::events::run(broker, room, stop),
+                    crate::ticker::run(room.clone(), every, metrics, stop.clone()),
+                    crate::events::run(broker, room, retention, stop),
                 );
             },
         ));

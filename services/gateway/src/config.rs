@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "TICK_INTERVAL_MS", default_value_t = 100)]
     pub tick_interval_ms: u64,
 
+    /// Seconds an ended event's queue is kept in Redis (for late status reads) before its keys
+    /// expire; it stops being ticked at once.
+    #[arg(long, env = "QUEUE_RETENTION_SECS", default_value_t = 86_400)]
+    pub queue_retention_secs: u64,
+
     /// Seconds a WebSocket client has to send its `auth` frame (the contract says 5).
     #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", default_value_t = flash_protocol::ws::AUTH_DEADLINE_SECS)]
     pub ws_auth_timeout_secs: u64,

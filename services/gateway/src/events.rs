@@ -5,23 +5,28 @@
 use std::sync::Arc;
 
 use flash_kit::amqp::{Broker, Disposition, consume, message_sequence, message_type};
-use flash_protocol::messages::{EventQueueInfo, EventsMessage, GateConsumed, Queue};
+use std::time::Duration;
+
+use flash_protocol::event::EventStatus;
+use flash_protocol::messages::{
+    EventCreated, EventQueueInfo, EventUpdated, EventsMessage, GateConsumed, Queue,
+};
 use flash_protocol::ws::ClosedReason;
 use tokio_util::sync::CancellationToken;
 
 use crate::gate::GateIssuer;
-use crate::waiting_room::{EventAnnouncement, RoomError, WaitingRoom};
+use crate::waiting_room::{EventAnnouncement, RoomError, Settings, WaitingRoom};
 
 /// Unacknowledged messages in flight.
 const PREFETCH: u16 = 64;
 
-fn announcement(info: EventQueueInfo) -> EventAnnouncement {
+fn announcement(info: EventQueueInfo, settings: Settings) -> EventAnnouncement {
     EventAnnouncement {
         event: info.event_id,
         name: info.name,
         sale_opens_at: info.sale_opens_at,
         status: info.status,
-        queue: info.queue,
+        settings,
     }
 }
 
@@ -30,18 +35,43 @@ fn announcement(info: EventQueueInfo) -> EventAnnouncement {
 /// consume the queue, each many deliveries at once, and failures are redelivered), and a
 /// status change older than one already applied is ignored, so a late "on sale again" never
 /// reopens a queue that sold out after it.
+///
+/// An event that ended is retired: its queue leaves the set every replica ticks and its keys
+/// expire `retire_after` later.
 pub async fn apply(
+    room: &WaitingRoom,
+    message: EventsMessage,
+    sequence: i64,
+    retire_after: Duration,
+) -> Result<(), RoomError> {
+    if let EventsMessage::Created(EventCreated { event, .. })
+    | EventsMessage::Updated(EventUpdated { event, .. }) = &message
+        && event.status == EventStatus::Ended
+    {
+        let id = event.event_id;
+        apply_status(room, message, sequence).await?;
+        if room.retire(id, retire_after).await? {
+            tracing::info!(event = %id, "event ended; its queue is retired");
+        }
+        return Ok(());
+    }
+    apply_status(room, message, sequence).await
+}
+
+async fn apply_status(
     room: &WaitingRoom,
     message: EventsMessage,
     sequence: i64,
 ) -> Result<(), RoomError> {
     match message {
         EventsMessage::Created(created) => {
-            room.upsert_in_order(&announcement(created.event), sequence)
+            let settings = Settings::Initial(created.queue);
+            room.upsert_in_order(&announcement(created.event, settings), sequence)
                 .await
         }
         EventsMessage::Updated(updated) => {
-            room.upsert_in_order(&announcement(updated.event), sequence)
+            let settings = updated.queue.map_or(Settings::Keep, Settings::Replace);
+            room.upsert_in_order(&announcement(updated.event, settings), sequence)
                 .await
         }
         EventsMessage::SoldOut(sold_out) => room
@@ -71,7 +101,12 @@ pub async fn free_admission(
 }
 
 /// Consumes until `stop`, resuming on every broker reconnect.
-pub async fn run(broker: Arc<Broker>, room: WaitingRoom, stop: CancellationToken) {
+pub async fn run(
+    broker: Arc<Broker>,
+    room: WaitingRoom,
+    retire_after: Duration,
+    stop: CancellationToken,
+) {
     consume(
         broker,
         Queue::GatewayEvents,
@@ -84,7 +119,7 @@ pub async fn run(broker: Arc<Broker>, room: WaitingRoom, stop: CancellationToken
                 let kind = message_type(&delivery.properties).unwrap_or_default();
                 let sequence = message_sequence(&delivery.properties).unwrap_or(0);
                 match EventsMessage::decode(&kind, &delivery.data) {
-                    Ok(message) => match apply(&room, message, sequence).await {
+                    Ok(message) => match apply(&room, message, sequence, retire_after).await {
                         Ok(()) => {
                             ::metrics::counter!("gateway_events_consumed_total", "type" => kind)
                                 .increment(1);

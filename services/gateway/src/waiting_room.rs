@@ -157,7 +157,19 @@ pub struct EventAnnouncement {
     pub name: String,
     pub sale_opens_at: OffsetDateTime,
     pub status: flash_protocol::event::EventStatus,
-    pub queue: QueueSettings,
+    pub settings: Settings,
+}
+
+/// What an announcement does to the queue's settings. The gateway owns them once the queue
+/// exists (its admin `PATCH`): only an admin's explicit change through the api replaces them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settings {
+    /// A new event's settings: they fill only what the queue lacks.
+    Initial(QueueSettings),
+    /// An admin set them through the api: they replace the queue's.
+    Replace(QueueSettings),
+    /// The announcement says nothing of them: the queue keeps its own.
+    Keep,
 }
 
 fn text(value: &Value) -> Result<String, RoomError> {
@@ -250,6 +262,7 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
 
 struct Scripts {
     admissions: Script,
+    retire: Script,
     join: Script,
     tick: Script,
     status: Script,
@@ -266,6 +279,7 @@ impl Scripts {
     fn new() -> Self {
         Self {
             admissions: Script::new(include_str!("lua/admissions.lua")),
+            retire: Script::new(include_str!("lua/retire.lua")),
             join: Script::new(concat!(
                 include_str!("lua/snapshot.lua"),
                 include_str!("lua/join.lua")
@@ -473,6 +487,14 @@ impl WaitingRoom {
         };
         let opens_at_ms =
             i64::try_from(event.sale_opens_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let (mode, queue) = match event.settings {
+            Settings::Initial(queue) => ("initial", Some(queue)),
+            Settings::Replace(queue) => ("replace", Some(queue)),
+            Settings::Keep => ("keep", None),
+        };
+        let queue = queue.map_or([0; 3], |q| {
+            [q.admit_per_sec, q.max_active, q.admission_ttl_s]
+        });
         let _: Value = self
             .scripts
             .upsert
@@ -480,9 +502,10 @@ impl WaitingRoom {
             .key(&k.stats)
             .arg(&event.name)
             .arg(opens_at_ms)
-            .arg(event.queue.admit_per_sec)
-            .arg(event.queue.max_active)
-            .arg(event.queue.admission_ttl_s)
+            .arg(mode)
+            .arg(queue[0])
+            .arg(queue[1])
+            .arg(queue[2])
             .arg(status)
             .arg(&k.channel)
             .arg(sequence)
@@ -638,6 +661,28 @@ impl WaitingRoom {
             max_active: small(3)?,
             admission_ttl_s: small(4)?,
         }))
+    }
+
+    /// The event is over: its queue leaves the set every replica ticks, and its keys expire
+    /// `after` (kept that long for late status reads). `true` when retired now.
+    pub async fn retire(
+        &self,
+        event: EventId,
+        after: std::time::Duration,
+    ) -> Result<bool, RoomError> {
+        let k = self.queue(event);
+        let mut invocation = self.scripts.retire.prepare_invoke();
+        for key in k.all() {
+            invocation.key(key);
+        }
+        invocation.arg(u64::try_from(after.as_millis()).unwrap_or(u64::MAX).max(1));
+        let retired: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
+        let _: i64 = redis::cmd("SREM")
+            .arg(self.keys.events())
+            .arg(event.to_string())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(retired == 1)
     }
 
     /// Every event with a queue.

@@ -61,6 +61,7 @@ impl Application {
             addr: config.ops_addr,
             public: Router::new(),
             readiness,
+            metrics: flash_kit::metrics::Exposition::new(),
             common: config.common,
             background: background.clone(),
         })

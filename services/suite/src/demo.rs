@@ -105,6 +105,7 @@ async fn announce(db: &PgPool, row: &EventRow, now: OffsetDateTime) -> Result<()
         &mut tx,
         &[Outgoing::new(&EventUpdated {
             event: row.queue_info(now),
+            queue: None,
         })],
     )
     .await?;

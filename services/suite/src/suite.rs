@@ -62,6 +62,12 @@ impl Suite {
         let gateway = flash_gateway::Application::build(config.gateway).await?;
         let pay = flash_pay::Application::build(config.pay).await?;
 
+        let metrics = api
+            .service
+            .metrics()
+            .clone()
+            .merged(gateway.service.metrics())
+            .merged(pay.service.metrics());
         let readiness = api
             .service
             .readiness()
@@ -76,7 +82,7 @@ impl Suite {
         let router = Router::new()
             .merge(api.service.public_router())
             .merge(gateway.service.public_router())
-            .merge(ops::router(readiness, flash_kit::metrics::install()))
+            .merge(ops::router(readiness, metrics))
             .merge(with_common_layers(
                 web,
                 "web",

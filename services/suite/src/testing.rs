@@ -48,6 +48,7 @@ impl Stores {
                     ..flash_gateway::config::KeyConfig::default()
                 },
                 tick_interval_ms: 50,
+                queue_retention_secs: 86_400,
                 ws_auth_timeout_secs: 5,
                 limits: flash_gateway::config::LimitConfig::default(),
                 common: CommonConfig::default(),

@@ -1,7 +1,11 @@
-//! The process's Prometheus recorder. The `metrics` facade is process-global by design, so it
-//! is installed once however many services share the process; every service renders it.
+//! The process's Prometheus recorder, and series a service renders itself. The `metrics`
+//! facade is process-global by design, so it is installed once however many services share the
+//! process; every service renders it. A series whose label is data (an event id) is rendered by
+//! a [`Source`] its service owns instead, so that it goes away with what it describes: the
+//! recorder never forgets a series.
 
-use std::sync::OnceLock;
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -43,4 +47,114 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Series a service renders itself, in the Prometheus text format (`# TYPE` lines included).
+pub trait Source: Send + Sync + 'static {
+    fn render(&self, out: &mut String);
+}
+
+/// What `/metrics` shows: the process's recorder and the services' own series.
+#[derive(Clone)]
+pub struct Exposition {
+    handle: PrometheusHandle,
+    sources: Vec<Arc<dyn Source>>,
+}
+
+impl std::fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exposition")
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exposition {
+    /// The process's recorder alone.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            handle: install(),
+            sources: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with(mut self, source: Arc<dyn Source>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// These sources and `other`'s (the all-in-one process shows every service's).
+    #[must_use]
+    pub fn merged(mut self, other: &Exposition) -> Self {
+        for source in &other.sources {
+            if !self.sources.iter().any(|s| Arc::ptr_eq(s, source)) {
+                self.sources.push(Arc::clone(source));
+            }
+        }
+        self
+    }
+
+    /// The whole exposition text.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = self.handle.render();
+        for source in &self.sources {
+            source.render(&mut out);
+        }
+        out
+    }
+}
+
+impl Default for Exposition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes one family of series: `# TYPE name kind`, then `name{label="value"} number` per
+/// entry (label values escaped as the text format wants).
+pub fn write_family<'a>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    label: &str,
+    series: impl IntoIterator<Item = (&'a str, f64)>,
+) {
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
+        return;
+    }
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (value, number) in series {
+        let escaped = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = writeln!(out, "{name}{{{label}=\"{escaped}\"}} {number}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_is_written_in_the_text_format_and_nothing_when_empty() {
+        let mut out = String::new();
+        write_family(&mut out, "x_total", "counter", "event", []);
+        assert!(out.is_empty());
+        write_family(
+            &mut out,
+            "x_total",
+            "counter",
+            "event",
+            [("a", 1.0), ("b\"c", 2.5)],
+        );
+        assert_eq!(
+            out,
+            "# TYPE x_total counter\nx_total{event=\"a\"} 1\nx_total{event=\"b\\\"c\"} 2.5\n"
+        );
+    }
 }

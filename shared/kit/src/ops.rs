@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::Exposition;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::future::{BoxFuture, join_all};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 /// How long one readiness check may take before it counts as failed.
@@ -106,11 +106,11 @@ impl Readiness {
 #[derive(Clone)]
 struct OpsState {
     readiness: Readiness,
-    metrics: PrometheusHandle,
+    metrics: Exposition,
 }
 
 /// `/live`, `/ready` and `/metrics`.
-pub fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+pub fn router(readiness: Readiness, metrics: Exposition) -> Router {
     Router::new()
         .route("/live", get(live))
         .route("/ready", get(ready))

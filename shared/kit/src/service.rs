@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CommonConfig;
+use crate::metrics::Exposition;
 use crate::ops::{self, Readiness};
 
 /// A service ready to run: `Application::build` in each service returns one of these.
@@ -18,7 +18,7 @@ pub struct Service {
     listener: TcpListener,
     public: Router,
     readiness: Readiness,
-    metrics: PrometheusHandle,
+    metrics: Exposition,
     common: CommonConfig,
     background: CancellationToken,
 }
@@ -32,6 +32,8 @@ pub struct Parts {
     /// The public routes (already with [`crate::http::with_common_layers`]).
     pub public: Router,
     pub readiness: Readiness,
+    /// What `/metrics` shows (the recorder, and series the service renders itself).
+    pub metrics: Exposition,
     pub common: CommonConfig,
     /// Cancelled once the server has stopped: the service's background tasks watch it.
     pub background: CancellationToken,
@@ -46,7 +48,7 @@ impl Service {
             listener,
             public: parts.public,
             readiness: parts.readiness,
-            metrics: crate::metrics::install(),
+            metrics: parts.metrics,
             common: parts.common,
             background: parts.background,
         })
@@ -81,6 +83,11 @@ impl Service {
     #[must_use]
     pub fn readiness(&self) -> &Readiness {
         &self.readiness
+    }
+
+    #[must_use]
+    pub fn metrics(&self) -> &Exposition {
+        &self.metrics
     }
 
     /// [`run_until`](Self::run_until), then waits (within the shutdown grace) for `workers`,

@@ -206,7 +206,7 @@ pub struct PaymentCompleted {
 }
 message!(PaymentCompleted, Exchange::Payments, "payment.completed");
 
-/// What the gateway needs to know of an event to run its queue.
+/// What the gateway needs to know of an event to run its queue (its settings travel beside).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventQueueInfo {
     pub event_id: EventId,
@@ -216,22 +216,28 @@ pub struct EventQueueInfo {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub status: EventStatus,
-    pub queue: QueueSettings,
 }
 
-/// An admin created an event.
+/// An admin created an event: `queue` is its queue's initial settings. Once the queue exists
+/// the gateway owns them (its admin `PATCH`); a late or repeated `event.created` never
+/// changes them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventCreated {
     #[serde(flatten)]
     pub event: EventQueueInfo,
+    pub queue: QueueSettings,
 }
 message!(EventCreated, Exchange::Events, "event.created");
 
-/// An admin changed an event (its queue settings included).
+/// An event changed (an admin's edit, its status: sold out, on sale again, ended). `queue` is
+/// present only when the admin's request set queue settings, which then replace the queue's;
+/// otherwise the queue keeps the settings operators gave it in the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventUpdated {
     #[serde(flatten)]
     pub event: EventQueueInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueSettings>,
 }
 message!(EventUpdated, Exchange::Events, "event.updated");
 

@@ -14,7 +14,7 @@ use flash_protocol::event::{
     QueueSettingsPatch,
 };
 use flash_protocol::messages::{
-    EventCreated, EventQueueInfo, EventSoldOut, EventsMessage, GateConsumed, Message,
+    EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, EventsMessage, GateConsumed, Message,
     PaymentCompleted, PaymentOutcome, PaymentRequested,
 };
 use flash_protocol::order::{CreateOrder, Order, OrderStatus};
@@ -426,17 +426,36 @@ fn amqp_messages() {
             processed_at: datetime!(2026-12-01 10:00:06 UTC),
         },
     );
+    let info = EventQueueInfo {
+        event_id: event_id(),
+        name: "Midnight Orchestra".into(),
+        sale_opens_at: SALE_OPENS,
+        starts_at: STARTS,
+        status: EventStatus::Scheduled,
+    };
     let created = EventCreated {
-        event: EventQueueInfo {
-            event_id: event_id(),
-            name: "Midnight Orchestra".into(),
-            sale_opens_at: SALE_OPENS,
-            starts_at: STARTS,
-            status: EventStatus::Scheduled,
-            queue: QUEUE,
-        },
+        event: info.clone(),
+        queue: QUEUE,
     };
     golden("event_created", &created);
+    // An update carries queue settings only when the admin's request set them.
+    golden(
+        "event_updated",
+        &EventUpdated {
+            event: EventQueueInfo {
+                status: EventStatus::OnSale,
+                ..info.clone()
+            },
+            queue: None,
+        },
+    );
+    golden(
+        "event_updated_queue",
+        &EventUpdated {
+            event: info,
+            queue: Some(QUEUE),
+        },
+    );
     golden(
         "event_sold_out",
         &EventSoldOut {

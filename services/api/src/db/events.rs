@@ -92,7 +92,6 @@ impl EventRow {
             sale_opens_at: self.sale_opens_at,
             starts_at: self.starts_at,
             status: self.status(now),
-            queue: self.queue(),
         }
     }
 }

@@ -165,6 +165,7 @@ pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError>
         &mut tx,
         &[Outgoing::new(&EventCreated {
             event: row.queue_info(now),
+            queue: row.queue(),
         })],
     )
     .await?;
@@ -224,6 +225,7 @@ pub async fn update(
     if let Some(max) = patch.max_per_user {
         row.max_per_user = signed(max);
     }
+    let queue_set = patch.queue.is_some();
     if let Some(queue) = patch.queue {
         let mut settings = row.queue();
         settings.admit_per_sec = queue.admit_per_sec.unwrap_or(settings.admit_per_sec);
@@ -237,8 +239,11 @@ pub async fn update(
     }
     validate(&row, sold)?;
     crate::db::events::save(&mut tx, &row).await?;
+    // Queue settings travel only when this request set them: the gateway owns them otherwise
+    // (an operator may have throttled the queue there).
     let mut messages = vec![Outgoing::new(&EventUpdated {
         event: row.queue_info(now),
+        queue: queue_set.then(|| row.queue()),
     })];
     if row.status(now) == EventStatus::SoldOut && was != EventStatus::SoldOut {
         messages.push(Outgoing::new(&EventSoldOut {

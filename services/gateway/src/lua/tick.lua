@@ -47,8 +47,10 @@ if #gone > 0 then
 end
 
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
-if state ~= 'open' or cfg[2] == '1' then
-  -- Scheduled, paused or closed: nobody is admitted and no credit builds up.
+local configured = cfg[3] and cfg[4] and cfg[5]
+if state ~= 'open' or cfg[2] == '1' or not configured then
+  -- Scheduled, paused, closed, or its settings not announced yet: nobody is admitted and no
+  -- credit builds up.
   redis.call('HSET', KEYS[10], 'last_tick_ms', now, 'credit', 0)
   if opened >= 0 or #gone > 0 then
     redis.call('PUBLISH', ARGV[1], 'serving ' .. serving .. ' ' .. serving .. ' ' .. now .. ' '

@@ -1,24 +1,45 @@
 -- Create or update an event's queue from what the api announced.
 -- KEYS: config, stats
--- ARGV: name, opens_at_ms, admit_per_sec, max_active, admission_ttl_s, status, channel, seq
--- An event on sale opens at once; sold out or ended closes the queue (and tells everyone);
--- back on sale (stock returned) reopens it. `seq` (> 0) is the message's position in the api's
--- outbox: a message older than the last one applied arrives late and changes nothing.
-local seq = tonumber(ARGV[8] or '0') or 0
-if seq > 0 then
-  if seq < tonumber(redis.call('HGET', KEYS[1], 'status_seq') or '0') then
-    return 'stale'
+-- ARGV: name, opens_at_ms, settings ('initial' | 'replace' | 'keep'), admit_per_sec,
+--       max_active, admission_ttl_s, status, channel, seq
+-- Settings: a new event's initial ones fill only what the queue lacks (a late or repeated
+-- event.created never undoes an operator's change in the gateway); an admin's change through
+-- the api replaces them; an update that did not set them keeps them.
+-- Status: an event on sale opens at once; sold out or ended closes the queue (and tells
+-- everyone); back on sale (stock returned) reopens it. `seq` (> 0) is the message's position
+-- in the api's outbox: a status or settings change older than the last one applied arrives
+-- late and changes nothing.
+local seq = tonumber(ARGV[9] or '0') or 0
+local function newer(field)
+  if seq == 0 then
+    return true
   end
-  redis.call('HSET', KEYS[1], 'status_seq', seq)
+  if seq < tonumber(redis.call('HGET', KEYS[1], field) or '0') then
+    return false
+  end
+  redis.call('HSET', KEYS[1], field, seq)
+  return true
+end
+local mode = ARGV[3]
+if mode == 'initial' then
+  redis.call('HSETNX', KEYS[1], 'admit_per_sec', ARGV[4])
+  redis.call('HSETNX', KEYS[1], 'max_active', ARGV[5])
+  redis.call('HSETNX', KEYS[1], 'admission_ttl_s', ARGV[6])
+elseif mode == 'replace' and newer('settings_seq') then
+  redis.call('HSET', KEYS[1], 'admit_per_sec', ARGV[4], 'max_active', ARGV[5],
+    'admission_ttl_s', ARGV[6])
+end
+if not newer('status_seq') then
+  redis.call('PUBLISH', ARGV[8], 'config')
+  return 'stale'
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'opens_at_ms', ARGV[2], 'admit_per_sec', ARGV[3],
-  'max_active', ARGV[4], 'admission_ttl_s', ARGV[5])
-local status = ARGV[6]
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'opens_at_ms', ARGV[2])
+local status = ARGV[7]
 if status == 'sold_out' or status == 'ended' then
   if state ~= 'closed' then
     redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_reason', status)
-    redis.call('PUBLISH', ARGV[7], 'closed ' .. status)
+    redis.call('PUBLISH', ARGV[8], 'closed ' .. status)
   end
   return 'closed'
 end
@@ -39,5 +60,5 @@ if status == 'on_sale' then
     state = 'open'
   end
 end
-redis.call('PUBLISH', ARGV[7], 'config')
+redis.call('PUBLISH', ARGV[8], 'config')
 return state

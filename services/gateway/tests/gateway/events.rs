@@ -55,7 +55,6 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         sale_opens_at: OffsetDateTime::now_utc(),
         starts_at: OffsetDateTime::now_utc() + time::Duration::days(3),
         status: EventStatus::OnSale,
-        queue: settings(1000, 1, 60),
     };
     publish(
         &channel,
@@ -63,6 +62,7 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         "m1",
         &EventCreated {
             event: info.clone(),
+            queue: settings(1000, 1, 60),
         },
     )
     .await
@@ -117,11 +117,17 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         .await;
 
     // An update changes the settings.
-    let mut changed = info.clone();
-    changed.queue = settings(7, 3, 90);
-    publish(&channel, names, "m3", &EventUpdated { event: changed })
-        .await
-        .expect("publish");
+    publish(
+        &channel,
+        names,
+        "m3",
+        &EventUpdated {
+            event: info.clone(),
+            queue: Some(settings(7, 3, 90)),
+        },
+    )
+    .await
+    .expect("publish");
     eventually("the settings changed", || async {
         gw.room
             .stats(event)
@@ -185,15 +191,22 @@ async fn garbage_messages_are_dropped_without_stopping_the_consumer() {
         sale_opens_at: OffsetDateTime::now_utc(),
         starts_at: OffsetDateTime::now_utc(),
         status: EventStatus::OnSale,
-        queue: settings(10, 10, 60),
     };
     channel
         .confirm_select(Default::default())
         .await
         .expect("confirms");
-    publish(&channel, names, "ok", &EventCreated { event: info })
-        .await
-        .expect("publish");
+    publish(
+        &channel,
+        names,
+        "ok",
+        &EventCreated {
+            event: info,
+            queue: settings(10, 10, 60),
+        },
+    )
+    .await
+    .expect("publish");
     let token = token_for(UserId::new_v7(), Role::User);
     eventually("a good message after garbage is applied", || async {
         gw.join(event, &token).await.status() == 200
@@ -240,7 +253,6 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         sale_opens_at: OffsetDateTime::now_utc(),
         starts_at: OffsetDateTime::now_utc() + time::Duration::days(3),
         status,
-        queue: settings(10, 10, 60),
     };
     let state = || async { gw.room.view(event).await.expect("view").map(|v| v.state) };
 
@@ -250,6 +262,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         EventCreated::ROUTING_KEY,
         serde_json::to_vec(&EventCreated {
             event: info(EventStatus::OnSale),
+            queue: settings(10, 10, 60),
         })
         .expect("json"),
     )
@@ -278,6 +291,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         EventUpdated::ROUTING_KEY,
         serde_json::to_vec(&EventUpdated {
             event: info(EventStatus::OnSale),
+            queue: None,
         })
         .expect("json"),
     )
@@ -296,6 +310,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         EventUpdated::ROUTING_KEY,
         serde_json::to_vec(&EventUpdated {
             event: info(EventStatus::OnSale),
+            queue: None,
         })
         .expect("json"),
     )
@@ -319,4 +334,233 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
     );
     drop(connection.close(200, "done".into()).await);
     gw.running.stop().await;
+}
+
+/// Publishes `message` with its outbox position `sequence`, as the api's relay does.
+async fn send_in_order<M: flash_protocol::messages::Message>(
+    gw: &TestGateway,
+    channel: &lapin::Channel,
+    sequence: i64,
+    message: &M,
+) {
+    use flash_kit::amqp::outbox_properties;
+    use flash_protocol::messages::Exchange;
+    channel
+        .basic_publish(
+            gw.amqp.names.exchange(Exchange::Events).as_str().into(),
+            M::ROUTING_KEY.into(),
+            lapin::options::BasicPublishOptions::default(),
+            &serde_json::to_vec(message).expect("json"),
+            outbox_properties(M::TYPE, &format!("message-{sequence}"), sequence),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+}
+
+fn info(event: EventId, status: EventStatus) -> EventQueueInfo {
+    EventQueueInfo {
+        event_id: event,
+        name: "Owned".into(),
+        sale_opens_at: OffsetDateTime::now_utc(),
+        starts_at: OffsetDateTime::now_utc() + time::Duration::days(3),
+        status,
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_owns_queue_settings_once_the_queue_exists() {
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(200, 100, 60),
+        },
+    )
+    .await;
+    let rate = || async {
+        gw.room
+            .stats(event)
+            .await
+            .expect("stats")
+            .map(|s| s.admit_per_sec)
+    };
+    eventually("created", || async { rate().await == Some(200) }).await;
+
+    // An operator throttles the queue in the gateway.
+    let admin = token_for(UserId::new_v7(), Role::Admin);
+    let patched = gw
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/queue/v1/admin/events/{event}"),
+            Some(&admin),
+            Some(serde_json::json!({"admit_per_sec": 3})),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+
+    // Unrelated updates (a rename, stock back on sale) and a redelivered creation keep it.
+    send_in_order(
+        &gw,
+        &channel,
+        2,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+        },
+    )
+    .await;
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(200, 100, 60),
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rate().await, Some(3), "the operator's throttle holds");
+
+    // An admin's explicit change through the api replaces it.
+    send_in_order(
+        &gw,
+        &channel,
+        3,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: Some(settings(50, 100, 60)),
+        },
+    )
+    .await;
+    eventually("replaced", || async { rate().await == Some(50) }).await;
+    drop(connection.close(200, "done".into()).await);
+}
+
+#[tokio::test]
+async fn an_update_before_its_creation_opens_a_queue_that_admits_once_settings_arrive() {
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        5,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+        },
+    )
+    .await;
+    let user = token_for(UserId::new_v7(), Role::User);
+    eventually("the queue exists", || async {
+        gw.join(event, &user).await.status() == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ticket: Ticket = gw.status(event, &user).await.json().await.expect("ticket");
+    assert_eq!(
+        ticket.state,
+        TicketState::Waiting,
+        "no settings, no admissions"
+    );
+    // The creation arrives late: its status is old news, its settings are not.
+    send_in_order(
+        &gw,
+        &channel,
+        4,
+        &EventCreated {
+            event: info(event, EventStatus::Scheduled),
+            queue: settings(100, 10, 60),
+        },
+    )
+    .await;
+    gw.wait_for_state(event, &user, TicketState::Admitted).await;
+    drop(connection.close(200, "done".into()).await);
+}
+
+#[tokio::test]
+async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(100, 10, 60),
+        },
+    )
+    .await;
+    let user = token_for(UserId::new_v7(), Role::User);
+    eventually("open", || async {
+        gw.join(event, &user).await.status() == 200
+    })
+    .await;
+    let metrics = || async {
+        gw.call(reqwest::Method::GET, "/metrics", None, None)
+            .await
+            .text()
+            .await
+            .expect("text")
+    };
+    let label = format!("event=\"{event}\"");
+    eventually("the queue has series", || async {
+        metrics().await.contains(&label)
+    })
+    .await;
+    assert!(gw.room.events().await.expect("events").contains(&event));
+
+    send_in_order(
+        &gw,
+        &channel,
+        2,
+        &EventUpdated {
+            event: info(event, EventStatus::Ended),
+            queue: None,
+        },
+    )
+    .await;
+    eventually("retired", || async {
+        !gw.room.events().await.expect("events").contains(&event)
+    })
+    .await;
+    let mut redis = redis::Client::open(gw.redis.url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for key in gw.room.keys().queue(event).all() {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .expect("pttl");
+        // -2: the key never existed (e.g. no pre-queue); otherwise it expires within a day.
+        assert!(ttl == -2 || (ttl > 0 && ttl <= 86_400_000), "{key}: {ttl}");
+    }
+    let ticket: Ticket = gw.status(event, &user).await.json().await.expect("ticket");
+    assert_eq!(
+        ticket.state,
+        TicketState::Closed,
+        "late reads still answered"
+    );
+    // Within the ticker's refresh (2 s), the queue's series are gone from /metrics.
+    for _ in 0..60 {
+        if !metrics().await.contains(&label) {
+            drop(connection.close(200, "done".into()).await);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the retired queue's series are still exported");
 }

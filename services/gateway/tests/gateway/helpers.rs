@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flash_gateway::config::{DEV_ACCESS_KEY, KeyConfig, LimitConfig};
-use flash_gateway::waiting_room::{EventAnnouncement, WaitingRoom};
+use flash_gateway::waiting_room::{EventAnnouncement, Settings, WaitingRoom};
 use flash_gateway::{Application, Config};
 use flash_kit::config::CommonConfig;
 use flash_kit::stores::{RedisConfig, RedisMode, connect_redis_in};
@@ -47,6 +47,7 @@ pub fn config(redis: &TestRedis, amqp: &TestAmqp) -> Config {
             ..KeyConfig::default()
         },
         tick_interval_ms: 20,
+        queue_retention_secs: 86_400,
         ws_auth_timeout_secs: 1,
         limits: LimitConfig {
             user_per_sec: 1000,
@@ -157,7 +158,7 @@ impl TestGateway {
                 name: "Test".into(),
                 sale_opens_at: OffsetDateTime::now_utc() + opens_in,
                 status,
-                queue,
+                settings: Settings::Initial(queue),
             })
             .await
             .expect("upsert");
@@ -214,7 +215,6 @@ impl TestGateway {
         .await
     }
 
-    /// Polls `/status` until the ticket is in `state` (at most 10 s).
     /// Polls the ticket until it reaches `state`, for up to 30 s (a loaded CI machine).
     pub async fn wait_for_state(&self, event: EventId, token: &str, state: TicketState) -> Ticket {
         let mut last = None;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, WaitingRoom};
+use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, Settings, WaitingRoom};
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::{TestRedis, TestRedisCluster};
 use flash_protocol::event::{EventStatus, QueueSettings};
@@ -75,7 +75,7 @@ impl Fixture {
                 name: "Test".into(),
                 sale_opens_at: OffsetDateTime::now_utc() + opens_in,
                 status,
-                queue,
+                settings: Settings::Initial(queue),
             })
             .await
             .expect("upsert");
