@@ -51,6 +51,9 @@ impl QueueMetrics {
     }
 }
 
+/// One family of per-event series: name, kind, and the value it takes from an event's series.
+type Family = (&'static str, &'static str, fn(&EventSeries) -> u64);
+
 impl Source for QueueMetrics {
     fn render(&self, out: &mut String) {
         let snapshot: Vec<(String, EventSeries)> = self.with(|events| {
@@ -59,7 +62,7 @@ impl Source for QueueMetrics {
                 .map(|(event, series)| (event.to_string(), *series))
                 .collect()
         });
-        let families: [(&str, &str, fn(&EventSeries) -> u64); 5] = [
+        let families: [Family; 5] = [
             ("gateway_admissions_total", "counter", |s| s.admitted),
             ("gateway_admissions_expired_total", "counter", |s| s.expired),
             ("gateway_queue_waiting", "gauge", |s| s.waiting),
