@@ -139,6 +139,17 @@ impl SigningKey {
         Self::from_pkcs8_der(pkcs8.as_ref())
     }
 
+    /// A new random private key as PEM, as `openssl genpkey -algorithm ed25519` writes it
+    /// (for tests and tools that configure a service with real key material).
+    pub fn generate_pem() -> Result<String, KeyError> {
+        let pkcs8 =
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?;
+        Ok(format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(pkcs8.as_ref())
+        ))
+    }
+
     /// From a PKCS#8 DER private key (v1 or v2).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)

@@ -1,6 +1,8 @@
 //! [`KeyRing`]: the keys a service accepts, from configuration or from the issuer's JWKS
 //! endpoint. A remote key set is refreshed periodically and when a token names an unknown
-//! `kid` (at most once per [`MIN_REFRESH_INTERVAL`], so garbage tokens cannot hammer the issuer).
+//! `kid` (at most once per [`MIN_REFRESH_INTERVAL`] after a fetch that worked, and once per
+//! [`RETRY_INTERVAL`] after one that failed, so garbage tokens cannot hammer the issuer, while
+//! an issuer that was not up yet is asked again soon).
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use crate::verify::{Verifier, VerifyError};
 
 /// Smallest gap between two fetches of a remote JWKS.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// Smallest gap after a fetch that failed (the issuer was down or not started yet).
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -26,7 +30,8 @@ struct Remote {
     url: String,
     client: reqwest::Client,
     pinned: Jwks,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch began, and whether it worked.
+    last_fetch: Mutex<Option<(Instant, bool)>>,
 }
 
 /// Keys accepted for one issuer and audience.
@@ -97,10 +102,24 @@ impl KeyRing {
         let Some(remote) = &self.remote else {
             return Ok(());
         };
-        *remote
-            .last_fetch
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        // Counted as a fetch from its start (no stampede while it is under way); one that
+        // failed may be tried again sooner.
+        let started = Instant::now();
+        let mark = |worked| {
+            *remote
+                .last_fetch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((started, worked));
+        };
+        mark(true);
+        let outcome = self.fetch(remote).await;
+        if outcome.is_err() {
+            mark(false);
+        }
+        outcome
+    }
+
+    async fn fetch(&self, remote: &Remote) -> Result<(), RefreshError> {
         let fetch_error = |reason: String| RefreshError::Fetch {
             url: remote.url.clone(),
             reason,
@@ -131,7 +150,14 @@ impl KeyRing {
                 .last_fetch
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_none_or(|at| at.elapsed() >= MIN_REFRESH_INTERVAL)
+                .is_none_or(|(at, worked)| {
+                    at.elapsed()
+                        >= if worked {
+                            MIN_REFRESH_INTERVAL
+                        } else {
+                            RETRY_INTERVAL
+                        }
+                })
         })
     }
 
@@ -148,7 +174,8 @@ impl KeyRing {
         }
     }
 
-    /// Refreshes a remote key set every `every` until `stop`; a no-op for fixed keys.
+    /// Refreshes a remote key set every `every` until `stop` (every [`RETRY_INTERVAL`] while
+    /// fetches fail, e.g. until the issuer has started); a no-op for fixed keys.
     pub fn spawn_refresh(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
         if self.remote.is_none() {
             return;
@@ -156,12 +183,16 @@ impl KeyRing {
         let ring = Arc::clone(self);
         tokio::spawn(async move {
             loop {
-                if let Err(error) = ring.refresh().await {
-                    tracing_warn(&error);
-                }
+                let wait = match ring.refresh().await {
+                    Ok(()) => every,
+                    Err(error) => {
+                        tracing_warn(&error);
+                        RETRY_INTERVAL.min(every)
+                    }
+                };
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
             }
         });

@@ -232,6 +232,38 @@ async fn a_remote_key_set_is_fetched_and_refreshed_on_an_unknown_kid() {
     );
 }
 
+#[tokio::test]
+async fn an_issuer_that_was_not_up_yet_is_asked_again_within_a_second() {
+    let key = SigningKey::generate().expect("key");
+    // The issuer's address is known before it listens (a service starting before its issuer).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let ring = KeyRing::remote(
+        &format!("http://{addr}/jwks.json"),
+        Jwks::default(),
+        ACCESS_ISSUER,
+        ACCESS_AUDIENCE,
+    )
+    .expect("ring");
+    let token = key.sign(&access(60)).expect("sign");
+    assert!(ring.refresh().await.is_err(), "not up yet");
+    let body = serde_json::to_string(&key.jwks()).expect("json");
+    let app = Router::new().route("/jwks.json", get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind again");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Not before a second has passed since the failed fetch…
+    assert_eq!(
+        ring.verify::<AccessClaims>(&token).await,
+        Err(VerifyError::UnknownKey)
+    );
+    // …then an unknown kid fetches again (not after the ten seconds of a fetch that worked).
+    tokio::time::sleep(flash_tokens::ring::RETRY_INTERVAL).await;
+    assert!(ring.verify::<AccessClaims>(&token).await.is_ok());
+}
+
 #[test]
 fn ignoring_expiry_accepts_a_used_token_and_still_refuses_foreign_ones() {
     let key = SigningKey::generate().expect("key");

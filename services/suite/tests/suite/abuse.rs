@@ -183,3 +183,123 @@ async fn made_up_methods_and_paths_leave_the_metrics_the_same_size() {
     );
     origin.stop().await;
 }
+
+/// This process's threads and its peak resident memory (KiB), from `/proc`.
+fn threads_and_peak_kib() -> (usize, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .expect(name)
+    };
+    (
+        usize::try_from(field("Threads:")).expect("threads"),
+        field("VmHWM:"),
+    )
+}
+
+#[tokio::test]
+async fn a_login_flood_at_production_cost_is_bounded_in_memory_and_threads() {
+    let stores = Stores::new().await;
+    let mut config = stores.suite_config();
+    // The production cost, and the login limits off so that every login reaches hashing.
+    config.api.argon2.memory_kib = 19_456;
+    config.api.argon2.iterations = 2;
+    config.api.limits.login_per_address = flash_kit::limits::Rate::OFF;
+    config.api.limits.login_per_network = flash_kit::limits::Rate::OFF;
+    let suite = Suite::build(config).await.expect("suite builds");
+    let slots = suite.api.state.passwords.capacity().slots;
+    let origin = Running::spawn(suite.origin_addr().port(), |shutdown| {
+        suite.run_until(shutdown)
+    });
+    let client = reqwest::Client::new();
+    let events = format!("{}/api/v1/events", origin.base);
+    assert_eq!(
+        client.get(&events).send().await.expect("events").status(),
+        200
+    );
+    let (threads_before, peak_before) = threads_and_peak_kib();
+
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(threads_before));
+    let sampler = {
+        let most = std::sync::Arc::clone(&sampling);
+        tokio::spawn(async move {
+            loop {
+                most.fetch_max(
+                    threads_and_peak_kib().0,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let logins = (0..400).map(|i| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/auth/login", origin.base);
+        async move {
+            let response = client
+                .post(url)
+                .json(&serde_json::json!({
+                    "email": format!("nobody-{i}@flash.test"), "password": "a guess at a password"
+                }))
+                .send()
+                .await
+                .expect("answered");
+            let retry_after = response.headers().contains_key("retry-after");
+            (response.status().as_u16(), retry_after)
+        }
+    });
+    // Meanwhile the public list keeps answering.
+    let browsing = async {
+        let mut answered = 0;
+        for _ in 0..20 {
+            if client
+                .get(&events)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                answered += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        answered
+    };
+    let (answers, answered) = tokio::join!(futures::future::join_all(logins), browsing);
+    sampler.abort();
+    let (_, peak_after) = threads_and_peak_kib();
+
+    let refused = answers.iter().filter(|(status, _)| *status == 503).count();
+    let wrong = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(refused + wrong, 400, "only 401 or 503: {answers:?}");
+    assert!(
+        refused > 0,
+        "a flood at production cost finds the pool full"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|(status, _)| *status == 503)
+            .all(|(_, retry_after)| *retry_after),
+        "every 503 says when to retry"
+    );
+    assert_eq!(answered, 20, "the public list answered throughout");
+    let extra_threads = sampling
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(threads_before);
+    assert!(
+        extra_threads < 16,
+        "{extra_threads} threads more during the flood"
+    );
+    // At most `slots` hashes of 19 MiB at once, and the 400 connections' own memory (client
+    // and server in this process): far from the 400 × 19 MiB a hash per request would take.
+    let grown_mib = peak_after.saturating_sub(peak_before) / 1024;
+    assert!(
+        grown_mib < 128 + 19 * slots as u64,
+        "peak memory grew by {grown_mib} MiB with {slots} hashing slot(s)"
+    );
+    origin.stop().await;
+}

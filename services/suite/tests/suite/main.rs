@@ -2,7 +2,10 @@
 //! test binary, one module per area.
 
 mod abuse;
+mod accounts;
 mod demo;
 mod helpers;
+mod integrity;
+mod limits;
 mod origin;
 mod web;

@@ -1,0 +1,225 @@
+//! Queue integrity against two replicas: a place that was left is gone everywhere at once, a
+//! gate token is only ever signed for an admission Redis recorded, `gate.consumed` frees the
+//! admission its token names, a lapsed admission is told, and the operator's settings in the
+//! gateway are not undone by unrelated event updates.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    QueueSocket, Replica, Stores, admin, buyer, event_on_sale, pause, queue_call, send,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The `jti` a gate token names (read without checking the signature: the api checks it).
+fn jti_of(gate_token: &str) -> String {
+    use base64::Engine as _;
+    let claims = gate_token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .expect("base64url");
+    let claims: Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+#[tokio::test]
+async fn a_place_that_was_left_is_never_admitted_and_a_new_one_is_admitted_once() {
+    let stores = Stores::new().await;
+    let config = stores.suite_config();
+    let (a, b) = (
+        Replica::start(config.clone()).await,
+        Replica::start(config).await,
+    );
+    let admin = admin(&a.base).await;
+    let event = event_on_sale(
+        &a.base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 100, "max_active": 100, "admission_ttl_s": 60}),
+    )
+    .await;
+    pause(&a.base, &admin, &event, true).await;
+    let (user, _) = buyer(&a.base).await;
+
+    // Join, follow the place on replica A's socket, leave through replica B.
+    assert_eq!(queue_call(&a.base, &event, "join", &user).await.status, 200);
+    let mut kept = QueueSocket::open(a.gateway_port, &event, &user).await;
+    assert!(kept.until("position", WAIT).await.is_some());
+    assert_eq!(
+        queue_call(&b.base, &event, "leave", &user).await.status,
+        204
+    );
+    // The socket that was kept open is closed at once (4404): its place is gone.
+    assert_eq!(kept.closing(WAIT).await, Some(4404));
+
+    // Join again (a new place at the back) with a socket on B; resume the queue. The new
+    // place is admitted once, with one gate token, and the old one never.
+    assert_eq!(queue_call(&b.base, &event, "join", &user).await.status, 200);
+    let mut again = QueueSocket::open(b.gateway_port, &event, &user).await;
+    let mut other = QueueSocket::open(a.gateway_port, &event, &user).await;
+    pause(&a.base, &admin, &event, false).await;
+    let admitted = again
+        .until("admitted", WAIT)
+        .await
+        .expect("the new place is admitted");
+    // The socket on A replaced nothing on B; each socket of the user is told the same
+    // admission, never a second one.
+    let also = other
+        .until("admitted", WAIT)
+        .await
+        .expect("admitted on A too");
+    assert_eq!(
+        jti_of(admitted["gate_token"].as_str().expect("token")),
+        jti_of(also["gate_token"].as_str().expect("token")),
+        "one admission, one jti"
+    );
+    let status = send(
+        reqwest::Client::new()
+            .get(format!("{}/queue/v1/events/{event}/status", a.base))
+            .bearer_auth(&user),
+    )
+    .await;
+    assert_eq!(status.body["state"], "admitted", "{status:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_used_token_frees_only_the_admission_it_was_signed_for() {
+    let stores = Stores::new().await;
+    let replica = Replica::start(stores.suite_config()).await;
+    let base = &replica.base;
+    let admin = admin(base).await;
+    // One buyer at a time.
+    let event = event_on_sale(
+        base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 100, "max_active": 1, "admission_ttl_s": 60}),
+    )
+    .await;
+    let (user, _) = buyer(base).await;
+    let (next, _) = buyer(base).await;
+    let status = |token: String| {
+        let url = format!("{base}/queue/v1/events/{event}/status");
+        async move { send(reqwest::Client::new().get(url).bearer_auth(token)).await }
+    };
+    let admitted = |token: String| async move {
+        crate::helpers::eventually("admitted", || async {
+            let ticket = status(token.clone()).await;
+            ticket.body["gate_token"].as_str().map(str::to_owned)
+        })
+        .await
+    };
+    assert_eq!(queue_call(base, &event, "join", &user).await.status, 200);
+    let first = admitted(user.clone()).await;
+    // The user leaves (freeing the place) and joins again; `next` queues behind.
+    assert_eq!(queue_call(base, &event, "leave", &user).await.status, 204);
+    assert_eq!(queue_call(base, &event, "join", &user).await.status, 200);
+    assert_eq!(queue_call(base, &event, "join", &next).await.status, 200);
+    let second = admitted(user.clone()).await;
+    assert_ne!(jti_of(&first), jti_of(&second));
+
+    // The token of the first admission is used: that admission was already given up, so
+    // nothing is freed and `next` keeps waiting while the second admission holds the place.
+    let order = |gate: String, key: &str| {
+        send(
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/events/{event}/orders"))
+                .bearer_auth(&user)
+                .header("Gate-Token", gate)
+                .header("Idempotency-Key", key)
+                .json(&json!({"quantity": 1})),
+        )
+    };
+    assert_eq!(order(first, "first").await.status, 201);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(status(next.clone()).await.body["state"], "waiting");
+    // The second admission's token frees its place: `next` is admitted.
+    assert_eq!(order(second, "second").await.status, 201);
+    admitted(next).await;
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_is_told_when_its_admission_runs_out() {
+    let stores = Stores::new().await;
+    let replica = Replica::start(stores.suite_config()).await;
+    let admin = admin(&replica.base).await;
+    let event = event_on_sale(
+        &replica.base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 100, "max_active": 10, "admission_ttl_s": 10}),
+    )
+    .await;
+    let (user, _) = buyer(&replica.base).await;
+    assert_eq!(
+        queue_call(&replica.base, &event, "join", &user)
+            .await
+            .status,
+        200
+    );
+    let mut socket = QueueSocket::open(replica.gateway_port, &event, &user).await;
+    assert!(socket.until("admitted", WAIT).await.is_some());
+    let expired = socket
+        .until("position", Duration::from_secs(20))
+        .await
+        .expect("told when the 10 s window ran out");
+    assert_eq!(expired["state"], "expired", "{expired}");
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn an_operators_throttle_survives_unrelated_event_updates() {
+    let stores = Stores::new().await;
+    let replica = Replica::start(stores.suite_config()).await;
+    let base = &replica.base;
+    let admin = admin(base).await;
+    let event = event_on_sale(
+        base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 200, "max_active": 100, "admission_ttl_s": 60}),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let queue = format!("{base}/queue/v1/admin/events/{event}");
+    let throttled = send(
+        client
+            .patch(&queue)
+            .bearer_auth(&admin)
+            .json(&json!({"admit_per_sec": 3})),
+    )
+    .await;
+    assert_eq!(throttled.body["admit_per_sec"], 3, "{throttled:?}");
+    let renamed = send(
+        client
+            .patch(format!("{base}/api/v1/admin/events/{event}"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "Renamed"})),
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{renamed:?}");
+    let rate = || async {
+        send(client.get(&queue).bearer_auth(&admin)).await.body["admit_per_sec"].clone()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rate().await, 3, "the rename left the throttle alone");
+    // A change of the queue's settings through the api is an operator's too: it applies.
+    let changed = send(
+        client
+            .patch(format!("{base}/api/v1/admin/events/{event}"))
+            .bearer_auth(&admin)
+            .json(&json!({"queue": {"admit_per_sec": 7}})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    crate::helpers::eventually("the api's change reaches the queue", || async {
+        (rate().await == 7).then_some(())
+    })
+    .await;
+    replica.stop().await;
+}
