@@ -107,8 +107,8 @@ def read(path):
 def code_config_vars():
     """Every environment variable a service reads (clap `env = "…"`)."""
     names = set()
-    for p in glob.glob(os.path.join(ROOT, "services", "*", "src", "config.rs")) + \
-            [os.path.join(ROOT, "shared", "kit", "src", "config.rs")]:
+    for p in glob.glob(os.path.join(ROOT, "services", "*", "src", "**", "*.rs"), recursive=True) + \
+            glob.glob(os.path.join(ROOT, "shared", "*", "src", "**", "*.rs"), recursive=True):
         with open(p, encoding="utf-8") as f:
             names |= set(re.findall(r'env\s*=\s*"([A-Z0-9_]+)"', f.read()))
     # RUST_LOG is read by tracing-subscriber's EnvFilter (shared/kit/src/telemetry.rs).
@@ -128,6 +128,9 @@ def code_metrics():
         with open(p, encoding="utf-8") as f:
             text = f.read()
         for kind, metric in re.findall(r'metrics::(counter|gauge|histogram)!\(\s*"([a-z_:][a-z0-9_:]*)"', text):
+            out[metric] = kind
+        # Families a service renders itself (kit::metrics::Source): ("name", "kind", …) tuples.
+        for metric, kind in re.findall(r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"(counter|gauge)"', text):
             out[metric] = kind
     return out
 
@@ -474,9 +477,11 @@ def configuration_uses_only_known_variables():
     problems = []
     required = {
         "api": {"LOG_FORMAT": "json", "MIGRATE_ON_START": "false", "FLASH_DEV_KEYS": "false",
-                "API_SIGNING_KEY_FILE": None,
+                "API_SIGNING_KEY_FILE": None, "REDIS_URL": None, "REDIS_MODE": "cluster",
+                "TRUST_FORWARDED_FOR": "true",
                 "GATE_JWKS_URL": "http://flash-gateway:3000/queue/.well-known/jwks.json"},
         "gateway": {"LOG_FORMAT": "json", "FLASH_DEV_KEYS": "false", "GATE_SIGNING_KEY_FILE": None,
+                    "REDIS_URL": None, "REDIS_MODE": "cluster",
                     "TRUST_FORWARDED_FOR": "true",
                     "ACCESS_JWKS_URL": "http://flash-api:4000/api/.well-known/jwks.json"},
         "pay": {"LOG_FORMAT": "json"},
@@ -515,6 +520,64 @@ def configuration_uses_only_known_variables():
                         mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
                         if not any(keyfile.startswith(m.rstrip("/") + "/") for m in mounts):
                             problems.append("%s: %s key file %s is not on a mounted volume" % (rel(d), name(o), keyfile))
+    expect(problems)
+
+
+@test
+def network_policies_allow_exactly_the_egress_each_service_needs():
+    """Each Rust service's NetworkPolicy restricts egress to DNS, the ports of the stores its
+    Deployment is given a URL for (DATABASE_URL 5432, REDIS_URL 6379, AMQP_URL 5671) and the
+    peers whose JWKS it reads; a store it has no URL for is not reachable."""
+    store_ports = {"DATABASE_URL": 5432, "REDIS_URL": 6379, "AMQP_URL": 5671}
+    peers = {"GATE_JWKS_URL": ("flash-gateway", 3000), "ACCESS_JWKS_URL": ("flash-api", 4000)}
+    problems = []
+    for d, objs in rendered().items():
+        if not rel(d).startswith("gitops/apps"):
+            continue
+        app = rel(d).split("/")[2]
+        if app not in RUST_SERVICES:
+            continue
+        cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+        policies = [o for o in objs if o.get("kind") == "NetworkPolicy"]
+        for o in objs:
+            if o.get("kind") != "Deployment":
+                continue
+            c = o["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"] for e in c.get("env", [])}
+            for ref in c.get("envFrom", []):
+                env |= set(cms.get((ref.get("configMapRef") or {}).get("name"), {}))
+            labels = o["spec"]["template"]["metadata"].get("labels", {})
+            mine = [p for p in policies
+                    if all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())
+                    and "Egress" in p["spec"].get("policyTypes", [])]
+            if not mine:
+                problems.append("%s: no NetworkPolicy restricts the egress of %s" % (rel(d), name(o)))
+                continue
+            open_ports, peer_ports, dns = set(), set(), False
+            for p in mine:
+                for rule in p["spec"].get("egress", []):
+                    ports = {(x.get("port"), x.get("protocol", "TCP")) for x in rule.get("ports", [])}
+                    if not ports:
+                        problems.append("%s: %s allows egress on every port" % (rel(d), name(p)))
+                    to = rule.get("to", [])
+                    if (53, "UDP") in ports:
+                        dns = True
+                    elif not to:
+                        open_ports |= {port for port, _ in ports}
+                    else:
+                        for peer in to:
+                            sel = (peer.get("podSelector") or {}).get("matchLabels", {})
+                            if "app.kubernetes.io/name" in sel:
+                                peer_ports |= {(sel["app.kubernetes.io/name"], port) for port, _ in ports}
+            if not dns:
+                problems.append("%s: %s may not resolve names (no egress to port 53/UDP)" % (rel(d), name(o)))
+            want = {port for var, port in store_ports.items() if var in env}
+            if open_ports != want:
+                problems.append("%s: %s reaches store ports %s, needs exactly %s"
+                                % (rel(d), name(o), sorted(open_ports), sorted(want)))
+            for var, peer in peers.items():
+                if var in env and peer not in peer_ports:
+                    problems.append("%s: %s reads %s but may not reach %s:%d" % ((rel(d), name(o), var) + peer))
     expect(problems)
 
 
