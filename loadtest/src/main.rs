@@ -12,6 +12,10 @@ enum Cli {
     /// A flash-sale burst: a crowd joins, waits, buys and pays; the invariants and SLOs are
     /// checked and reported. Exits non-zero when one fails.
     Burst(flash_drill::drill::BurstArgs),
+    /// A burst with a hostile mix beside it (login and sign-up floods, leave-and-keep and
+    /// leave-and-rejoin buyers, made-up methods, half-sent requests): what each attacker got is
+    /// reported next to what the rules allow; the crowd's invariants and SLOs must hold.
+    Abuse(flash_drill::drill::AbuseArgs),
     /// A steady stream of buyers for a long time, with the same checks.
     Soak(flash_drill::drill::SoakArgs),
     /// Shows a saved drill report again (table, and HTML with `--html`).
@@ -43,6 +47,11 @@ fn main() -> anyhow::Result<()> {
         Cli::Burst(args) => {
             let (json, html) = (args.drill.json.clone(), args.drill.html.clone());
             let report = runtime.block_on(flash_drill::drill::burst(args))?;
+            flash_drill::drill::conclude(&report, json.as_ref(), html.as_ref())
+        }
+        Cli::Abuse(args) => {
+            let (json, html) = (args.burst.drill.json.clone(), args.burst.drill.html.clone());
+            let report = runtime.block_on(flash_drill::drill::abuse(args))?;
             flash_drill::drill::conclude(&report, json.as_ref(), html.as_ref())
         }
         Cli::Soak(args) => {

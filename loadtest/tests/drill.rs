@@ -4,9 +4,10 @@
 
 use flash_drill::drill::analysis::Slos;
 use flash_drill::drill::client::TargetArgs;
+use flash_drill::drill::hostile::HostileArgs;
 use flash_drill::drill::plan::{Arrival, Behaviour};
 use flash_drill::drill::report::Report;
-use flash_drill::drill::{BurstArgs, DrillArgs, SaleArgs, burst};
+use flash_drill::drill::{AbuseArgs, BurstArgs, DrillArgs, SaleArgs, abuse, burst};
 use flash_kit::testing::Running;
 use flash_suite::Suite;
 use flash_suite::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Stores};
@@ -194,5 +195,87 @@ async fn a_missed_slo_fails_the_drill_and_says_which() {
     let error =
         flash_drill::drill::conclude(&report, None, None).expect_err("a failed drill is an error");
     assert!(error.to_string().contains("join p99"), "{error}");
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attackers_beside_a_burst_get_no_more_than_the_rules_allow() {
+    let stores = Stores::new().await;
+    let mut config = stores.suite_config();
+    config.api.database_max_connections = 8;
+    // Half-sent requests are closed within this.
+    config.origin.common.http_header_read_timeout_secs = 2;
+    let suite = Suite::build(config).await.expect("suite builds");
+    let origin_addr = suite.origin_addr();
+    let origin = Running::spawn(origin_addr.port(), |stop| suite.run_until(stop));
+
+    let report = abuse(AbuseArgs {
+        burst: args(origin_addr, &stores.db.url, 160, 30),
+        hostile: HostileArgs {
+            login_flood: 20,
+            signup_flood: 90,
+            signup_limit: flash_api::config::defaults::LIMIT_SIGNUP_PER_ADDRESS
+                .parse()
+                .expect("the default rate"),
+            leavers: 4,
+            rejoiners: 4,
+            rejoin_rounds: 3,
+            made_up: 300,
+            half_sent: 50,
+            header_read_timeout_secs: 2,
+        },
+    })
+    .await
+    .expect("the drill runs");
+    assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
+    assert!(
+        report
+            .invariants
+            .iter()
+            .any(|c| c.name == "attackers got no more than the rules allow" && c.ok)
+    );
+    let attack = |name: &str| {
+        report
+            .attacks
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {}", report.table()))
+    };
+    let answered = |name: &str, key: &str| attack(name).answers.get(key).copied().unwrap_or(0);
+    // Each attacker really attacked, and was refused the way the rules say.
+    let flood = attack("login flood");
+    assert!(flood.tries >= 20, "{}", report.table());
+    assert_eq!(flood.gains[0].got, 0);
+    assert!(answered("login flood", "401") > 0, "{}", report.table());
+    let signups = attack("sign-up flood");
+    assert_eq!(signups.tries, 90);
+    assert!(
+        (60..=61).contains(&signups.gains[0].got),
+        "the per-address limit lets 60 through at once: {}",
+        report.table()
+    );
+    assert_eq!(answered("sign-up flood", "429"), 90 - signups.gains[0].got);
+    // A left place's socket is closed with 4404 (or with 1000 once the sale is over).
+    let closed_left = answered("leave and keep the socket", "socket closed 4404");
+    assert!(closed_left >= 1, "{}", report.table());
+    assert_eq!(
+        closed_left + answered("leave and keep the socket", "socket closed 1000"),
+        4,
+        "{}",
+        report.table()
+    );
+    assert_eq!(attack("leave and keep the socket").gains[0].got, 0);
+    assert!(attack("leave and rejoin").gains[0].got <= 1);
+    assert!(attack("made-up requests").tries >= 300);
+    assert_eq!(attack("made-up requests").gains[0].got, 0);
+    let half = attack("half-sent requests");
+    assert_eq!(half.tries, 50);
+    assert_eq!(half.gains[0].got, 0, "{}", report.table());
+    // The report shows them, and reads back.
+    assert!(report.table().contains("attackers:"));
+    assert!(report.html().contains("<h2>Attackers</h2>"));
+    let json = serde_json::to_string(&report).expect("json");
+    let again: Report = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(again.attacks.len(), report.attacks.len());
     origin.stop().await;
 }

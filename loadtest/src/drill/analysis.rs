@@ -278,6 +278,7 @@ pub fn report(inputs: Inputs<'_>) -> Report {
         invariants,
         slos,
         chaos: inputs.chaos,
+        attacks: Vec::new(),
         ledger: inputs.ledger.map(|(ledger, _)| ledger),
         passed,
     }

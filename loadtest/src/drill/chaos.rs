@@ -7,6 +7,10 @@
 //!   failover); the snapshot file is removed once loaded.
 //! - `rabbitmq@S`: `rabbitmqctl stop_app` then `start_app` (durable queues and persistent
 //!   messages survive; every connection drops).
+//! - `postgres@S`: a fast shutdown of the api's Postgres (every connection drops, open
+//!   transactions roll back), [`POSTGRES_DOWN`] without it, then started again
+//!   (`pg_ctlcluster` where the cluster is Debian's, else `pg_ctl`). Meanwhile the api answers
+//!   503 `UNAVAILABLE` and the buyers retry.
 //! - `restart:NAME@S`: SIGTERM to the oldest process named NAME (e.g. `flash`,
 //!   `flash-gateway`), then the same command line again, with its environment and directory.
 //!
@@ -30,6 +34,7 @@ use crate::http::Conn;
 pub enum Kind {
     Redis,
     Rabbitmq,
+    Postgres,
     Restart(String),
 }
 
@@ -54,13 +59,14 @@ impl FromStr for Spec {
         let kind = match kind {
             "redis" => Kind::Redis,
             "rabbitmq" => Kind::Rabbitmq,
+            "postgres" => Kind::Postgres,
             _ => match kind.strip_prefix("restart:") {
                 Some(name) if !name.is_empty() && !name.contains('/') => {
                     Kind::Restart(name.to_owned())
                 }
                 _ => {
                     return Err(format!(
-                        "{text}: the kind is redis, rabbitmq or restart:PROCESS-NAME"
+                        "{text}: the kind is redis, rabbitmq, postgres or restart:PROCESS-NAME"
                     ));
                 }
             },
@@ -74,6 +80,7 @@ impl std::fmt::Display for Spec {
         match &self.kind {
             Kind::Redis => write!(f, "redis@{}s", self.at_s),
             Kind::Rabbitmq => write!(f, "rabbitmq@{}s", self.at_s),
+            Kind::Postgres => write!(f, "postgres@{}s", self.at_s),
             Kind::Restart(name) => write!(f, "restart:{name}@{}s", self.at_s),
         }
     }
@@ -97,6 +104,8 @@ pub struct Happened {
 #[derive(Clone, Debug)]
 pub struct Scene {
     pub redis: SocketAddr,
+    /// The api's database (`--chaos postgres@…` restarts its server).
+    pub database_url: Option<String>,
     /// Addresses whose `/ready` must answer 200 again afterwards.
     pub ready_targets: Vec<SocketAddr>,
 }
@@ -114,6 +123,14 @@ pub async fn unleash(spec: &Spec, scene: &Scene, t0: Instant) -> Happened {
         Kind::Rabbitmq => tokio::task::spawn_blocking(restart_rabbitmq)
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
+        Kind::Postgres => match scene.database_url.clone() {
+            Some(url) => tokio::task::spawn_blocking(move || restart_postgres(&url))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
+            None => Err(anyhow::anyhow!(
+                "--chaos postgres@… needs the api's database (--database-url)"
+            )),
+        },
         Kind::Restart(name) => {
             let name = name.clone();
             tokio::task::spawn_blocking(move || restart_process(&name))
@@ -252,6 +269,76 @@ fn restart_rabbitmq() -> anyhow::Result<String> {
     Ok("stop_app, start_app".into())
 }
 
+/// How long `postgres@S` keeps the server down.
+pub const POSTGRES_DOWN: Duration = Duration::from_secs(3);
+
+fn psql(url: &str, sql: &str) -> Command {
+    let mut command = Command::new("psql");
+    command.args([
+        "-X",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        url,
+        "-c",
+        sql,
+    ]);
+    command
+}
+
+/// One Debian cluster (`pg_lsclusters`): version, name, data directory.
+fn debian_cluster(data_dir: &str) -> Option<(String, String)> {
+    let listed = run(Command::new("pg_lsclusters").arg("-h")).ok()?;
+    listed.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(5) == Some(&data_dir)).then(|| (fields[0].to_owned(), fields[1].to_owned()))
+    })
+}
+
+fn restart_postgres(url: &str) -> anyhow::Result<String> {
+    // An empty server address is a Unix socket: this machine too.
+    let where_ = run(&mut psql(
+        url,
+        "select coalesce(host(inet_server_addr()), ''), current_setting('data_directory')",
+    ))?;
+    let (host, data_dir) = where_
+        .trim()
+        .split_once('|')
+        .context("psql answered no server address and data directory")?;
+    let local = host.is_empty()
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        bail!("Postgres at {host} is not on this machine");
+    }
+    let how = if let Some((version, cluster)) = debian_cluster(data_dir) {
+        run(Command::new("pg_ctlcluster").args([&version, &cluster, "stop", "-m", "fast"]))?;
+        std::thread::sleep(POSTGRES_DOWN);
+        run(Command::new("pg_ctlcluster").args([&version, &cluster, "start"]))?;
+        format!("pg_ctlcluster {version} {cluster} stop -m fast, start")
+    } else {
+        run(Command::new("pg_ctl").args(["-D", data_dir, "-w", "-m", "fast", "stop"]))?;
+        std::thread::sleep(POSTGRES_DOWN);
+        let log = PathBuf::from(data_dir).join("flash-drill-chaos.log");
+        run(Command::new("pg_ctl")
+            .args(["-D", data_dir, "-w", "-l"])
+            .arg(&log)
+            .arg("start"))?;
+        format!("pg_ctl -D {data_dir} stop -m fast, start")
+    };
+    let up = Instant::now();
+    while run(&mut psql(url, "select 1")).is_err() {
+        if up.elapsed() > Duration::from_secs(60) {
+            bail!("Postgres did not come back ({how})");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(format!("{how}; down {} s", POSTGRES_DOWN.as_secs()))
+}
+
 /// A process of this machine, as read from /proc.
 struct Process {
     pid: u32,
@@ -375,7 +462,12 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print() {
-        for text in ["redis@10s", "rabbitmq@5s", "restart:flash-api@30s"] {
+        for text in [
+            "redis@10s",
+            "rabbitmq@5s",
+            "postgres@12s",
+            "restart:flash-api@30s",
+        ] {
             let spec: Spec = text.parse().expect("valid");
             assert_eq!(spec.to_string(), text);
         }

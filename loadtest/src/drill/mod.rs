@@ -8,7 +8,8 @@
 //! - [`buyer`]: one buyer's visit, and its record.
 //! - [`shard`]: a process's share of the crowd; child processes for large crowds.
 //! - [`progress`]: live counters and the progress line.
-//! - [`chaos`]: restarting Redis, RabbitMQ or a service mid-burst.
+//! - [`chaos`]: restarting Redis, RabbitMQ, Postgres or a service mid-burst.
+//! - [`hostile`]: attackers beside the burst (`flash-drill abuse`).
 //! - [`analysis`]: records → figures, timeline and invariants.
 //! - [`report`]: the report as a table, JSON and HTML.
 
@@ -16,6 +17,7 @@ pub mod analysis;
 pub mod buyer;
 pub mod chaos;
 pub mod client;
+pub mod hostile;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -90,7 +92,8 @@ pub struct DrillArgs {
     #[arg(long, env = "DRILL_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Chaos mid-burst, comma-separated: `redis@SECONDS`, `rabbitmq@SECONDS`,
-    /// `restart:PROCESS@SECONDS` (local stores and processes only).
+    /// `postgres@SECONDS` (the api's database, `--database-url`), `restart:PROCESS@SECONDS`
+    /// (local stores and processes only).
     #[arg(long, value_delimiter = ',')]
     pub chaos: Vec<chaos::Spec>,
     /// The suite's Redis (restarted by `--chaos redis@…`).
@@ -131,6 +134,15 @@ pub struct BurstArgs {
     pub late_share: f64,
 }
 
+/// `flash-drill abuse`: a burst with attackers beside it.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AbuseArgs {
+    #[command(flatten)]
+    pub burst: BurstArgs,
+    #[command(flatten)]
+    pub hostile: hostile::HostileArgs,
+}
+
 /// `flash-drill soak`: buyers arrive at a steady rate for a long time.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SoakArgs {
@@ -156,7 +168,12 @@ pub struct ReportArgs {
 
 /// Runs a burst drill and returns its report.
 pub async fn burst(args: BurstArgs) -> anyhow::Result<Report> {
-    let schedule = Schedule {
+    let schedule = burst_schedule(&args);
+    drill(args.drill, "burst", schedule, 2_000, None).await
+}
+
+fn burst_schedule(args: &BurstArgs) -> Schedule {
+    Schedule {
         arrival: args.arrival,
         users: args.users,
         ramp_ms: (args.ramp_secs * 1000.0) as u64,
@@ -166,8 +183,20 @@ pub async fn burst(args: BurstArgs) -> anyhow::Result<Report> {
             0
         },
         late_share: args.late_share,
-    };
-    drill(args.drill, "burst", schedule, 2_000).await
+    }
+}
+
+/// Runs a burst with the hostile mix beside it and returns its report.
+pub async fn abuse(args: AbuseArgs) -> anyhow::Result<Report> {
+    let schedule = burst_schedule(&args.burst);
+    drill(
+        args.burst.drill,
+        "abuse",
+        schedule,
+        2_000,
+        Some(args.hostile),
+    )
+    .await
 }
 
 /// Runs a soak drill and returns its report.
@@ -184,7 +213,7 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<Report> {
     // The soak lasts its duration plus the time to settle.
     drill_args.deadline_secs = drill_args.deadline_secs.max(args.duration_secs + 60);
     let tickets = u32::try_from(users).unwrap_or(u32::MAX);
-    drill(drill_args, "soak", schedule, tickets).await
+    drill(drill_args, "soak", schedule, tickets, None).await
 }
 
 /// Prints `report`, writes its files, and fails when it did not pass.
@@ -373,6 +402,7 @@ async fn drill(
     kind: &str,
     schedule: Schedule,
     default_tickets: u32,
+    hostile: Option<hostile::HostileArgs>,
 ) -> anyhow::Result<Report> {
     let users = schedule.users;
     anyhow::ensure!(users > 0, "a drill needs at least one buyer");
@@ -465,6 +495,23 @@ async fn drill(
         "crowd ready: {crowd_members} buyers in {crowd_seconds:.1}s ({:.0}/s)",
         crowd_members as f64 / crowd_seconds.max(1e-9)
     ));
+    let mut field = hostile::Field {
+        api: targets.api,
+        gateways: targets.gateways.clone(),
+        event: EventId(uuid::Uuid::nil()),
+        max_per_user: args.sale.max_per_user,
+        run: run.clone(),
+    };
+    let attackers = match &hostile {
+        Some(hostile) => {
+            let members = hostile::prepare(&field, hostile)
+                .await
+                .context("signing up the attackers")?;
+            say(format!("{} attackers signed up", members.len()));
+            Some(members)
+        }
+        None => None,
+    };
 
     // The event; t = 0 once every gateway knows it.
     const SETUP: Duration = Duration::from_secs(5);
@@ -493,12 +540,26 @@ async fn drill(
     }
     say(format!("event {} created; go", event.id));
 
+    // The attackers, from t = 0 until the crowd is done.
+    let (stop_attackers, attackers_stop) = tokio::sync::watch::channel(false);
+    let attack_task = match (hostile, attackers) {
+        (Some(hostile), Some(members)) => {
+            field.event = event.id;
+            Some(tokio::spawn(async move {
+                tokio::time::sleep_until(t0.into()).await;
+                hostile::unleash(field, hostile, members, attackers_stop).await
+            }))
+        }
+        _ => None,
+    };
+
     // Chaos at its seconds.
     let redis = client::origin_addr(&args.redis_url.replacen("redis://", "http://", 1))
         .await
         .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 6379)));
     let scene = Scene {
         redis,
+        database_url: args.database_url.clone(),
         ready_targets: std::iter::once(targets.api)
             .chain(targets.gateways.iter().copied())
             .collect(),
@@ -557,6 +618,11 @@ async fn drill(
     for handle in &mut handles {
         handle.finish().await;
     }
+    let _ = stop_attackers.send(true);
+    let attacks = match attack_task {
+        Some(task) => Some(task.await.context("the attackers panicked")?),
+        None => None,
+    };
     let mut chaos_done: Vec<Happened> = Vec::new();
     for task in chaos_tasks {
         chaos_done.push(task.await.context("a chaos action panicked")?);
@@ -641,7 +707,7 @@ async fn drill(
         gateways: targets.gateways.iter().map(ToString::to_string).collect(),
         machine: machine(),
     };
-    Ok(analysis::report(Inputs {
+    let mut report = analysis::report(Inputs {
         setup,
         crowd_members,
         crowd_seconds,
@@ -657,7 +723,14 @@ async fn drill(
         ledger,
         slos: &args.slos,
         verify_gate: &verify,
-    }))
+    });
+    if let Some(attacks) = attacks {
+        let check = hostile::check(&attacks);
+        report.passed &= check.ok;
+        report.invariants.push(check);
+        report.attacks = attacks;
+    }
+    Ok(report)
 }
 
 /// A unit enum's name on the wire (e.g. `sold_out`).

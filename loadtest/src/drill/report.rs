@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::chaos::Happened;
+use super::hostile::Attack;
 use crate::audit::Ledger;
 use crate::stats::Summary;
 
@@ -133,8 +134,28 @@ pub struct Report {
     pub invariants: Vec<Check>,
     pub slos: Vec<Check>,
     pub chaos: Vec<Happened>,
+    /// The hostile mix (`flash-drill abuse`): what each attacker did and got.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attacks: Vec<Attack>,
     pub ledger: Option<Ledger>,
     pub passed: bool,
+}
+
+/// An attacker's gains, e.g. `0 tokens (0 allowed), 2 tickets (2 allowed)`.
+fn gains(attack: &Attack) -> String {
+    attack
+        .gains
+        .iter()
+        .map(|g| {
+            let allowed = if g.allowed == u64::MAX {
+                "no limit".to_owned()
+            } else {
+                format!("{} allowed", g.allowed)
+            };
+            format!("{} {} ({allowed})", g.got, g.what)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Histogram edges (ms): a 1-2-5 series from 0.1 ms to 100 s, then everything above.
@@ -312,6 +333,22 @@ impl Report {
                 happened.detail
             );
         }
+        if !self.attacks.is_empty() {
+            let _ = writeln!(out, "\nattackers:");
+            for a in &self.attacks {
+                let _ = writeln!(
+                    out,
+                    "  [{}] {} ({} tries in {:.1}s): {}\n        answers: {}\n        {}",
+                    verdict(a.within_rules()),
+                    a.name,
+                    a.tries,
+                    a.seconds,
+                    gains(a),
+                    list(&a.answers),
+                    a.trouble.as_deref().unwrap_or(&a.how)
+                );
+            }
+        }
         let _ = writeln!(out, "\ninvariants:");
         for check in &self.invariants {
             let _ = writeln!(
@@ -426,6 +463,22 @@ impl Report {
                     h.ready_after_s
                         .map_or_else(|| "never".into(), |r| format!("{r:.1}s")),
                     esc(&h.detail)
+                );
+            }
+            page.push_str("</table>");
+        }
+        if !self.attacks.is_empty() {
+            page.push_str("<h2>Attackers</h2><table><tr><th>attacker</th><th>tries</th><th>got (allowed)</th><th>answers</th><th>how</th></tr>");
+            for a in &self.attacks {
+                let _ = write!(
+                    page,
+                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    if a.within_rules() { "pass" } else { "fail" },
+                    esc(&a.name),
+                    a.tries,
+                    esc(&gains(a)),
+                    esc(&list(&a.answers)),
+                    esc(a.trouble.as_deref().unwrap_or(&a.how))
                 );
             }
             page.push_str("</table>");

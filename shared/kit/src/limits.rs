@@ -50,6 +50,18 @@ impl Rate {
         self.count == 0 || self.window.is_zero()
     }
 
+    /// The most calls the limit lets through in `elapsed` (from the first to the last): the
+    /// whole `count` at once, then one per `window / count`. `u64::MAX` when off.
+    #[must_use]
+    pub fn most_within(&self, elapsed: Duration) -> u64 {
+        if self.is_off() {
+            return u64::MAX;
+        }
+        let (interval, _) = self.gcra_micros();
+        let elapsed = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        u64::from(self.count).saturating_add(elapsed / interval)
+    }
+
     /// The GCRA's emission interval and tolerance, in microseconds.
     fn gcra_micros(&self) -> (u64, u64) {
         let window = u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX);
@@ -374,6 +386,16 @@ pub fn network_of(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn most_within_is_the_burst_then_one_per_interval() {
+        let rate: Rate = "60/10min".parse().expect("rate");
+        assert_eq!(rate.most_within(Duration::ZERO), 60);
+        assert_eq!(rate.most_within(Duration::from_secs(9)), 60);
+        assert_eq!(rate.most_within(Duration::from_secs(10)), 61);
+        assert_eq!(rate.most_within(Duration::from_secs(600)), 120);
+        assert_eq!(Rate::OFF.most_within(Duration::from_secs(1)), u64::MAX);
+    }
 
     #[test]
     fn rates_read_and_print_as_written() {
