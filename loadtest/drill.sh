@@ -2,6 +2,7 @@
 # `make drill`: a flash-sale burst against the suite of `make up` on $FLASH_ADDR. When nothing
 # answers there, this starts `make up` for the drill and stops it afterwards. Arguments go to `flash-drill burst` (defaults: 20,000 buyers, 2,000
 # tickets). Reports: artifacts/drill/report.{json,html}.
+# DRILL_KIND=abuse runs `flash-drill abuse` (the burst with attackers beside it) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,5 +45,10 @@ else
   ready || { echo "drill: the suite did not become ready; see $out/suite.log" >&2; exit 1; }
 fi
 
-./target/release/flash-drill burst --base-url "http://$FLASH_ADDR" --database-url "$DATABASE_URL" \
+kind=${DRILL_KIND:-burst}
+case $kind in burst | abuse) ;; *) echo "drill: DRILL_KIND is burst or abuse, not $kind" >&2; exit 2 ;; esac
+if [[ $kind == abuse && -z $suite_pid ]]; then
+  echo "drill: attacking the suite already running on http://$FLASH_ADDR at whatever Argon2 cost it was started with"
+fi
+./target/release/flash-drill "$kind" --base-url "http://$FLASH_ADDR" --database-url "$DATABASE_URL" \
   --json "$out/report.json" --html "$out/report.html" "$@"

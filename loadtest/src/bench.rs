@@ -125,6 +125,10 @@ pub enum Bench {
     },
     /// Orders of one hot event through the api, then an oversell check (api issue #4).
     Orders(crate::orders_bench::OrdersArgs),
+    /// Concurrent logins with unknown e-mails against the api (each connection from a /24 of
+    /// its own): the api's memory and threads, its answers by code, and the p99 of
+    /// `GET /api/v1/events` idle and meanwhile.
+    Logins(crate::logins_bench::LoginsArgs),
     /// Payment requests through a running pay worker, end to end (pay issue #5).
     Payments(crate::payments_bench::PaymentsArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
@@ -187,6 +191,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         },
         Bench::Orders(args) => crate::orders_bench::run(args).await,
         Bench::Payments(args) => crate::payments_bench::run(args).await,
+        Bench::Logins(args) => crate::logins_bench::run(args).await,
         Bench::Admit {
             target,
             shards,
@@ -429,7 +434,7 @@ async fn status(
 }
 
 /// Memory of a process (resident set), in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod crowd;
 pub mod drill;
 pub mod http;
+pub mod logins_bench;
 pub mod orders_bench;
 pub mod payments_bench;
 pub mod setup;

@@ -205,9 +205,9 @@ pub async fn unleash(
     let field = Arc::new(field);
     let mut tasks = tokio::task::JoinSet::new();
     {
-        let (field, stop) = (Arc::clone(&field), stop.clone());
+        let (api, run, stop) = (field.api, field.run.clone(), stop.clone());
         let n = args.login_flood;
-        tasks.spawn(async move { login_flood(&field, n, stop).await });
+        tasks.spawn(async move { login_flood(api, &run, n, stop).await });
     }
     {
         let field = Arc::clone(&field);
@@ -268,7 +268,14 @@ fn status_key(status: StatusCode) -> String {
     status.as_u16().to_string()
 }
 
-async fn login_flood(field: &Field, connections: usize, stop: watch::Receiver<bool>) -> Attack {
+/// `connections` connections, each from a /24 of its own, logging in to `api` with unknown
+/// e-mails (named after `run`) until `stop`.
+pub async fn login_flood(
+    api: SocketAddr,
+    run: &str,
+    connections: usize,
+    stop: watch::Receiver<bool>,
+) -> Attack {
     let started = Instant::now();
     let answers = Arc::new(Answers::default());
     let tokens = Arc::new(AtomicU64::new(0));
@@ -281,7 +288,7 @@ async fn login_flood(field: &Field, connections: usize, stop: watch::Receiver<bo
             Arc::clone(&tries),
             stop.clone(),
         );
-        let (api, run) = (field.api, field.run.clone());
+        let run = run.to_owned();
         workers.spawn(async move {
             let mut conn: Option<Conn> = None;
             let mut k = 0u64;

@@ -108,6 +108,10 @@ pub struct Argon2Config {
     /// `UNAVAILABLE` with `Retry-After`.
     #[arg(long, env = "ARGON2_QUEUE_WAIT_MS", default_value_t = 250)]
     pub queue_wait_ms: u64,
+    /// Nice value of the hashing threads (0–19): above 0 they give the CPU to requests first,
+    /// so a login flood does not slow the rest of the api.
+    #[arg(long, env = "ARGON2_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
 }
 
 impl Argon2Config {
@@ -121,6 +125,7 @@ impl Argon2Config {
             memory_budget_mib: 256,
             threads: 0,
             queue_wait_ms: 250,
+            nice: 10,
         }
     }
 }

@@ -66,6 +66,18 @@ impl Capacity {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Gives this thread the nice value `nice` (Linux: per thread), so that requests get the CPU
+/// before hashes do. A refusal is logged and changes nothing else.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), nice) {
+        tracing::warn!(%error, nice, "cannot lower the priority of a hashing thread");
+    }
+}
+
 /// Threads that run hashing jobs, and the slots that admit them.
 struct Pool {
     slots: Semaphore,
@@ -74,7 +86,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(capacity: Capacity, wait: Duration) -> Result<Self, PasswordError> {
+    fn start(capacity: Capacity, wait: Duration, nice: i32) -> Result<Self, PasswordError> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..capacity.slots {
@@ -82,6 +94,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    lower_priority(nice);
                     loop {
                         let job = {
                             let queue = receiver
@@ -174,7 +187,11 @@ impl PasswordHashing {
             None,
         )
         .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let pool = Pool::start(capacity, Duration::from_millis(config.queue_wait_ms))?;
+        let pool = Pool::start(
+            capacity,
+            Duration::from_millis(config.queue_wait_ms),
+            config.nice,
+        )?;
         tracing::info!(
             slots = capacity.slots,
             memory_mib = capacity.memory_kib / 1024,
@@ -237,7 +254,30 @@ mod tests {
             memory_budget_mib: budget_mib,
             threads,
             queue_wait_ms: 50,
+            nice: 10,
         }
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_threads_that_give_way_to_requests() {
+        let hashing = PasswordHashing::with_capacity(
+            config(1024, 256, 1),
+            Capacity {
+                slots: 1,
+                memory_kib: 1024,
+            },
+        )
+        .expect("pool");
+        let on_pool = hashing
+            .pool
+            .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
+            .await
+            .expect("ran")
+            .expect("priority");
+        let here = rustix::process::getpriority_process(None).expect("priority");
+        // 10, unless the process already runs nicer (raising a thread's priority needs a
+        // privilege; the thread then keeps the process's).
+        assert_eq!(on_pool, here.max(10));
     }
 
     #[test]

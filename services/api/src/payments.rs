@@ -99,6 +99,21 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
     Ok(applied)
 }
 
+/// The payment result in a delivery of `api.payment-results` (its type from the `type`
+/// header or property), or why it can never be applied: another type, or a body that is not
+/// a `payment.completed`.
+pub fn result_of(
+    properties: &lapin::BasicProperties,
+    body: &[u8],
+) -> Result<PaymentCompleted, DecodeError> {
+    let kind = message_type(properties).unwrap_or_default();
+    if kind == PaymentCompleted::TYPE {
+        decode::<PaymentCompleted>(body)
+    } else {
+        Err(DecodeError::UnknownType(kind))
+    }
+}
+
 /// Consumes payment results until `stop`.
 pub async fn run(pool: PgPool, broker: Arc<Broker>, stop: CancellationToken) {
     consume(
@@ -110,13 +125,7 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, stop: CancellationToken) {
         move |delivery| {
             let pool = pool.clone();
             async move {
-                let kind = message_type(&delivery.properties).unwrap_or_default();
-                let result = if kind == PaymentCompleted::TYPE {
-                    decode::<PaymentCompleted>(&delivery.data)
-                } else {
-                    Err(DecodeError::UnknownType(kind))
-                };
-                let result = match result {
+                let result = match result_of(&delivery.properties, &delivery.data) {
                     Ok(result) => result,
                     Err(error) => {
                         tracing::error!(%error, "undecodable payment result dropped");

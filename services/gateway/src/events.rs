@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use flash_protocol::event::EventStatus;
 use flash_protocol::messages::{
-    EventCreated, EventQueueInfo, EventUpdated, EventsMessage, GateConsumed, Queue,
+    DecodeError, EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, EventsMessage,
+    GateConsumed, Message as _, Queue,
 };
 use flash_protocol::ws::ClosedReason;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +101,28 @@ pub async fn free_admission(
     room.consume(event, user, admitted_at).await
 }
 
+/// A delivery of `gateway.events` as a message (its type from the `type` header or property)
+/// and its outbox position (the sequence header; 0 when absent), or why it can never be
+/// applied: an unknown type, or a body that is not a message of its type.
+pub fn message_of(
+    properties: &lapin::BasicProperties,
+    body: &[u8],
+) -> Result<(EventsMessage, i64), DecodeError> {
+    let kind = message_type(properties).unwrap_or_default();
+    let sequence = message_sequence(properties).unwrap_or(0);
+    EventsMessage::decode(&kind, body).map(|message| (message, sequence))
+}
+
+/// The `type` of a message.
+fn type_of(message: &EventsMessage) -> &'static str {
+    match message {
+        EventsMessage::Created(_) => EventCreated::TYPE,
+        EventsMessage::Updated(_) => EventUpdated::TYPE,
+        EventsMessage::SoldOut(_) => EventSoldOut::TYPE,
+        EventsMessage::GateConsumed(_) => GateConsumed::TYPE,
+    }
+}
+
 /// Consumes until `stop`, resuming on every broker reconnect.
 pub async fn run(
     broker: Arc<Broker>,
@@ -116,21 +139,22 @@ pub async fn run(
         move |delivery| {
             let room = room.clone();
             async move {
-                let kind = message_type(&delivery.properties).unwrap_or_default();
-                let sequence = message_sequence(&delivery.properties).unwrap_or(0);
-                match EventsMessage::decode(&kind, &delivery.data) {
-                    Ok(message) => match apply(&room, message, sequence, retire_after).await {
-                        Ok(()) => {
-                            ::metrics::counter!("gateway_events_consumed_total", "type" => kind)
-                                .increment(1);
-                            Disposition::Ack
+                match message_of(&delivery.properties, &delivery.data) {
+                    Ok((message, sequence)) => {
+                        let kind = type_of(&message);
+                        match apply(&room, message, sequence, retire_after).await {
+                            Ok(()) => {
+                                ::metrics::counter!("gateway_events_consumed_total", "type" => kind)
+                                    .increment(1);
+                                Disposition::Ack
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot apply an event message; redelivering");
+                                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                                Disposition::Requeue
+                            }
                         }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot apply an event message; redelivering");
-                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                            Disposition::Requeue
-                        }
-                    },
+                    }
                     Err(error) => {
                         tracing::error!(%error, "undecodable event message dropped");
                         ::metrics::counter!("gateway_events_rejected_total").increment(1);

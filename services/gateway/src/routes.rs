@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ticket::Absent;
 use crate::waiting_room::Joined;
-use crate::ws::{self, MAX_CLIENT_MESSAGE, SocketContext};
+use crate::ws::{self, SocketContext};
 
 /// The public routes (without the common layers).
 pub fn router(state: AppState) -> Router {
@@ -168,15 +168,7 @@ async fn websocket(
         shutdown: state.shutdown.clone(),
         auth_deadline: state.ws_auth_timeout,
     };
-    // Client frames are tiny (auth ~350 bytes): a 1 KiB read buffer keeps an idle socket
-    // small; a larger frame (up to the limit) grows it for that frame only.
-    upgrade
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| ws::run(socket, context))
+    ws::limited(upgrade).on_upgrade(move |socket| ws::run(socket, context))
 }
 
 async fn admin_stats(

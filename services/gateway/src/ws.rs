@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use flash_kit::auth::Authenticator;
 use flash_protocol::ws::{
     CLOSE_NOT_IN_QUEUE, CLOSE_RATE_LIMITED, CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED,
@@ -120,6 +120,48 @@ where
             }
         }
     }
+}
+
+/// What one message of an authenticated client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A `ping` frame: answer `pong`.
+    Ping,
+    /// Nothing to answer: another `auth` frame, a protocol ping or pong.
+    Nothing,
+    /// The client closed the socket.
+    Closed,
+    /// Not a frame of the contract: close the socket with this code and reason.
+    Refused(u16, &'static str),
+}
+
+/// Reads one message of an authenticated client: JSON text frames of the contract only
+/// (binary frames are closed with 1003, any other text with 1008).
+#[must_use]
+pub fn client_message(message: &Message) -> Incoming {
+    match message {
+        Message::Text(text) => match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Ping) => Incoming::Ping,
+            Ok(ClientFrame::Auth { .. }) => Incoming::Nothing,
+            Err(_) => Incoming::Refused(CLOSE_POLICY, "unknown frame"),
+        },
+        Message::Binary(_) => Incoming::Refused(CLOSE_UNSUPPORTED, "text frames only"),
+        Message::Ping(_) | Message::Pong(_) => Incoming::Nothing,
+        Message::Close(_) => Incoming::Closed,
+    }
+}
+
+/// The limits of a client's socket: frames and messages of at most [`MAX_CLIENT_MESSAGE`]
+/// bytes (a larger one ends the socket before it is read), and small buffers.
+pub fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    // Client frames are tiny (auth ~350 bytes): a 1 KiB read buffer keeps an idle socket
+    // small; a larger frame (up to the limit) grows it for that frame only.
+    upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
 }
 
 fn now_ms() -> i64 {
@@ -420,25 +462,21 @@ async fn session<S, E>(
                     socket.close(CLOSE_POLICY, "too many frames").await;
                     return;
                 }
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(ClientFrame::Ping) => {
+                Some(Ok(message)) => match client_message(&message) {
+                    Incoming::Ping => {
                         if let Flow::Stop = socket.frame(&ServerFrame::Pong).await {
                             return;
                         }
                         None
                     }
-                    Ok(ClientFrame::Auth { .. }) => None,
-                    Err(_) => {
-                        socket.close(CLOSE_POLICY, "unknown frame").await;
+                    Incoming::Nothing => None,
+                    Incoming::Refused(code, reason) => {
+                        socket.close(code, reason).await;
                         return;
                     }
+                    Incoming::Closed => return,
                 },
-                Some(Ok(Message::Binary(_))) => {
-                    socket.close(CLOSE_UNSUPPORTED, "text frames only").await;
-                    return;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Err(_)) | None => return,
             },
             _ = heartbeat.tick() => {
                 if let Flow::Stop = socket.send(Message::Ping(Default::default())).await {

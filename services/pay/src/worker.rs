@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use flash_kit::amqp::{Disposition, Publisher, message_type};
 use flash_protocol::messages::{
-    ATTEMPTS_HEADER, DEAD_REASON_HEADER, Exchange, Message as _, PaymentCompleted, PaymentOutcome,
-    PaymentRequested, decode, routing,
+    ATTEMPTS_HEADER, DEAD_REASON_HEADER, DecodeError, Exchange, Message as _, PaymentCompleted,
+    PaymentOutcome, PaymentRequested, decode, routing,
 };
 use lapin::message::Delivery;
 use lapin::types::AMQPValue;
@@ -60,10 +60,11 @@ impl Worker {
     }
 
     async fn handle_inner(&self, delivery: &Delivery) -> Disposition {
-        let attempt = attempt_of(delivery);
-        let request = match request_of(delivery) {
+        let attempt = attempt_of(&delivery.properties);
+        let request = match request_of(&delivery.properties, &delivery.data) {
             Ok(request) => request,
-            Err(reason) => {
+            Err(poison) => {
+                let reason = poison.to_string();
                 tracing::warn!(%reason, "payment request dead-lettered");
                 return self.dead_letter(delivery, "poison", &reason, attempt).await;
             }
@@ -152,8 +153,8 @@ impl Worker {
     /// Parks the request in the retry queue for its backoff, as attempt `next`.
     async fn retry(&self, delivery: &Delivery, next: u32, failure: &str) -> Disposition {
         let wait = self.config.backoff(next);
-        let properties =
-            with_headers(delivery, next, None).with_expiration(wait.as_millis().to_string().into());
+        let properties = with_headers(&delivery.properties, next, None)
+            .with_expiration(wait.as_millis().to_string().into());
         let disposition = self
             .move_to(delivery, routing::PAYMENT_RETRY, properties)
             .await;
@@ -172,7 +173,7 @@ impl Worker {
         reason: &str,
         attempt: u32,
     ) -> Disposition {
-        let properties = with_headers(delivery, attempt, Some(reason));
+        let properties = with_headers(&delivery.properties, attempt, Some(reason));
         let disposition = self
             .move_to(delivery, routing::PAYMENT_DEAD, properties)
             .await;
@@ -205,10 +206,10 @@ impl Worker {
     }
 }
 
-/// The attempt this delivery is (1 unless a retry said otherwise).
-fn attempt_of(delivery: &Delivery) -> u32 {
-    let value = delivery
-        .properties
+/// The attempt a delivery is (1 unless a retry said otherwise, in the attempts header).
+#[must_use]
+pub fn attempt_of(properties: &lapin::BasicProperties) -> u32 {
+    let value = properties
         .headers()
         .as_ref()
         .and_then(|headers| headers.inner().get(ATTEMPTS_HEADER).cloned());
@@ -223,41 +224,73 @@ fn attempt_of(delivery: &Delivery) -> u32 {
     u32::try_from(attempt.max(1)).unwrap_or(u32::MAX)
 }
 
+/// Why a payment request can never be handled; its text is the dead letter's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Poison {
+    /// The delivery's type (header, else property) is not `payment.requested`.
+    #[error("undecodable: type {0:?} is not {expected}", expected = PaymentRequested::TYPE)]
+    WrongType(String),
+    /// The body is not a `payment.requested`.
+    #[error("undecodable: {0}")]
+    Undecodable(#[from] DecodeError),
+    #[error("invalid: amount_cents is negative")]
+    NegativeAmount,
+    #[error("invalid: currency {0:?} is not an ISO 4217 code")]
+    Currency(String),
+}
+
 /// The request in a delivery, or why it can never be handled.
-fn request_of(delivery: &Delivery) -> Result<PaymentRequested, String> {
-    let kind = message_type(&delivery.properties).unwrap_or_default();
+pub fn request_of(
+    properties: &lapin::BasicProperties,
+    body: &[u8],
+) -> Result<PaymentRequested, Poison> {
+    let kind = message_type(properties).unwrap_or_default();
     if kind != PaymentRequested::TYPE {
-        return Err(format!(
-            "undecodable: type {kind:?} is not {}",
-            PaymentRequested::TYPE
-        ));
+        return Err(Poison::WrongType(kind));
     }
-    let request: PaymentRequested =
-        decode(&delivery.data).map_err(|error| format!("undecodable: {error}"))?;
+    let request: PaymentRequested = decode(body)?;
     if request.amount_cents < 0 {
-        return Err("invalid: amount_cents is negative".into());
+        return Err(Poison::NegativeAmount);
     }
     if request.currency.len() != 3 || !request.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(format!(
-            "invalid: currency {:?} is not an ISO 4217 code",
-            request.currency
-        ));
+        return Err(Poison::Currency(request.currency));
     }
     Ok(request)
 }
 
-/// The delivery's properties with the attempt (and a dead-letter reason) in its headers.
-fn with_headers(delivery: &Delivery, attempt: u32, reason: Option<&str>) -> lapin::BasicProperties {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+/// Longest dead-letter reason, in bytes. The reason travels in a header, and a delivery's
+/// headers must fit in one AMQP frame (128 KiB by default): a reason quoting a huge field of
+/// a poison request would make every dead-lettering of it fail (the broker closes the
+/// connection), so the request would be redelivered forever.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to at most [`MAX_REASON_BYTES`] (at a character boundary).
+#[must_use]
+pub fn bounded_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// A delivery's properties with the attempt (and a dead-letter reason, bounded) in its
+/// headers, persistent.
+#[must_use]
+pub fn with_headers(
+    properties: &lapin::BasicProperties,
+    attempt: u32,
+    reason: Option<&str>,
+) -> lapin::BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
     headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
     if let Some(reason) = reason {
         headers.insert(
             DEAD_REASON_HEADER.into(),
-            AMQPValue::LongString(reason.into()),
+            AMQPValue::LongString(bounded_reason(reason).into()),
         );
     }
-    delivery
-        .properties
+    properties
         .clone()
         .with_headers(headers)
         .with_delivery_mode(2)

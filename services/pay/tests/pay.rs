@@ -399,6 +399,38 @@ async fn poison_messages_dead_letter_at_once_and_the_worker_goes_on() {
     running.stop().await;
 }
 
+/// A poison request quoting a huge field is dead-lettered with a reason cut to fit in a
+/// frame: unbounded, the 200 kB reason made the broker close the connection (`FRAME_ERROR`)
+/// on every try, and the request was requeued forever.
+#[tokio::test]
+async fn poison_with_a_huge_field_dead_letters_with_a_bounded_reason() {
+    let amqp = TestAmqp::new();
+    let running = start(config(&amqp), None).await;
+    let broker = Broker::open(&amqp).await;
+    let mut huge_currency = serde_json::to_value(request()).expect("json");
+    huge_currency["currency"] = "X".repeat(200_000).into();
+    broker
+        .publish_raw(
+            &serde_json::to_vec(&huge_currency).expect("json"),
+            PaymentRequested::TYPE,
+        )
+        .await;
+    let good = request();
+    broker.publish(&good).await;
+
+    let dead = broker.take(Queue::PayDead, 1).await;
+    let reason = header(&dead[0], DEAD_REASON_HEADER).expect("reason");
+    assert!(reason.starts_with("invalid: currency"), "{reason}");
+    assert!(
+        reason.len() <= flash_pay::worker::MAX_REASON_BYTES,
+        "{} bytes",
+        reason.len()
+    );
+    let results = broker.results(1).await;
+    assert_eq!(results[0].1.payment_id, good.payment_id);
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn a_redelivered_request_gets_the_same_outcome_from_any_worker() {
     let amqp = TestAmqp::new();

@@ -350,15 +350,17 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
     client_ip_of(peer, &parts.headers, trust_forwarded_for)
 }
 
-/// [`client_ip`] from a peer address and headers.
+/// [`client_ip`] from a peer address and headers. Only the last `X-Forwarded-For` line
+/// counts: when it is not text, the peer is the client (never an earlier line, which the
+/// client wrote).
 #[must_use]
 pub fn client_ip_of(peer: IpAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
     if trust_forwarded_for {
         let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
             .next_back()
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
         if let Some(ip) = forwarded {

@@ -8,7 +8,7 @@ use flash_protocol::claims::GateClaims;
 use flash_protocol::event::bounds::MAX_PER_USER;
 use flash_protocol::order::{CreateOrder, GATE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, Order};
 use flash_protocol::{ErrorCode, EventId, OrderId};
-use flash_tokens::VerifyError;
+use flash_tokens::{KeyRing, VerifyError};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
@@ -18,6 +18,46 @@ use crate::orders::{OrderRequest, Outcome};
 /// An idempotency key: 1 to 200 visible ASCII characters.
 fn valid_key(key: &str) -> bool {
     (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The request's `Idempotency-Key`, or 422 `VALIDATION` naming the header when it is missing
+/// or not 1 to 200 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| valid_key(k))
+        .ok_or_else(|| {
+            ApiError::field(
+                IDEMPOTENCY_KEY_HEADER,
+                "required: 1 to 200 visible ASCII characters",
+            )
+        })
+}
+
+/// The claims of the request's `Gate-Token`, verified with `keys`: `GATE_TOKEN_INVALID` when
+/// it is missing or not a valid token from the gateway, `GATE_TOKEN_EXPIRED` when its
+/// admission window has passed.
+pub async fn gate_token(keys: &KeyRing, headers: &HeaderMap) -> Result<GateClaims, ApiError> {
+    let gate = headers
+        .get(GATE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::client(
+                ErrorCode::GateTokenInvalid,
+                "The Gate-Token header is required",
+            )
+        })?;
+    keys.verify(gate).await.map_err(|e| match e {
+        VerifyError::Expired => ApiError::client(
+            ErrorCode::GateTokenExpired,
+            "The admission window has passed; queue again",
+        ),
+        VerifyError::UnknownKey | VerifyError::Invalid(_) => ApiError::client(
+            ErrorCode::GateTokenInvalid,
+            "The gate token is not a valid token from the gateway",
+        ),
+    })
 }
 
 pub async fn create(
@@ -38,36 +78,8 @@ pub async fn create(
             ),
         ));
     }
-    let key = headers
-        .get(IDEMPOTENCY_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| valid_key(k))
-        .ok_or_else(|| {
-            ApiError::field(
-                IDEMPOTENCY_KEY_HEADER,
-                "required: 1 to 200 visible ASCII characters",
-            )
-        })?
-        .to_owned();
-    let gate = headers
-        .get(GATE_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::client(
-                ErrorCode::GateTokenInvalid,
-                "The Gate-Token header is required",
-            )
-        })?;
-    let gate: GateClaims = state.gate_keys.verify(gate).await.map_err(|e| match e {
-        VerifyError::Expired => ApiError::client(
-            ErrorCode::GateTokenExpired,
-            "The admission window has passed; queue again",
-        ),
-        VerifyError::UnknownKey | VerifyError::Invalid(_) => ApiError::client(
-            ErrorCode::GateTokenInvalid,
-            "The gate token is not a valid token from the gateway",
-        ),
-    })?;
+    let key = idempotency_key(&headers)?.to_owned();
+    let gate = gate_token(&state.gate_keys, &headers).await?;
     if gate.sub != claims.sub || gate.evt != event {
         return Err(ApiError::client(
             ErrorCode::GateTokenMismatch,
