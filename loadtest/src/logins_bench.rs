@@ -202,20 +202,27 @@ pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
         rss_peak_mib: peak.map(|p| p.rss_mib),
         threads_peak: peak.map(|p| p.threads),
     };
-    println!(
-        "logins: {} in {:.1}s from {} connections, answers {:?}",
-        outcome.logins, outcome.seconds, outcome.concurrency, outcome.answers
-    );
-    println!("GET /api/v1/events idle:   {}", outcome.events_idle);
-    println!(
-        "GET /api/v1/events during: {} ({} failed)",
-        outcome.events_during, outcome.events_failed_during
-    );
-    if let (Some(before), Some(peak)) = (before, peak) {
-        println!(
-            "api memory: {:.0} MiB before, {:.0} MiB at most; threads at most {}",
-            before.rss_mib, peak.rss_mib, peak.threads
-        );
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "logins: {} in {:.1}s from {} connections, answers {:?}",
+            outcome.logins, outcome.seconds, outcome.concurrency, outcome.answers
+        )?;
+        writeln!(out, "GET /api/v1/events idle:   {}", outcome.events_idle)?;
+        writeln!(
+            out,
+            "GET /api/v1/events during: {} ({} failed)",
+            outcome.events_during, outcome.events_failed_during
+        )?;
+        if let (Some(before), Some(peak)) = (before, peak) {
+            writeln!(
+                out,
+                "api memory: {:.0} MiB before, {:.0} MiB at most; threads at most {}",
+                before.rss_mib, peak.rss_mib, peak.threads
+            )?;
+        }
     }
     crate::bench::print_result(&outcome)
 }
