@@ -5,6 +5,7 @@
 # for 20 s; the api's peak memory and threads, its answers by code, and the p99 of
 # GET /api/v1/events idle and meanwhile. Needs Postgres, Redis and RabbitMQ (make deps).
 # Usage: loadtest/bench/logins.sh [connections, default 1000] [seconds, default 20]
+#   FLOOD_NICE=19: the flood's threads yield the shared cores first (an attacker elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 connections=${1:-1000}
@@ -35,4 +36,4 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 pid=$!
 for _ in $(seq 100); do curl -sf "http://$API_ADDR/ready" >/dev/null && break; sleep 0.2; done
 ./target/release/flash-drill bench logins --api "$API_ADDR" --concurrency "$connections" \
-  --seconds "$seconds" --pid "$pid"
+  --seconds "$seconds" --pid "$pid" --flood-nice "${FLOOD_NICE:-0}"

@@ -34,6 +34,49 @@ pub struct LoginsArgs {
     /// The api's process id: its memory and threads are sampled.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Nice value of the flood's threads (0–19). Above 0 the attackers' load generator, which
+    /// shares this machine's cores with the api, yields them first, as an attacker on other
+    /// machines would; the probe always runs at the process's priority.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub flood_nice: i32,
+}
+
+/// [`login_flood`](crate::drill::hostile::login_flood) on a runtime of its own whose threads
+/// run at nice `nice`.
+fn flood_apart(
+    args: &LoginsArgs,
+    run: String,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<crate::drill::hostile::Attack> {
+    let (api, connections, nice) = (args.api, args.concurrency, args.flood_nice);
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let lower = move || {
+            if nice > 0 {
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
+            }
+        };
+        lower();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .on_thread_start(lower)
+            .enable_all()
+            .build();
+        let attack = match runtime {
+            Ok(runtime) => runtime.block_on(crate::drill::hostile::login_flood(
+                api,
+                &run,
+                connections,
+                stop,
+            )),
+            Err(error) => crate::drill::hostile::Attack {
+                trouble: Some(format!("no runtime for the flood: {error}")),
+                ..crate::drill::hostile::Attack::default()
+            },
+        };
+        let _ = done.send(attack);
+    });
+    tokio::spawn(async move { result.await.unwrap_or_default() })
 }
 
 /// What a process used at most.
@@ -129,6 +172,7 @@ async fn probe(api: SocketAddr, probes: usize, stop: watch::Receiver<bool>) -> (
 struct Outcome {
     bench: &'static str,
     concurrency: usize,
+    flood_nice: i32,
     seconds: f64,
     logins: u64,
     answers: BTreeMap<String, u64>,
@@ -160,12 +204,7 @@ pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let run = format!("bench{}", std::process::id());
-    let flood = {
-        let (stopped, run) = (stopped.clone(), run.clone());
-        tokio::spawn(async move {
-            crate::drill::hostile::login_flood(args.api, &run, args.concurrency, stopped).await
-        })
-    };
+    let flood = flood_apart(&args, run, stopped.clone());
     let during = probe_apart(args.api, args.probes, stopped.clone());
     let sampler = {
         let mut stopped = stopped.clone();
@@ -191,6 +230,7 @@ pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
     let outcome = Outcome {
         bench: "logins",
         concurrency: args.concurrency,
+        flood_nice: args.flood_nice,
         seconds: attack.seconds,
         logins: attack.tries,
         tokens: attack.gains.first().map_or(0, |g| g.got),

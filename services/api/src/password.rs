@@ -15,7 +15,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
 use crate::config::Argon2Config;
 
@@ -116,17 +116,25 @@ impl Pool {
         })
     }
 
-    /// Runs `work` on the pool once a slot is free (waiting at most the pool's wait).
+    /// A slot, waited for at most the pool's wait.
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, PasswordError> {
+        match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => {
+                ::metrics::counter!("api_password_hashes_refused_total").increment(1);
+                Err(PasswordError::Busy {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
+    /// Runs `work` on the pool's threads, holding `slot` until it is done.
     async fn run<T: Send + 'static>(
         &self,
+        slot: SemaphorePermit<'_>,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let Ok(Ok(slot)) = tokio::time::timeout(self.wait, self.slots.acquire()).await else {
-            ::metrics::counter!("api_password_hashes_refused_total").increment(1);
-            return Err(PasswordError::Busy {
-                retry_after: Duration::from_secs(1),
-            });
-        };
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(work());
@@ -213,11 +221,40 @@ impl PasswordHashing {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
+    /// A turn at hashing: a slot of the pool, waited for at most `ARGON2_QUEUE_WAIT_MS`
+    /// ([`PasswordError::Busy`] otherwise). Take it before the other work a hash needs (e.g.
+    /// reading the account), so that a call refused for want of a slot costs nothing more.
+    pub async fn turn(&self) -> Result<Turn<'_>, PasswordError> {
+        Ok(Turn {
+            hashing: self,
+            slot: self.pool.slot().await?,
+        })
+    }
+
     /// A PHC string (`$argon2id$v=19$…`) with a random salt.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
-        let argon2 = self.argon2();
-        self.pool
-            .run(move || {
+        self.turn().await?.hash(password).await
+    }
+
+    /// Whether `password` matches `phc` (see [`Turn::verify`]).
+    pub async fn verify(&self, password: SecretString, phc: String) -> Result<bool, PasswordError> {
+        self.turn().await?.verify(password, phc).await
+    }
+}
+
+/// A slot of the hashing pool, held until its one hash is done (or it is dropped).
+pub struct Turn<'a> {
+    hashing: &'a PasswordHashing,
+    slot: SemaphorePermit<'a>,
+}
+
+impl Turn<'_> {
+    /// A PHC string (`$argon2id$v=19$…`) with a random salt.
+    pub async fn hash(self, password: SecretString) -> Result<String, PasswordError> {
+        let argon2 = self.hashing.argon2();
+        self.hashing
+            .pool
+            .run(self.slot, move || {
                 argon2
                     .hash_password(password.expose_secret().as_bytes())
                     .map(|hash| hash.to_string())
@@ -228,10 +265,11 @@ impl PasswordHashing {
 
     /// Whether `password` matches `phc` (the hash's own parameters are used). A malformed
     /// stored hash never matches.
-    pub async fn verify(&self, password: SecretString, phc: String) -> Result<bool, PasswordError> {
-        let argon2 = self.argon2();
-        self.pool
-            .run(move || {
+    pub async fn verify(self, password: SecretString, phc: String) -> Result<bool, PasswordError> {
+        let argon2 = self.hashing.argon2();
+        self.hashing
+            .pool
+            .run(self.slot, move || {
                 PasswordHash::new(&phc).is_ok_and(|parsed| {
                     argon2
                         .verify_password(password.expose_secret().as_bytes(), &parsed)
@@ -268,9 +306,12 @@ mod tests {
             },
         )
         .expect("pool");
+        let slot = hashing.pool.slot().await.expect("slot");
         let on_pool = hashing
             .pool
-            .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
+            .run(slot, || {
+                rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+            })
             .await
             .expect("ran")
             .expect("priority");
@@ -334,7 +375,8 @@ mod tests {
         let pool = Arc::clone(&hashing.pool);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let busy = tokio::spawn(async move {
-            pool.run(move || {
+            let slot = pool.slot().await?;
+            pool.run(slot, move || {
                 let _ = hold.recv();
             })
             .await

@@ -67,6 +67,8 @@ pub async fn login(
     }
     let email = body.email.trim();
     let attempt = state.limits.login(ip, email).await?;
+    // The hashing slot first: a login refused for want of one costs no database query.
+    let turn = state.passwords.turn().await?;
     let account = db::users::by_email(&state.db, email).await?;
     let password = SecretString::from(body.password);
     // An unknown account costs the same work as a wrong password, so response times do not
@@ -75,7 +77,7 @@ pub async fn login(
         Some(account) => (account.password_hash.clone(), Some(account)),
         None => (state.dummy_hash.to_string(), None),
     };
-    let matches = state.passwords.verify(password, stored).await?;
+    let matches = turn.verify(password, stored).await?;
     let Some(account) = account.filter(|_| matches) else {
         state.limits.login_failed(&attempt).await;
         ::metrics::counter!("api_logins_failed_total").increment(1);
