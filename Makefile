@@ -21,7 +21,9 @@ export FLASH_ADMIN_PASSWORD ?= flash-admin-local
 export FLASH_DEV_KEYS ?= true
 export ARGON2_MEMORY_KIB ?= 1024
 export ARGON2_ITERATIONS ?= 1
-INSTALL ?= 0
+# Missing stores and web-test tools are installed from Debian when root or passwordless sudo
+# allows it (INSTALL=0: never; INSTALL=1: always try).
+INSTALL ?= auto
 
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
@@ -31,7 +33,7 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-deps: ## Make sure Postgres, Redis and RabbitMQ answer (INSTALL=1 installs missing ones)
+deps: ## Make sure Postgres, Redis and RabbitMQ answer and the web tests' tools are here (installs what is missing when it can; INSTALL=0 never)
 	@INSTALL=$(INSTALL) bash scripts/deps.sh
 
 build: ## Build the release binaries

@@ -3,13 +3,18 @@
 # point. A local store that is installed but stopped is started; a missing one is installed
 # from Debian's packages when INSTALL=1; otherwise this stops with what is missing and how to
 # fix it. Remote stores are only checked. The web tests' tools (Node.js, npm, Chromium) are
-# installed with INSTALL=1 too, and only reported when missing otherwise.
+# installed with INSTALL=1 too, and only reported when missing otherwise. INSTALL=auto (the
+# default) is INSTALL=1 when this user is root or may sudo without a password, else 0; each
+# install is announced before it runs. INSTALL=0 opts out.
 set -uo pipefail
 
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flash}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-INSTALL=${INSTALL:-0}
+INSTALL=${INSTALL:-auto}
+if [[ $INSTALL == auto ]]; then
+  if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then INSTALL=1; else INSTALL=0; fi
+fi
 WAIT_SECS=${DEPS_WAIT_SECS:-90}
 
 say() { printf 'deps: %s\n' "$*"; }

@@ -249,12 +249,15 @@ async fn attackers_beside_a_burst_get_no_more_than_the_rules_allow() {
     assert!(answered("login flood", "401") > 0, "{}", report.table());
     let signups = attack("sign-up flood");
     assert_eq!(signups.tries, 90);
+    // The per-address limit lets 60 attempts through at once (an attempt that found every
+    // hashing slot taken, 503, counts as one); the rest are refused with 429.
+    let through = signups.gains[0].got + answered("sign-up flood", "503");
     assert!(
-        (60..=61).contains(&signups.gains[0].got),
-        "the per-address limit lets 60 through at once: {}",
+        (60..=61).contains(&through) && signups.gains[0].got > 0,
+        "{}",
         report.table()
     );
-    assert_eq!(answered("sign-up flood", "429"), 90 - signups.gains[0].got);
+    assert_eq!(answered("sign-up flood", "429"), 90 - through);
     // A left place's socket is closed with 4404 (or with 1000 once the sale is over).
     let closed_left = answered("leave and keep the socket", "socket closed 4404");
     assert!(closed_left >= 1, "{}", report.table());
