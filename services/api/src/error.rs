@@ -46,13 +46,26 @@ impl ApiError {
     }
 }
 
+/// Whether `error` says the database is out of reach for now (a retry may succeed): no
+/// connection in time, a broken connection, or the server shutting down, restarting or not
+/// yet accepting connections (SQLSTATE classes 08 and 57P).
+#[must_use]
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(error.to_string())
-            }
-            _ => Self::Internal(error.to_string()),
+        if database_unavailable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
         }
     }
 }

@@ -186,3 +186,41 @@ async fn password_hashes_are_salted_argon2id() {
     };
     assert!(PasswordHashing::new(bad).is_err());
 }
+
+#[tokio::test]
+async fn a_connection_the_server_terminated_is_unavailable_not_internal() {
+    // As when Postgres shuts down or restarts: the server ends the session (57P01).
+    let db = flash_kit::testing::TestDatabase::create().await;
+    let pool = flash_kit::stores::connect_postgres(&db.url, 2)
+        .await
+        .expect("pool");
+    let mut victim = pool.acquire().await.expect("connection");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *victim)
+        .await
+        .expect("pid");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&pool)
+        .await
+        .expect("terminate");
+    assert!(terminated);
+    let error = sqlx::query("SELECT 1")
+        .execute(&mut *victim)
+        .await
+        .expect_err("the session is gone");
+    assert!(
+        flash_api::error::database_unavailable(&error),
+        "{error:?} should be retryable"
+    );
+    let unique = sqlx::query("SELECT 1/0")
+        .execute(&pool)
+        .await
+        .expect_err("an error");
+    assert!(
+        !flash_api::error::database_unavailable(&unique),
+        "{unique:?}"
+    );
+    drop(victim);
+    pool.close().await;
+}
