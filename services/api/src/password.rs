@@ -66,6 +66,18 @@ impl Capacity {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// `wait` × a factor drawn from [0.75, 1.25).
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // A fresh RandomState hashes to a different value each time: randomness enough for a
+    // jitter, without a generator to share.
+    let draw = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let factor = 0.75 + (draw % 1_000) as f64 / 2_000.0;
+    wait.mul_f64(factor)
+}
+
 /// Gives this thread the nice value `nice` (Linux: per thread), so that requests get the CPU
 /// before hashes do. A refusal is logged and changes nothing else.
 fn lower_priority(nice: i32) {
@@ -116,9 +128,10 @@ impl Pool {
         })
     }
 
-    /// A slot, waited for at most the pool's wait.
+    /// A slot, waited for at most the pool's wait (± a quarter, drawn each time: under a
+    /// flood the refusals then come spread out, not in waves that all return at once).
     async fn slot(&self) -> Result<SemaphorePermit<'_>, PasswordError> {
-        match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+        match tokio::time::timeout(jittered(self.wait), self.slots.acquire()).await {
             Ok(Ok(slot)) => Ok(slot),
             _ => {
                 ::metrics::counter!("api_password_hashes_refused_total").increment(1);
@@ -293,6 +306,19 @@ mod tests {
             threads,
             queue_wait_ms: 50,
             nice: 10,
+        }
+    }
+
+    #[test]
+    fn waits_are_spread_around_the_configured_one() {
+        let wait = Duration::from_millis(200);
+        let draws: std::collections::HashSet<Duration> = (0..200).map(|_| jittered(wait)).collect();
+        assert!(draws.len() > 50, "the waits differ: {}", draws.len());
+        for d in &draws {
+            assert!(
+                *d >= Duration::from_millis(150) && *d < Duration::from_millis(250),
+                "{d:?}"
+            );
         }
     }
 
