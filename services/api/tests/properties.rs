@@ -13,6 +13,7 @@ use flash_api::error::ApiError;
 use flash_api::payments::result_of;
 use flash_api::routes::orders::{gate_token, idempotency_key};
 use flash_kit::amqp::{message_type, properties};
+use flash_kit::testing::peer::{self, config, fail, instant, mangled_json, now, short_string};
 use flash_protocol::claims::{
     ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, GATE_AUDIENCE, GATE_ISSUER, GateClaims, Role,
 };
@@ -23,26 +24,13 @@ use flash_protocol::order::{GATE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER};
 use flash_protocol::{ErrorCode, EventId, OrderId, PaymentId, UserId};
 use flash_tokens::{KeyRing, SigningKey};
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use proptest::collection::{btree_map, vec};
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Cases per property.
 const CASES: u32 = 512;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: CASES,
-        ..ProptestConfig::default()
-    }
-}
-
-fn fail(message: impl std::fmt::Display) -> TestCaseError {
-    TestCaseError::fail(message.to_string())
-}
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -57,10 +45,6 @@ static OTHER_KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate()
 static GATE_KEYS: LazyLock<KeyRing> = LazyLock::new(|| {
     KeyRing::fixed(&GATE_KEY.jwks(), GATE_ISSUER, GATE_AUDIENCE).expect("gate keys")
 });
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// The error is a client error with this code, answered with the code's status.
 fn is_client_error(error: ApiError, code: ErrorCode) -> Result<(), TestCaseError> {
@@ -108,65 +92,20 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn short_string() -> impl Strategy<Value = ShortString> {
-    prop_oneof![
-        Just(PaymentCompleted::TYPE.to_owned()),
-        Just("payment.requested".to_owned()),
-        Just(format!("{} ", PaymentCompleted::TYPE)),
-        Just(PaymentCompleted::TYPE.to_uppercase()),
-        any::<String>(),
-    ]
-    .prop_filter_map("at most 255 bytes", |s| ShortString::try_new(s).ok())
-}
-
-fn amqp_value() -> impl Strategy<Value = AMQPValue> {
-    prop_oneof![
-        short_string().prop_map(AMQPValue::ShortString),
-        short_string().prop_map(|s| AMQPValue::LongString(LongString::from(s.as_str()))),
-        vec(any::<u8>(), 0..32).prop_map(|b| AMQPValue::LongString(LongString::from(b))),
-        any::<i64>().prop_map(AMQPValue::LongLongInt),
-        any::<bool>().prop_map(AMQPValue::Boolean),
-        Just(AMQPValue::Void),
-        btree_map(
-            short_string(),
-            any::<u32>().prop_map(AMQPValue::LongUInt),
-            0..3
-        )
-        .prop_map(|m| AMQPValue::FieldTable(FieldTable::from(m))),
-    ]
-}
+/// Message types a payment result may carry: its own, another, near misses.
+const LIKELY_TYPES: &[&str] = &[
+    PaymentCompleted::TYPE,
+    "payment.requested",
+    "payment.completed ",
+    "PAYMENT.COMPLETED",
+];
 
 /// A delivery's properties: any headers (often a `type` header), any `type` property.
 fn delivery_properties() -> impl Strategy<Value = BasicProperties> {
-    let name = prop_oneof![
-        2 => Just(ShortString::from(TYPE_HEADER)),
-        1 => short_string(),
-    ];
-    (
-        proptest::option::of(btree_map(name, amqp_value(), 0..4)),
-        proptest::option::of(short_string()),
-    )
-        .prop_map(|(headers, kind)| {
-            let mut properties = BasicProperties::default();
-            if let Some(headers) = headers {
-                properties = properties.with_headers(FieldTable::from(headers));
-            }
-            if let Some(kind) = kind {
-                properties = properties.with_type(kind);
-            }
-            properties
-        })
+    peer::delivery_properties(short_string(LIKELY_TYPES), &[TYPE_HEADER], 4)
 }
 
-fn instant() -> impl Strategy<Value = OffsetDateTime> {
-    (0_i64..253_402_300_799, 0_u32..1_000_000_000).prop_map(|(s, n)| {
-        OffsetDateTime::from_unix_timestamp(s)
-            .map(|t| t.replace_nanosecond(n).unwrap_or(t))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    })
-}
-
-fn payment_completed() -> impl Strategy<Value = PaymentCompleted> {
+fn payment_completed() -> impl Strategy<Value = PaymentCompleted> + Clone {
     (
         any::<u128>(),
         any::<u128>(),
@@ -192,25 +131,8 @@ fn payment_completed() -> impl Strategy<Value = PaymentCompleted> {
 /// Bodies: any bytes, JSON, or a valid result's JSON with a byte changed or cut short.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        vec(any::<u8>(), 0..128),
-        payment_completed().prop_map(|m| serde_json::to_vec(&m).unwrap_or_default()),
-        (
-            payment_completed(),
-            any::<prop::sample::Index>(),
-            any::<u8>()
-        )
-            .prop_map(|(m, at, byte)| {
-                let mut b = serde_json::to_vec(&m).unwrap_or_default();
-                let i = at.index(b.len());
-                b[i] = byte;
-                b
-            }),
-        (payment_completed(), any::<prop::sample::Index>()).prop_map(|(m, at)| {
-            let mut b = serde_json::to_vec(&m).unwrap_or_default();
-            b.truncate(at.index(b.len()));
-            b
-        }),
-        r#"\{"payment_id":"[0-9a-f-]{0,36}","order_id":"[0-9a-f-]{0,36}","outcome":"(approved|declined|refunded)","processed_at":"[0-9TZ:.-]{0,30}"\}"#
+        4 => mangled_json(payment_completed()),
+        1 => r#"\{"payment_id":"[0-9a-f-]{0,36}","order_id":"[0-9a-f-]{0,36}","outcome":"(approved|declined|refunded)","processed_at":"[0-9TZ:.-]{0,30}"\}"#
             .prop_map(String::into_bytes),
     ]
 }
@@ -219,7 +141,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 // Properties
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(CASES))]
 
     /// `Idempotency-Key`: taken as sent iff the (first) header is 1 to 200 visible ASCII
     /// characters; otherwise, or when missing, 422 `VALIDATION` naming the header.

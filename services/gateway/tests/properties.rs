@@ -28,6 +28,9 @@ use flash_kit::amqp::{message_sequence, message_type, outbox_properties};
 use flash_kit::auth::Authenticator;
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::TestRedis;
+use flash_kit::testing::peer::{
+    self, config, fail, mangled, now, short_string, whole_second_instant,
+};
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, Role};
 use flash_protocol::event::{EventStatus, QueueSettings};
 use flash_protocol::messages::{
@@ -40,8 +43,7 @@ use flash_tokens::{KeyRing, SigningKey};
 use futures::channel::mpsc;
 use futures::{Sink, SinkExt as _, Stream, StreamExt as _};
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use proptest::collection::{btree_map, vec};
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use time::OffsetDateTime;
@@ -50,17 +52,6 @@ use uuid::Uuid;
 
 /// Cases per property.
 const CASES: u32 = 256;
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
-fn fail(message: impl std::fmt::Display) -> TestCaseError {
-    TestCaseError::fail(message.to_string())
-}
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -153,10 +144,6 @@ fn session(messages: Vec<Message>) -> Result<Vec<Message>, TestCaseError> {
 // ---------------------------------------------------------------------------------------------
 // Strategies
 
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Tokens that are not valid access tokens of the api: garbage, another key's, expired.
 fn bad_token() -> impl Strategy<Value = String> {
     let claims = |exp_in: i64| AccessClaims {
@@ -212,67 +199,33 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
-fn short_string() -> impl Strategy<Value = ShortString> {
-    prop_oneof![
-        proptest::sample::select(
-            &[
-                EventCreated::TYPE,
-                EventUpdated::TYPE,
-                EventSoldOut::TYPE,
-                GateConsumed::TYPE,
-                "payment.completed",
-                "event.deleted",
-                "EVENT.CREATED",
-            ][..]
-        )
-        .prop_map(str::to_owned),
-        any::<String>(),
-    ]
-    .prop_filter_map("at most 255 bytes", |s| ShortString::try_new(s).ok())
-}
+/// Message types an event delivery may carry: the four of `flash.events`, others, a near miss.
+const LIKELY_TYPES: &[&str] = &[
+    EventCreated::TYPE,
+    EventUpdated::TYPE,
+    EventSoldOut::TYPE,
+    GateConsumed::TYPE,
+    "payment.completed",
+    "event.deleted",
+    "EVENT.CREATED",
+];
 
-fn amqp_value() -> impl Strategy<Value = AMQPValue> {
-    prop_oneof![
-        short_string().prop_map(AMQPValue::ShortString),
-        short_string().prop_map(|s| AMQPValue::LongString(LongString::from(s.as_str()))),
-        vec(any::<u8>(), 0..24).prop_map(|b| AMQPValue::LongString(LongString::from(b))),
-        any::<i16>().prop_map(AMQPValue::ShortInt),
-        any::<i32>().prop_map(AMQPValue::LongInt),
-        any::<u32>().prop_map(AMQPValue::LongUInt),
-        any::<i64>().prop_map(AMQPValue::LongLongInt),
-        any::<u64>().prop_map(AMQPValue::Timestamp),
-        any::<bool>().prop_map(AMQPValue::Boolean),
-        Just(AMQPValue::Void),
-    ]
-}
-
+/// A delivery's properties: any headers (often the `type` and sequence headers), any `type`
+/// property.
 fn delivery_properties() -> impl Strategy<Value = BasicProperties> {
-    let name = prop_oneof![
-        2 => proptest::sample::select(&[TYPE_HEADER, SEQUENCE_HEADER][..]).prop_map(ShortString::from),
-        1 => short_string(),
-    ];
-    (
-        proptest::option::of(btree_map(name, amqp_value(), 0..4)),
-        proptest::option::of(short_string()),
+    peer::delivery_properties(
+        short_string(LIKELY_TYPES),
+        &[TYPE_HEADER, SEQUENCE_HEADER],
+        4,
     )
-        .prop_map(|(headers, kind)| {
-            let mut properties = BasicProperties::default();
-            if let Some(headers) = headers {
-                properties = properties.with_headers(FieldTable::from(headers));
-            }
-            if let Some(kind) = kind {
-                properties = properties.with_type(kind);
-            }
-            properties
-        })
 }
 
+/// Instants of whole seconds, as the events carry them.
 fn instant() -> impl Strategy<Value = OffsetDateTime> + Clone {
-    (0_i64..4_000_000_000)
-        .prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    whole_second_instant(0..4_000_000_000)
 }
 
-fn events_message() -> impl Strategy<Value = EventsMessage> {
+fn events_message() -> impl Strategy<Value = EventsMessage> + Clone {
     let status = prop_oneof![
         Just(EventStatus::Scheduled),
         Just(EventStatus::OnSale),
@@ -333,22 +286,9 @@ fn type_and_body(message: &EventsMessage) -> (&'static str, Vec<u8>) {
     (kind, body.unwrap_or_default())
 }
 
+/// Bodies: any bytes, a valid message's JSON, or that with a byte changed or cut short.
 fn body() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        vec(any::<u8>(), 0..96),
-        events_message().prop_map(|m| type_and_body(&m).1),
-        (events_message(), any::<prop::sample::Index>(), any::<u8>()).prop_map(|(m, at, byte)| {
-            let mut b = type_and_body(&m).1;
-            let i = at.index(b.len());
-            b[i] = byte;
-            b
-        }),
-        (events_message(), any::<prop::sample::Index>()).prop_map(|(m, at)| {
-            let mut b = type_and_body(&m).1;
-            b.truncate(at.index(b.len()));
-            b
-        }),
-    ]
+    mangled(events_message().prop_map(|m| type_and_body(&m).1))
 }
 
 const EVENT_TYPES: [&str; 4] = [

@@ -6,6 +6,7 @@
 //! cases per property keeps `make test` bounded.
 
 use flash_kit::amqp::{message_type, properties};
+use flash_kit::testing::peer::{self, config, fail, mangled_json, short_string};
 use flash_pay::worker::{
     MAX_REASON_BYTES, Poison, attempt_of, bounded_reason, request_of, with_headers,
 };
@@ -14,87 +15,35 @@ use flash_protocol::messages::{
 };
 use flash_protocol::{OrderId, PaymentId, UserId};
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use proptest::collection::{btree_map, vec};
+use lapin::types::AMQPValue;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Cases per property.
 const CASES: u32 = 512;
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: CASES,
-        ..ProptestConfig::default()
-    }
-}
-
-fn fail(message: impl std::fmt::Display) -> TestCaseError {
-    TestCaseError::fail(message.to_string())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Strategies
 
-fn short_string() -> impl Strategy<Value = ShortString> {
-    prop_oneof![
-        Just(PaymentRequested::TYPE.to_owned()),
-        Just("payment.completed".to_owned()),
-        Just(PaymentRequested::TYPE.to_uppercase()),
-        any::<String>(),
-    ]
-    .prop_filter_map("at most 255 bytes", |s| ShortString::try_new(s).ok())
-}
-
-fn amqp_value() -> impl Strategy<Value = AMQPValue> {
-    prop_oneof![
-        short_string().prop_map(AMQPValue::ShortString),
-        short_string().prop_map(|s| AMQPValue::LongString(LongString::from(s.as_str()))),
-        vec(any::<u8>(), 0..32).prop_map(|b| AMQPValue::LongString(LongString::from(b))),
-        any::<i8>().prop_map(AMQPValue::ShortShortInt),
-        any::<i16>().prop_map(AMQPValue::ShortInt),
-        any::<u16>().prop_map(AMQPValue::ShortUInt),
-        any::<i32>().prop_map(AMQPValue::LongInt),
-        any::<u32>().prop_map(AMQPValue::LongUInt),
-        any::<i64>().prop_map(AMQPValue::LongLongInt),
-        any::<u64>().prop_map(AMQPValue::Timestamp),
-        (-1e9_f64..1e9).prop_map(AMQPValue::Double),
-        any::<bool>().prop_map(AMQPValue::Boolean),
-        Just(AMQPValue::Void),
-    ]
-}
+/// Message types a payment request may carry: its own, another, a near miss.
+const LIKELY_TYPES: &[&str] = &[
+    PaymentRequested::TYPE,
+    "payment.completed",
+    "PAYMENT.REQUESTED",
+];
 
 /// A delivery's properties: any headers (often `type` and the attempts header), any `type`
 /// property, any expiration.
 fn delivery_properties() -> impl Strategy<Value = BasicProperties> {
-    let name = prop_oneof![
-        2 => proptest::sample::select(&[TYPE_HEADER, ATTEMPTS_HEADER, DEAD_REASON_HEADER][..])
-            .prop_map(ShortString::from),
-        1 => short_string(),
-    ];
-    (
-        proptest::option::of(btree_map(name, amqp_value(), 0..5)),
-        proptest::option::of(short_string()),
-        proptest::option::of("[0-9]{1,6}"),
+    peer::delivery_properties(
+        short_string(LIKELY_TYPES),
+        &[TYPE_HEADER, ATTEMPTS_HEADER, DEAD_REASON_HEADER],
+        5,
     )
-        .prop_map(|(headers, kind, expiration)| {
-            let mut properties = BasicProperties::default();
-            if let Some(headers) = headers {
-                properties = properties.with_headers(FieldTable::from(headers));
-            }
-            if let Some(kind) = kind {
-                properties = properties.with_type(kind);
-            }
-            if let Some(expiration) = expiration {
-                properties = properties.with_expiration(ShortString::from(expiration));
-            }
-            properties
-        })
 }
 
-fn currency() -> impl Strategy<Value = String> {
+fn currency() -> impl Strategy<Value = String> + Clone {
     prop_oneof![
         3 => Just("EUR".to_owned()),
         2 => "[A-Z]{3}",
@@ -103,7 +52,7 @@ fn currency() -> impl Strategy<Value = String> {
     ]
 }
 
-fn payment_requested() -> impl Strategy<Value = PaymentRequested> {
+fn payment_requested() -> impl Strategy<Value = PaymentRequested> + Clone {
     (
         any::<u128>(),
         any::<u128>(),
@@ -129,25 +78,8 @@ fn payment_requested() -> impl Strategy<Value = PaymentRequested> {
 /// short, or one with a field of the wrong type.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        vec(any::<u8>(), 0..128),
-        payment_requested().prop_map(|m| serde_json::to_vec(&m).unwrap_or_default()),
-        (
-            payment_requested(),
-            any::<prop::sample::Index>(),
-            any::<u8>()
-        )
-            .prop_map(|(m, at, byte)| {
-                let mut b = serde_json::to_vec(&m).unwrap_or_default();
-                let i = at.index(b.len());
-                b[i] = byte;
-                b
-            }),
-        (payment_requested(), any::<prop::sample::Index>()).prop_map(|(m, at)| {
-            let mut b = serde_json::to_vec(&m).unwrap_or_default();
-            b.truncate(at.index(b.len()));
-            b
-        }),
-        (
+        4 => mangled_json(payment_requested()),
+        1 => (
             payment_requested(),
             proptest::sample::select(
                 &["amount_cents", "currency", "payment_id", "requested_at"][..]
@@ -175,7 +107,7 @@ fn valid_currency(currency: &str) -> bool {
 // Properties
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(CASES))]
 
     /// Any delivery is a request exactly when its type is `payment.requested`, its body one,
     /// its amount not negative and its currency three capital letters; otherwise the poison

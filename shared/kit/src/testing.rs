@@ -1,6 +1,9 @@
 //! Test helpers (feature `testing`): every test gets its own database, Redis key prefix and
 //! broker names, so tests run in parallel against one set of real stores and leave nothing
-//! behind (each helper cleans up on drop, also when the test panics).
+//! behind (each helper cleans up on drop, also when the test panics). [`peer`] holds the
+//! proptest strategies for what peers send (AMQP deliveries, message bodies, instants).
+
+pub mod peer;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

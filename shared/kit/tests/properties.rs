@@ -19,16 +19,15 @@ use flash_kit::amqp::{message_sequence, message_type, outbox_properties, propert
 use flash_kit::auth::{AuthError, Authenticator};
 use flash_kit::http::{Json, Path, Query, with_common_layers};
 use flash_kit::limits::{client_ip_of, network_of};
+use flash_kit::testing::peer::{self, config, fail};
 use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, Role};
 use flash_protocol::error::PROBLEM_CONTENT_TYPE;
 use flash_protocol::messages::{SEQUENCE_HEADER, TYPE_HEADER};
 use flash_protocol::{ErrorCode, EventId, OrderId, Problem, UserId};
 use flash_tokens::{KeyRing, SigningKey};
 use lapin::BasicProperties;
-use lapin::types::{
-    AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
-};
-use proptest::collection::{btree_map, vec};
+use lapin::types::{AMQPValue, ShortString};
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde::{Deserialize, Serialize};
@@ -37,17 +36,6 @@ use uuid::Uuid;
 
 /// Cases per property.
 const CASES: u32 = 256;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: CASES,
-        ..ProptestConfig::default()
-    }
-}
-
-fn fail(message: impl std::fmt::Display) -> TestCaseError {
-    TestCaseError::fail(message.to_string())
-}
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -59,87 +47,39 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 // ---------------------------------------------------------------------------------------------
 // AMQP properties
 
-fn short_string() -> impl Strategy<Value = ShortString> {
+/// Message types a delivery may carry, and the empty string.
+const LIKELY_TYPES: &[&str] = &[
+    "payment.requested",
+    "payment.completed",
+    "event.created",
+    "event.updated",
+    "event.sold_out",
+    "gate.consumed",
+    "",
+];
+
+/// Short strings: likely types, any string, or names of the usual characters up to the limit.
+fn short_string() -> impl Strategy<Value = ShortString> + Clone {
     prop_oneof![
-        proptest::sample::select(
-            &[
-                "payment.requested",
-                "payment.completed",
-                "event.created",
-                "event.updated",
-                "event.sold_out",
-                "gate.consumed",
-                "",
-            ][..]
-        )
-        .prop_map(str::to_owned),
-        any::<String>(),
-        "[a-z._-]{0,255}",
+        2 => peer::short_string(LIKELY_TYPES),
+        1 => "[a-z._-]{0,255}".prop_filter_map("at most 255 bytes", |s| ShortString::try_new(s).ok()),
     ]
-    .prop_filter_map("at most 255 bytes", |s| ShortString::try_new(s).ok())
 }
 
-fn amqp_value() -> impl Strategy<Value = AMQPValue> {
-    let leaf = prop_oneof![
-        any::<bool>().prop_map(AMQPValue::Boolean),
-        any::<i8>().prop_map(AMQPValue::ShortShortInt),
-        any::<u8>().prop_map(AMQPValue::ShortShortUInt),
-        any::<i16>().prop_map(AMQPValue::ShortInt),
-        any::<u16>().prop_map(AMQPValue::ShortUInt),
-        any::<i32>().prop_map(AMQPValue::LongInt),
-        any::<u32>().prop_map(AMQPValue::LongUInt),
-        any::<i64>().prop_map(AMQPValue::LongLongInt),
-        any::<f32>().prop_map(AMQPValue::Float),
-        any::<f64>().prop_map(AMQPValue::Double),
-        (any::<u8>(), any::<u32>())
-            .prop_map(|(scale, value)| AMQPValue::DecimalValue(DecimalValue { scale, value })),
-        short_string().prop_map(AMQPValue::ShortString),
-        prop_oneof![
-            vec(any::<u8>(), 0..64),
-            short_string().prop_map(|s| s.as_str().as_bytes().to_vec()),
-        ]
-        .prop_map(|b| AMQPValue::LongString(LongString::from(b))),
-        any::<u64>().prop_map(AMQPValue::Timestamp),
-        vec(any::<u8>(), 0..16).prop_map(|b| AMQPValue::ByteArray(ByteArray::from(b))),
-        Just(AMQPValue::Void),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(|v| AMQPValue::FieldArray(FieldArray::from(v))),
-            btree_map(short_string(), inner, 0..4)
-                .prop_map(|m| AMQPValue::FieldTable(FieldTable::from(m))),
-        ]
-    })
-}
-
-/// Header tables a peer might send: anything, often with our header names.
-fn field_table() -> impl Strategy<Value = FieldTable> {
-    let name = prop_oneof![
-        2 => proptest::sample::select(
-            &[TYPE_HEADER, SEQUENCE_HEADER, "x-flash-attempts", "x-flash-dead-reason", "Type"][..]
-        )
-        .prop_map(ShortString::from),
-        1 => short_string(),
-    ];
-    btree_map(name, amqp_value(), 0..6).prop_map(FieldTable::from)
-}
-
-/// The properties of a delivery: headers (or none) and a `type` property (or none).
-pub fn properties() -> impl Strategy<Value = BasicProperties> {
-    (
-        proptest::option::of(field_table()),
-        proptest::option::of(short_string()),
+/// The properties of a delivery: headers (or none; anything, often with our header names), a
+/// `type` property (or none).
+fn properties() -> impl Strategy<Value = BasicProperties> {
+    peer::delivery_properties(
+        short_string(),
+        &[
+            TYPE_HEADER,
+            SEQUENCE_HEADER,
+            "x-flash-attempts",
+            "x-flash-dead-reason",
+            "Type",
+        ],
+        6,
     )
-        .prop_map(|(headers, kind)| {
-            let mut properties = BasicProperties::default();
-            if let Some(headers) = headers {
-                properties = properties.with_headers(headers);
-            }
-            if let Some(kind) = kind {
-                properties = properties.with_type(kind);
-            }
-            properties
-        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,7 +202,7 @@ fn parts_with(headers: HeaderMap) -> Result<Parts, TestCaseError> {
 // Properties
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(CASES))]
 
     /// The message type is the `type` header when it is a string (long or short), else the
     /// `type` property; anything else in the header is ignored.
