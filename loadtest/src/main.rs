@@ -39,7 +39,28 @@ enum Cli {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+/// Exit status: 0 passed, 1 a drill missed only SLOs, 2 a drill broke an invariant or
+/// anything else went wrong (said in one line on stderr, never as a backtrace).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let code = match error.downcast_ref::<flash_drill::drill::Failed>() {
+                Some(failed) => {
+                    eprintln!("{failed}");
+                    failed.exit_code()
+                }
+                None => {
+                    eprintln!("flash-drill: {error:#}");
+                    2
+                }
+            };
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -195,6 +195,11 @@ async fn a_missed_slo_fails_the_drill_and_says_which() {
     let error =
         flash_drill::drill::conclude(&report, None, None).expect_err("a failed drill is an error");
     assert!(error.to_string().contains("join p99"), "{error}");
+    let failed = error
+        .downcast_ref::<flash_drill::drill::Failed>()
+        .expect("a typed failure");
+    assert!(failed.invariants.is_empty());
+    assert_eq!(failed.exit_code(), 1, "only an SLO was missed");
     origin.stop().await;
 }
 

@@ -249,17 +249,51 @@ pub fn conclude(
         "passed": report.passed,
     }))?;
     if !report.passed {
-        let failed: Vec<&str> = report
-            .invariants
-            .iter()
-            .chain(&report.slos)
-            .filter(|c| !c.ok)
-            .map(|c| c.name.as_str())
-            .collect();
-        bail!("the drill failed: {}", failed.join(", "));
+        let names = |checks: &[report::Check]| -> Vec<String> {
+            checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        return Err(Failed {
+            invariants: names(&report.invariants),
+            slos: names(&report.slos),
+        }
+        .into());
     }
     Ok(())
 }
+
+/// A drill that ran and did not pass: which checks failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub invariants: Vec<String>,
+    pub slos: Vec<String>,
+}
+
+impl Failed {
+    /// The exit status it deserves: 2 when an invariant broke (the sale did not hold), 1 when
+    /// only SLOs were missed.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        if self.invariants.is_empty() { 1 } else { 2 }
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<&str> = self
+            .invariants
+            .iter()
+            .chain(&self.slos)
+            .map(String::as_str)
+            .collect();
+        write!(f, "the drill failed: {}", all.join(", "))
+    }
+}
+
+impl std::error::Error for Failed {}
 
 /// `flash-drill report`.
 pub fn show(args: &ReportArgs) -> anyhow::Result<()> {
@@ -755,4 +789,25 @@ async fn audit_event(
     pool.close().await;
     let violations = crate::audit::violations(&ledger, crate::audit::Pending::Violation);
     Ok((ledger, violations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failed;
+
+    #[test]
+    fn a_broken_invariant_exits_2_a_missed_slo_1() {
+        let slo = Failed {
+            invariants: vec![],
+            slos: vec!["join p99".into()],
+        };
+        assert_eq!(slo.exit_code(), 1);
+        assert_eq!(slo.to_string(), "the drill failed: join p99");
+        let both = Failed {
+            invariants: vec!["no oversell".into()],
+            slos: vec!["join p99".into()],
+        };
+        assert_eq!(both.exit_code(), 2);
+        assert_eq!(both.to_string(), "the drill failed: no oversell, join p99");
+    }
 }
