@@ -650,10 +650,15 @@ impl WaitingRoom {
         Ok(Some(QueueStats {
             event_id: event,
             state,
-            waiting: last_number
-                .saturating_sub(admitted_total)
-                .saturating_sub(left_waiting)
-                + pre_queue,
+            // Nobody waits for a closed queue: everyone in it was told the sale is over.
+            waiting: if state == QueueState::Closed {
+                0
+            } else {
+                last_number
+                    .saturating_sub(admitted_total)
+                    .saturating_sub(left_waiting)
+                    + pre_queue
+            },
             admitted_active: uint(field(&items, 7)?)?,
             serving: uint(field(&items, 6)?)?,
             last_number,

@@ -64,7 +64,8 @@ pub enum QueueState {
 pub struct QueueStats {
     pub event_id: EventId,
     pub state: QueueState,
-    /// Users holding a number that has not been served.
+    /// Users holding a number that has not been served; 0 once the queue is closed (all of
+    /// them were told the sale is over).
     pub waiting: u64,
     /// Admitted users who have neither ordered nor expired.
     pub admitted_active: u64,

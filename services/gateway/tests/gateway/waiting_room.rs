@@ -164,6 +164,8 @@ async fn unknown_events_and_closed_queues_refuse_newcomers_on(f: &Fixture) {
     let event = f.open_event(settings(10, 10, 60)).await;
     let early = UserId::new_v7();
     let n = f.number_of(event, early).await;
+    let before = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!(before.waiting, 1);
     assert!(
         f.room
             .close(event, ClosedReason::SoldOut)
@@ -187,6 +189,14 @@ async fn unknown_events_and_closed_queues_refuse_newcomers_on(f: &Fixture) {
     assert_eq!(snapshot.closed_reason, Some(ClosedReason::SoldOut));
     let tick = f.room.tick(event).await.expect("tick");
     assert_eq!(tick.admitted, 0, "a closed queue admits nobody");
+    // Nobody waits for a closed queue: they have been told the sale is over.
+    let after = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!(after.state, QueueState::Closed);
+    assert_eq!(after.waiting, 0);
+    assert_eq!(
+        after.last_number, before.last_number,
+        "the numbers stay on record"
+    );
 }
 
 #[tokio::test]
