@@ -210,6 +210,10 @@ async fn attackers_beside_a_burst_get_no_more_than_the_rules_allow() {
     config.api.database_max_connections = 8;
     // Half-sent requests are closed within this.
     config.origin.common.http_header_read_timeout_secs = 2;
+    // Under parallel tests a connection of the attackers' sometimes outlives the drill on the
+    // origin, which then waits out its whole grace at the stop (20 s by default): shorter here,
+    // so the stop stays within the harness's 10 s. (Open question, see the closing note.)
+    config.origin.common.shutdown_grace_secs = 3;
     let suite = Suite::build(config).await.expect("suite builds");
     let origin_addr = suite.origin_addr();
     let origin = Running::spawn(origin_addr.port(), |stop| suite.run_until(stop));
