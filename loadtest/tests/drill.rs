@@ -16,6 +16,8 @@ use flash_suite::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Stores};
 async fn start(stores: &Stores) -> (std::net::SocketAddr, Running) {
     let mut config = stores.suite_config();
     config.api.database_max_connections = 8;
+    // See the abuse test: a connection sometimes outlives the drill at the origin's stop.
+    config.origin.common.shutdown_grace_secs = 3;
     config.pay.provider.latency_p50_ms = 20.0;
     config.pay.provider.latency_p99_ms = 80.0;
     config.pay.provider.decline_rate = 0.1;
@@ -210,9 +212,9 @@ async fn attackers_beside_a_burst_get_no_more_than_the_rules_allow() {
     config.api.database_max_connections = 8;
     // Half-sent requests are closed within this.
     config.origin.common.http_header_read_timeout_secs = 2;
-    // Under parallel tests a connection of the attackers' sometimes outlives the drill on the
-    // origin, which then waits out its whole grace at the stop (20 s by default): shorter here,
-    // so the stop stays within the harness's 10 s. (Open question, see the closing note.)
+    // Under parallel tests a connection sometimes outlives the drill on the origin, which then
+    // waits out its whole grace at the stop (20 s by default): shorter here, so the stop stays
+    // within the harness's 10 s. The connection is not found yet (see BENCHMARKS / the notes).
     config.origin.common.shutdown_grace_secs = 3;
     let suite = Suite::build(config).await.expect("suite builds");
     let origin_addr = suite.origin_addr();
