@@ -88,6 +88,19 @@ def name(o):
     return "%s/%s" % (o.get("kind"), o.get("metadata", {}).get("name"))
 
 
+def config_maps(objs):
+    """{name: data} of the ConfigMaps among rendered objects."""
+    return {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+
+
+def env_names(container, cms):
+    """Names of the variables a container gets: its env and the ConfigMaps of its envFrom."""
+    names = {e["name"] for e in container.get("env", [])}
+    for ref in container.get("envFrom", []):
+        names |= set(cms.get((ref.get("configMapRef") or {}).get("name"), {}))
+    return names
+
+
 def pod_spec(o):
     if o.get("kind") in ("Deployment", "Job"):
         return o["spec"]["template"]["spec"]
@@ -386,7 +399,7 @@ def termination_outlasts_the_drain():
     request drain), every Deployment has a preStop, and pods spread across zones."""
     problems = []
     for d, objs in rendered().items():
-        cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+        cms = config_maps(objs)
         for o in objs:
             if o.get("kind") != "Deployment":
                 continue
@@ -492,7 +505,7 @@ def configuration_uses_only_known_variables():
         app = rel(d).split("/")[2]
         if app not in RUST_SERVICES:
             continue
-        cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+        cms = config_maps(objs)
         for o in objs:
             spec = pod_spec(o)
             if spec is None:
@@ -537,15 +550,13 @@ def network_policies_allow_exactly_the_egress_each_service_needs():
         app = rel(d).split("/")[2]
         if app not in RUST_SERVICES:
             continue
-        cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+        cms = config_maps(objs)
         policies = [o for o in objs if o.get("kind") == "NetworkPolicy"]
         for o in objs:
             if o.get("kind") != "Deployment":
                 continue
             c = o["spec"]["template"]["spec"]["containers"][0]
-            env = {e["name"] for e in c.get("env", [])}
-            for ref in c.get("envFrom", []):
-                env |= set(cms.get((ref.get("configMapRef") or {}).get("name"), {}))
+            env = env_names(c, cms)
             labels = o["spec"]["template"]["metadata"].get("labels", {})
             mine = [p for p in policies
                     if all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())

@@ -434,14 +434,20 @@ async fn status(
 }
 
 /// Memory of a process (resident set), in KiB.
-pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_field(&status, "VmRSS").context("VmRSS")
+}
+
+/// The number a `/proc/PID/status` text gives for `name` (e.g. `VmRSS` in KiB, `Threads`).
+pub(crate) fn status_field(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// What one shard reports, one JSON line on stdout.
@@ -808,4 +814,18 @@ async fn admit_shard(
         admitted_at_us,
         ..ShardReport::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_field;
+
+    #[test]
+    fn proc_status_fields_are_read_by_exact_name() {
+        let status = "Name:\tflash-api\nVmRSSX:\t1 kB\nVmRSS:\t  43012 kB\nThreads:\t8\n";
+        assert_eq!(status_field(status, "VmRSS"), Some(43_012));
+        assert_eq!(status_field(status, "Threads"), Some(8));
+        assert_eq!(status_field(status, "VmHWM"), None);
+        assert_eq!(status_field(status, "Name"), None, "not a number");
+    }
 }

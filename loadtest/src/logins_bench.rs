@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use hyper::{Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -41,42 +42,39 @@ pub struct LoginsArgs {
     pub flood_nice: i32,
 }
 
-/// [`login_flood`](crate::drill::hostile::login_flood) on a runtime of its own whose threads
-/// run at nice `nice`.
-fn flood_apart(
-    args: &LoginsArgs,
-    run: String,
-    stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<crate::drill::hostile::Attack> {
-    let (api, connections, nice) = (args.api, args.concurrency, args.flood_nice);
+/// Runs the future `make` builds on a thread and runtime of their own (`threads` workers, a
+/// current-thread runtime for 1), each thread at nice `nice`, so that it neither waits behind
+/// this process's other tasks nor (with `nice` above 0) takes the CPU from them. `None` when
+/// the runtime could not be built.
+fn apart<T, F>(
+    threads: usize,
+    nice: i32,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> tokio::task::JoinHandle<Option<T>>
+where
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let lower = move || {
-            if nice > 0 {
-                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
-            }
+            let _ = flash_kit::priority::lower_this_thread(nice);
         };
         lower();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .on_thread_start(lower)
-            .enable_all()
-            .build();
-        let attack = match runtime {
-            Ok(runtime) => runtime.block_on(crate::drill::hostile::login_flood(
-                api,
-                &run,
-                connections,
-                stop,
-            )),
-            Err(error) => crate::drill::hostile::Attack {
-                trouble: Some(format!("no runtime for the flood: {error}")),
-                ..crate::drill::hostile::Attack::default()
-            },
+        let runtime = if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .on_thread_start(lower)
+                .enable_all()
+                .build()
         };
-        let _ = done.send(attack);
+        let _ = done.send(runtime.ok().map(|runtime| runtime.block_on(make())));
     });
-    tokio::spawn(async move { result.await.unwrap_or_default() })
+    tokio::spawn(async move { result.await.ok().flatten() })
 }
 
 /// What a process used at most.
@@ -88,40 +86,24 @@ struct Peak {
 
 fn sample(pid: u32) -> Option<Peak> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
     Some(Peak {
-        rss_mib: field("VmRSS:")? as f64 / 1024.0,
-        threads: field("Threads:")?,
+        rss_mib: crate::bench::status_field(&status, "VmRSS")? as f64 / 1024.0,
+        threads: crate::bench::status_field(&status, "Threads")?,
     })
 }
 
-/// [`probe`] on a thread and runtime of its own, so that its figures are the api's and not
-/// the wait behind the flood's tasks in this process.
-fn probe_apart(
+/// [`probe`] [`apart`], so that its figures are the api's and not the wait behind the flood's
+/// tasks in this process.
+async fn probe_apart(
     api: SocketAddr,
     probes: usize,
     stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<(Latencies, u64)> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        let outcome = match runtime {
-            Ok(runtime) => runtime.block_on(probe(api, probes, stop)),
-            Err(_) => (Latencies::new(), 1),
-        };
-        let _ = done.send(outcome);
-    });
-    tokio::spawn(async move { result.await.unwrap_or_else(|_| (Latencies::new(), 1)) })
+) -> (Latencies, u64) {
+    apart(1, 0, move || probe(api, probes, stop))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| (Latencies::new(), 1))
 }
 
 /// Asks `GET /api/v1/events` on `probes` connections until `stop`.
@@ -191,7 +173,7 @@ struct Outcome {
 /// When the api does not answer `GET /api/v1/events` before the flood.
 pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
     let (stop_idle, idle_stop) = watch::channel(false);
-    let idle = probe_apart(args.api, args.probes, idle_stop);
+    let idle = tokio::spawn(probe_apart(args.api, args.probes, idle_stop));
     tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
     let _ = stop_idle.send(true);
     let (idle, idle_failed) = idle.await?;
@@ -204,8 +186,13 @@ pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let run = format!("bench{}", std::process::id());
-    let flood = flood_apart(&args, run, stopped.clone());
-    let during = probe_apart(args.api, args.probes, stopped.clone());
+    let flood = {
+        let (api, connections, stop) = (args.api, args.concurrency, stopped.clone());
+        apart(2, args.flood_nice, move || async move {
+            crate::drill::hostile::login_flood(api, &run, connections, stop).await
+        })
+    };
+    let during = tokio::spawn(probe_apart(args.api, args.probes, stopped.clone()));
     let sampler = {
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
@@ -223,7 +210,9 @@ pub async fn run(args: LoginsArgs) -> anyhow::Result<()> {
     };
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let _ = stop.send(true);
-    let attack = flood.await?;
+    let attack = flood
+        .await?
+        .context("no runtime could be built for the flood")?;
     let (during, failed_during) = during.await?;
     let peak = sampler.await?;
 

@@ -81,11 +81,7 @@ fn jittered(wait: Duration) -> Duration {
 /// Gives this thread the nice value `nice` (Linux: per thread), so that requests get the CPU
 /// before hashes do. A refusal is logged and changes nothing else.
 fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    let thread = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(thread), nice) {
+    if let Err(error) = flash_kit::priority::lower_this_thread(nice) {
         tracing::warn!(%error, nice, "cannot lower the priority of a hashing thread");
     }
 }
@@ -309,6 +305,18 @@ mod tests {
         }
     }
 
+    /// A pool of one slot at a cheap cost.
+    fn one_slot() -> PasswordHashing {
+        PasswordHashing::with_capacity(
+            config(1024, 256, 1),
+            Capacity {
+                slots: 1,
+                memory_kib: 1024,
+            },
+        )
+        .expect("pool")
+    }
+
     #[test]
     fn waits_are_spread_around_the_configured_one() {
         let wait = Duration::from_millis(200);
@@ -324,24 +332,15 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_run_on_threads_that_give_way_to_requests() {
-        let hashing = PasswordHashing::with_capacity(
-            config(1024, 256, 1),
-            Capacity {
-                slots: 1,
-                memory_kib: 1024,
-            },
-        )
-        .expect("pool");
+        let hashing = one_slot();
         let slot = hashing.pool.slot().await.expect("slot");
         let on_pool = hashing
             .pool
-            .run(slot, || {
-                rustix::process::getpriority_process(Some(rustix::thread::gettid()))
-            })
+            .run(slot, flash_kit::priority::of_this_thread)
             .await
             .expect("ran")
             .expect("priority");
-        let here = rustix::process::getpriority_process(None).expect("priority");
+        let here = flash_kit::priority::of_this_thread().expect("priority");
         // 10, unless the process already runs nicer (raising a thread's priority needs a
         // privilege; the thread then keeps the process's).
         assert_eq!(on_pool, here.max(10));
@@ -365,14 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_a_full_pool_refuses_at_once_after_its_wait() {
-        let hashing = PasswordHashing::with_capacity(
-            config(1024, 256, 1),
-            Capacity {
-                slots: 1,
-                memory_kib: 1024,
-            },
-        )
-        .expect("pool");
+        let hashing = one_slot();
         let phc = hashing
             .hash(SecretString::from("correct horse"))
             .await

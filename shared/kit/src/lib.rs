@@ -24,6 +24,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod ops;
+pub mod priority;
 pub mod server;
 pub mod service;
 pub mod shutdown;
