@@ -32,6 +32,7 @@ use flash_protocol::ws::ServerFrame;
 use futures::StreamExt as _;
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Mutex, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -145,6 +146,8 @@ pub struct Field {
     pub gateways: Vec<SocketAddr>,
     pub event: EventId,
     pub max_per_user: u32,
+    /// The queue's admission window, which dates an admission from its `expires_at`.
+    pub admission_ttl_s: u32,
     pub run: String,
 }
 
@@ -490,10 +493,46 @@ fn kind_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Reads `socket` until `stop`, sending every gate token it is given to `tokens`.
+/// Gate tokens one attacker's sockets were given, each with whether its admission came after
+/// the place it was for had been left.
+#[derive(Default)]
+struct Given(Mutex<Vec<(String, bool)>>);
+
+impl Given {
+    async fn tokens(&self) -> Vec<String> {
+        self.0.lock().await.iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    async fn after_leaving(&self) -> u64 {
+        self.0
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, after)| *after)
+            .count() as u64
+    }
+}
+
+/// When the leave of a socket's place was answered (unset while the place is held).
+type LeftAt = Arc<std::sync::OnceLock<OffsetDateTime>>;
+
+/// Whether an admission dated `admitted_at` (by the queue's clock) was given to a place after
+/// its leave was answered at `left`. An admission made before the leave reached the queue
+/// may still arrive after the answer (two connections, no order between them); one made
+/// after it may not exist at all.
+fn admitted_after_leaving(admitted_at: OffsetDateTime, left: Option<OffsetDateTime>) -> bool {
+    left.is_some_and(|left| admitted_at > left + CLOCK_SKEW)
+}
+
+/// How far the queue's clock (Redis's) may be ahead of this machine's.
+const CLOCK_SKEW: Duration = Duration::from_millis(50);
+
+/// Reads `socket` until `stop`, keeping every gate token it is given in `given`.
 async fn watch_socket(
     mut socket: socket::Socket,
-    tokens: Arc<Mutex<Vec<String>>>,
+    given: Arc<Given>,
+    left: LeftAt,
+    ttl_s: u32,
     answers: Arc<Answers>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -504,11 +543,19 @@ async fn watch_socket(
         };
         match message {
             Some(Ok(Message::Text(text))) => {
-                if let Ok(ServerFrame::Admitted { gate_token, .. }) =
-                    serde_json::from_str::<ServerFrame>(&text)
+                if let Ok(ServerFrame::Admitted {
+                    gate_token,
+                    expires_at,
+                }) = serde_json::from_str::<ServerFrame>(&text)
                 {
-                    answers.add("socket admitted");
-                    tokens.lock().await.push(gate_token);
+                    let admitted_at = expires_at - Duration::from_secs(u64::from(ttl_s));
+                    let after = admitted_after_leaving(admitted_at, left.get().copied());
+                    answers.add(if after {
+                        "socket admitted after leaving"
+                    } else {
+                        "socket admitted before leaving"
+                    });
+                    given.0.lock().await.push((gate_token, after));
                 }
             }
             Some(Ok(Message::Close(frame))) => {
@@ -534,7 +581,7 @@ async fn leave_and_keep(
 ) -> Attack {
     let started = Instant::now();
     let answers = Arc::new(Answers::default());
-    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let given = Arc::new(Given::default());
     let mut watchers = tokio::task::JoinSet::new();
     let mut tickets = 0u64;
     let mut tries = 0;
@@ -553,18 +600,24 @@ async fn leave_and_keep(
         let Some(socket) = visitor.socket().await else {
             continue;
         };
+        let left = LeftAt::default();
         watchers.spawn(watch_socket(
             socket,
-            Arc::clone(&tokens),
+            Arc::clone(&given),
+            Arc::clone(&left),
+            field.admission_ttl_s,
             Arc::clone(&answers),
             stop.clone(),
         ));
-        visitor.leave().await;
+        if visitor.leave().await.is_some_and(|s| s.is_success()) {
+            let _ = left.set(OffsetDateTime::now_utc());
+        }
     }
     while watchers.join_next().await.is_some() {}
-    // Any token a left place was given, tried at the checkout.
-    let given = tokens.lock().await.clone();
-    for (i, gate) in given.iter().enumerate() {
+    // Every token these sockets were given, tried at the checkout: the place was left, so
+    // even one admitted just before the leave buys nothing.
+    let tokens = given.tokens().await;
+    for (i, gate) in tokens.iter().enumerate() {
         let member = &members[i % members.len().max(1)];
         let visitor = Visitor {
             field,
@@ -585,8 +638,8 @@ async fn leave_and_keep(
         answers: answers.take(),
         gains: vec![
             Gain {
-                what: "admissions".into(),
-                got: given.len() as u64,
+                what: "admissions after leaving".into(),
+                got: given.after_leaving().await,
                 allowed: 0,
             },
             Gain {
@@ -619,22 +672,25 @@ async fn leave_and_rejoin(
                 gateway: field.gateways[i % field.gateways.len()],
                 answers: &answers,
             };
-            let tokens = Arc::new(Mutex::new(Vec::new()));
+            let given = Arc::new(Given::default());
             let mut watchers = tokio::task::JoinSet::new();
             for round in 0..=rounds {
                 if visitor.join().await.is_none_or(|s| !s.is_success()) {
                     continue;
                 }
+                let left = LeftAt::default();
                 if let Some(socket) = visitor.socket().await {
                     watchers.spawn(watch_socket(
                         socket,
-                        Arc::clone(&tokens),
+                        Arc::clone(&given),
+                        Arc::clone(&left),
+                        field.admission_ttl_s,
                         Arc::clone(&answers),
                         stop.clone(),
                     ));
                 }
-                if round < rounds {
-                    visitor.leave().await;
+                if round < rounds && visitor.leave().await.is_some_and(|s| s.is_success()) {
+                    let _ = left.set(OffsetDateTime::now_utc());
                 }
             }
             // Buy with every token as it comes, until the burst is over.
@@ -642,12 +698,11 @@ async fn leave_and_rejoin(
             let mut tickets = 0u64;
             let mut stop_here = stop.clone();
             loop {
-                let fresh: Vec<String> = tokens
-                    .lock()
+                let fresh: Vec<String> = given
+                    .tokens()
                     .await
-                    .iter()
-                    .filter(|t| !tried.contains(*t))
-                    .cloned()
+                    .into_iter()
+                    .filter(|t| !tried.contains(t))
                     .collect();
                 for gate in fresh {
                     tickets += visitor.order(&gate, field.max_per_user).await;
@@ -659,11 +714,10 @@ async fn leave_and_rejoin(
                 let _ = tokio::time::timeout(Duration::from_millis(500), stop_here.changed()).await;
             }
             while watchers.join_next().await.is_some() {}
-            for gate in tokens.lock().await.iter().filter(|t| !tried.contains(*t)) {
+            for gate in given.tokens().await.iter().filter(|t| !tried.contains(*t)) {
                 tickets += visitor.order(gate, field.max_per_user).await;
             }
-            let admissions = tokens.lock().await.len() as u64;
-            (admissions, tickets)
+            (given.after_leaving().await, tickets)
         });
     }
     let (mut most_admissions, mut most_tickets, mut buyers) = (0, 0, 0u64);
@@ -683,9 +737,9 @@ async fn leave_and_rejoin(
         answers: answers.take(),
         gains: vec![
             Gain {
-                what: "admissions (most of one buyer)".into(),
+                what: "admissions after leaving (most of one buyer)".into(),
                 got: most_admissions,
-                allowed: 1,
+                allowed: 0,
             },
             Gain {
                 what: "tickets (most of one buyer)".into(),
@@ -883,6 +937,24 @@ mod tests {
             1_000,
             "each flood connection has a /24 of its own"
         );
+    }
+
+    #[test]
+    fn only_an_admission_dated_after_the_leave_counts_against_the_rules() {
+        let left = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        // Made while the place was held, told after the leave's answer: the race of two
+        // connections, not a gain.
+        assert!(!admitted_after_leaving(
+            left - Duration::from_millis(5),
+            Some(left)
+        ));
+        assert!(!admitted_after_leaving(left + CLOCK_SKEW, Some(left)));
+        assert!(admitted_after_leaving(
+            left + CLOCK_SKEW + Duration::from_millis(1),
+            Some(left)
+        ));
+        // A place still held may be admitted at any time.
+        assert!(!admitted_after_leaving(left, None));
     }
 
     #[test]

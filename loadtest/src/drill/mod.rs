@@ -534,6 +534,7 @@ async fn drill(
         gateways: targets.gateways.clone(),
         event: EventId(uuid::Uuid::nil()),
         max_per_user: args.sale.max_per_user,
+        admission_ttl_s: args.sale.admission_ttl_s,
         run: run.clone(),
     };
     let attackers = match &hostile {

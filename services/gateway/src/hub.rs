@@ -273,8 +273,12 @@ impl Hub {
         admission: Option<(i64, i64)>,
         view: QueueView,
     ) -> Registration {
+        // The events stay locked until the slot is in its event: `unregister` removes an
+        // event it finds empty under this lock, which would otherwise orphan the new socket
+        // (never told of an admission or of the closing).
+        let mut events = lock(&self.events);
         let sockets = Arc::clone(
-            lock(&self.events)
+            events
                 .entry(event)
                 .or_insert_with(|| Arc::new(EventSockets::new(event, view))),
         );
@@ -302,6 +306,7 @@ impl Hub {
             slots.by_number.insert(n, user);
         }
         drop(slots);
+        drop(events);
         Registration {
             slot,
             view: sockets.view.subscribe(),

@@ -26,7 +26,7 @@ use crate::gate::GateIssuer;
 use crate::hub::{Hub, Registration};
 use crate::limits::{FrameBudget, Limits};
 use crate::ticket::{Absent, Standing};
-use crate::waiting_room::{QueueView, WaitingRoom};
+use crate::waiting_room::{Place, QueueView, WaitingRoom};
 
 /// A newer socket of the same user took over.
 pub const CLOSE_REPLACED: u16 = 4409;
@@ -277,6 +277,13 @@ where
     };
     let registration = ctx.hub.register(ctx.event, user, place, admission, view);
     let slot = Arc::clone(&registration.slot);
+    if left_meanwhile(&ctx, user, place).await {
+        ctx.hub.unregister(ctx.event, &slot);
+        socket
+            .close(CLOSE_NOT_IN_QUEUE, "join the queue first")
+            .await;
+        return;
+    }
     session(
         &mut socket,
         &ctx,
@@ -287,6 +294,21 @@ where
     )
     .await;
     ctx.hub.unregister(ctx.event, &slot);
+}
+
+/// Whether the user gave up `place` between the socket's first read and its registration:
+/// that leave was published before the socket could hear it, so Redis is asked once more (a
+/// pre-queue place that was numbered meanwhile is still the same place; a read that fails
+/// leaves the socket open).
+async fn left_meanwhile(ctx: &SocketContext, user: UserId, place: Place) -> bool {
+    let Ok(now) = ctx.room.places(ctx.event, &[user]).await else {
+        return false;
+    };
+    match (place, now.first().copied().flatten()) {
+        (_, None) => true,
+        (Place::PreQueue, Some(_)) => false,
+        (Place::Number(was), Some(now)) => now != Place::Number(was),
+    }
 }
 
 async fn authenticate<S, E>(socket: &mut Socket<S>, ctx: &SocketContext) -> Option<UserId>
