@@ -1,4 +1,6 @@
-//! The gateway's HTTP routes under `/queue` (CONTRACT.md, "gateway").
+//! The gateway's HTTP routes under `/queue` (docs/contract.md), and the OpenAPI document made
+//! from them: each route is registered with its handler's `#[utoipa::path]`, so the document
+//! lists exactly the routes that are served.
 
 use std::sync::Arc;
 
@@ -8,12 +10,15 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use flash_kit::auth::{AdminUser, CurrentUser};
 use flash_kit::http::{Json, Path};
 use flash_protocol::error::FieldError;
 use flash_protocol::queue::{QueuePatch, QueueStats, Ticket};
 use flash_protocol::{EventId, UserId};
+use utoipa::{Modify as _, OpenApi as _};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -21,18 +26,54 @@ use crate::ticket::Absent;
 use crate::waiting_room::Joined;
 use crate::ws::{self, SocketContext};
 
-/// The public routes (without the common layers).
+/// Where the gateway serves its OpenAPI document.
+pub const OPENAPI_PATH: &str = "/queue/openapi.json";
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Flash Tickets gateway",
+        description = "The waiting room: join, wait (WebSocket or polling), be admitted with a \
+                       gate token for the api's orders (`/api/openapi.json`). Errors are \
+                       `application/problem+json` with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "queue", description = "A buyer's place in an event's queue"),
+        (name = "tokens", description = "The keys of the gate tokens"),
+        (name = "admin", description = "Queues as operators watch and steer them"),
+    )
+)]
+struct GatewayDoc;
+
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(GatewayDoc::openapi())
+        .routes(routes!(jwks))
+        .routes(routes!(join))
+        .routes(routes!(status))
+        .routes(routes!(leave))
+        .routes(routes!(websocket))
+        .routes(routes!(admin_stats, admin_patch))
+}
+
+/// The served routes and the document describing them.
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = documented().split_for_parts();
+    flash_protocol::openapi::Common.modify(&mut doc);
+    (routes, doc)
+}
+
+/// The gateway's OpenAPI 3.1 document.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The public routes (without the common layers), with the document at [`OPENAPI_PATH`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/queue/.well-known/jwks.json", get(jwks))
-        .route("/queue/v1/events/{id}/join", post(join))
-        .route("/queue/v1/events/{id}/status", get(status))
-        .route("/queue/v1/events/{id}/leave", post(leave))
-        .route("/queue/v1/events/{id}/ws", get(websocket))
-        .route(
-            "/queue/v1/admin/events/{id}",
-            get(admin_stats).patch(admin_patch),
-        )
+    let (routes, doc) = parts();
+    routes
+        .route(OPENAPI_PATH, get(flash_kit::http::json_document(&doc)))
         .route("/queue/{*rest}", any(flash_kit::http::not_found))
         .with_state(state)
 }
@@ -79,6 +120,9 @@ impl FromRequestParts<AppState> for Limited {
     }
 }
 
+/// The public keys that verify the gateway's gate tokens (Ed25519, by `kid`).
+#[utoipa::path(get, path = "/queue/.well-known/jwks.json", operation_id = "getGateKeys", tag = "tokens",
+    responses((status = 200, description = "The key set; cacheable for 5 minutes", body = flash_tokens::Jwks)))]
 async fn jwks(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
@@ -107,6 +151,18 @@ fn ticket_of(
     Ok(standing.ticket(event, gate))
 }
 
+/// Takes a place in the event's queue, or gives back the place the user holds (joining again
+/// is free and changes nothing). Before the sale opens the place is in the pre-queue, numbered
+/// at random at opening; after, numbers follow arrival.
+#[utoipa::path(post, path = "/queue/v1/events/{id}/join", operation_id = "joinQueue", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's ticket", body = Ticket),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`QUEUE_CLOSED`: sold out or ended", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn join(
     State(state): State<AppState>,
     Limited(user): Limited,
@@ -127,6 +183,16 @@ async fn join(
     }
 }
 
+/// The user's ticket as it stands: position, estimate, or the gate token once admitted. For
+/// clients without WebSockets (poll every few seconds).
+#[utoipa::path(get, path = "/queue/v1/events/{id}/status", operation_id = "getQueueStatus", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's ticket", body = Ticket),
+        (status = 404, description = "`NOT_IN_QUEUE`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn status(
     State(state): State<AppState>,
     Limited(user): Limited,
@@ -135,6 +201,16 @@ async fn status(
     Ok(Json(ticket(&state, event, user).await?))
 }
 
+/// Gives up the user's place (and any admission not yet used); the user's sockets are closed
+/// with 4404.
+#[utoipa::path(post, path = "/queue/v1/events/{id}/leave", operation_id = "leaveQueue", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The place is given up"),
+        (status = 404, description = "`NOT_IN_QUEUE`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn leave(
     State(state): State<AppState>,
     CurrentUser(claims): CurrentUser,
@@ -149,6 +225,14 @@ async fn leave(
     }
 }
 
+/// The queue's WebSocket: the first frame is `auth` with the access token, then the server
+/// sends `position`, `admitted` and `closed` frames (docs/asyncapi.json describes them).
+#[utoipa::path(get, path = "/queue/v1/events/{id}/ws", operation_id = "openQueueSocket", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn websocket(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -171,6 +255,15 @@ async fn websocket(
     ws::limited(upgrade).on_upgrade(move |socket| ws::run(socket, context))
 }
 
+/// The queue as operators watch it (admin).
+#[utoipa::path(get, path = "/queue/v1/admin/events/{id}", operation_id = "getQueue", tag = "admin",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The queue", body = QueueStats),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 async fn admin_stats(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
@@ -210,6 +303,17 @@ fn validate(patch: &QueuePatch) -> Result<(), ApiError> {
     }
 }
 
+/// Changes the queue's settings or pauses and resumes admissions (admin); absent fields stay
+/// as they are. These settings are the gateway's from then on.
+#[utoipa::path(patch, path = "/queue/v1/admin/events/{id}", operation_id = "updateQueue", tag = "admin",
+    params(("id" = EventId, Path, description = "The event")),
+    request_body = QueuePatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The queue as it is now", body = QueueStats),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 async fn admin_patch(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

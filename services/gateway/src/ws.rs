@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use flash_kit::auth::Authenticator;
+pub use flash_protocol::ws::{
+    CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REPLACED, CLOSE_UNSUPPORTED,
+};
 use flash_protocol::ws::{
     CLOSE_NOT_IN_QUEUE, CLOSE_RATE_LIMITED, CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED,
     ClientFrame, ServerFrame,
@@ -27,17 +30,6 @@ use crate::hub::{Hub, Registration};
 use crate::limits::{FrameBudget, Limits};
 use crate::ticket::{Absent, Standing};
 use crate::waiting_room::{Place, QueueView, WaitingRoom};
-
-/// A newer socket of the same user took over.
-pub const CLOSE_REPLACED: u16 = 4409;
-/// Normal closure (the queue closed).
-pub const CLOSE_NORMAL: u16 = 1000;
-/// A frame that is not one of the contract's.
-pub const CLOSE_POLICY: u16 = 1008;
-/// A binary frame.
-pub const CLOSE_UNSUPPORTED: u16 = 1003;
-/// The store failed.
-pub const CLOSE_INTERNAL: u16 = 1011;
 
 /// Largest frame or message accepted from a client.
 pub const MAX_CLIENT_MESSAGE: usize = 4096;

@@ -145,6 +145,18 @@ pub fn with_retry_after(response: &mut Response, wait: Duration) {
     }
 }
 
+/// A handler answering one JSON document (e.g. an OpenAPI document), serialised once.
+pub fn json_document<T: serde::Serialize>(
+    document: &T,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let body = axum::body::Bytes::from(serde_json::to_vec_pretty(document).unwrap_or_default());
+    move || {
+        std::future::ready(
+            ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        )
+    }
+}
+
 /// 404 `NOT_FOUND` for any unknown route.
 pub async fn not_found() -> ProblemResponse {
     ProblemResponse::new(ErrorCode::NotFound, "No such route")

@@ -540,3 +540,37 @@ impl Running {
             .expect("server stopped cleanly");
     }
 }
+
+/// Checks that `actual` is the committed file at `path` (a document generated from the code,
+/// such as an OpenAPI document); with `BLESS=1` in the environment the file is rewritten
+/// instead, to be reviewed and committed.
+///
+/// # Panics
+/// When they differ (naming the first differing line) or the file cannot be read or written.
+pub fn assert_golden(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("BLESS").is_some_and(|v| v == "1") {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the golden file's folder");
+        }
+        std::fs::write(path, actual).expect("write the golden file");
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed != actual {
+        let line = committed
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || committed.lines().count().min(actual.lines().count()) + 1,
+                |i| i + 1,
+            );
+        panic!(
+            "{} differs from what the code generates (first at line {line}: committed {:?}, \
+             generated {:?}); run the test with BLESS=1 to rewrite it, then review and commit it",
+            path.display(),
+            committed.lines().nth(line - 1).unwrap_or(""),
+            actual.lines().nth(line - 1).unwrap_or(""),
+        );
+    }
+}

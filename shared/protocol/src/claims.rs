@@ -17,7 +17,7 @@ pub const GATE_AUDIENCE: &str = "flash-api";
 pub const DEFAULT_GATE_TTL_SECS: u64 = 300;
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 /// Claims of an access token issued by the api.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessClaims {
     pub sub: UserId,
     pub role: Role,
@@ -38,7 +38,7 @@ pub struct AccessClaims {
 }
 
 /// Claims of a gate token issued by the gateway on admission; valid for one order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateClaims {
     pub sub: UserId,
     pub evt: EventId,

@@ -11,7 +11,7 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident => ($wire:literal, $status:literal, $title:literal),)+) => {
         /// Every stable, machine-readable error code of the public contract.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum ErrorCode {
             $($(#[$doc])* #[serde(rename = $wire)] $variant,)+
         }
@@ -101,7 +101,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// One invalid field of a `VALIDATION` problem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's JSON name (dotted for nested fields, e.g. `queue.max_active`).
     pub field: String,
@@ -110,7 +110,7 @@ pub struct FieldError {
 }
 
 /// RFC 9457 problem details with the stable `code` extension (and `errors` for validation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `urn:flash-tickets:problem:<code>`.
     #[serde(rename = "type")]

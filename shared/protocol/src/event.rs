@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::ids::EventId;
 
 /// Where an event is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// Announced; the sale has not opened.
@@ -40,7 +40,7 @@ pub mod bounds {
 }
 
 /// How the gateway lets buyers out of the event's waiting room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueSettings {
     /// Admissions per second at most.
     pub admit_per_sec: u32,
@@ -51,7 +51,7 @@ pub struct QueueSettings {
 }
 
 /// `Event`: one sale as the public sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: EventId,
     pub name: String,
@@ -72,7 +72,7 @@ pub struct Event {
 }
 
 /// `NewEvent`: `POST /api/v1/admin/events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewEvent {
     pub name: String,
     pub venue: String,
@@ -88,7 +88,7 @@ pub struct NewEvent {
 }
 
 /// Partial `QueueSettings` inside an [`EventPatch`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueSettingsPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admit_per_sec: Option<u32>,
@@ -99,7 +99,7 @@ pub struct QueueSettingsPatch {
 }
 
 /// Partial `NewEvent`: `PATCH /api/v1/admin/events/{id}`; absent fields stay as they are.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -130,7 +130,7 @@ pub struct EventPatch {
 }
 
 /// Orders of one event counted by status (each order once, whatever its quantity).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderCounts {
     pub pending_payment: u64,
     pub paid: u64,
@@ -139,7 +139,7 @@ pub struct OrderCounts {
 }
 
 /// `GET /api/v1/admin/events/{id}/stats` (admin): the sale as operators watch it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventStats {
     pub event_id: EventId,
     /// Tickets put on sale in all.

@@ -1,4 +1,4 @@
-//! The wire contract of Flash Tickets (CONTRACT.md v1): every type that crosses a process
+//! The wire contract of Flash Tickets (docs/contract.md, v1): every type that crosses a process
 //! boundary — HTTP bodies, WebSocket frames, AMQP messages, JWT claims, Redis key names and
 //! error codes. Types only: no I/O, no runtime, no web framework.
 //!
@@ -13,7 +13,10 @@
 //! - [`claims`]: access-token and gate-token claims.
 //! - [`messages`]: AMQP messages, each carrying its exchange and routing key, and the broker names.
 //! - [`keys`]: Redis key builders; every key of one event shares the hash tag `{event_id}`.
+//! - [`openapi`] and [`asyncapi`]: what the services' OpenAPI documents share, and the
+//!   AsyncAPI document of the WebSocket frames and the AMQP messages.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod claims;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod event;
 pub mod ids;
 pub mod keys;
 pub mod messages;
+pub mod openapi;
 pub mod order;
 pub mod queue;
 pub mod ws;

@@ -173,7 +173,7 @@ macro_rules! message {
 }
 
 /// The api asks for an order to be paid.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentRequested {
     pub payment_id: PaymentId,
     pub order_id: OrderId,
@@ -186,7 +186,7 @@ pub struct PaymentRequested {
 message!(PaymentRequested, Exchange::Payments, "payment.requested");
 
 /// The provider's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentOutcome {
     Approved,
@@ -194,7 +194,7 @@ pub enum PaymentOutcome {
 }
 
 /// The pay worker reports a payment's one outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentCompleted {
     pub payment_id: PaymentId,
     pub order_id: OrderId,
@@ -207,7 +207,7 @@ pub struct PaymentCompleted {
 message!(PaymentCompleted, Exchange::Payments, "payment.completed");
 
 /// What the gateway needs to know of an event to run its queue (its settings travel beside).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventQueueInfo {
     pub event_id: EventId,
     pub name: String,
@@ -221,7 +221,7 @@ pub struct EventQueueInfo {
 /// An admin created an event: `queue` is its queue's initial settings. Once the queue exists
 /// the gateway owns them (its admin `PATCH`); a late or repeated `event.created` never
 /// changes them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventCreated {
     #[serde(flatten)]
     pub event: EventQueueInfo,
@@ -232,7 +232,7 @@ message!(EventCreated, Exchange::Events, "event.created");
 /// An event changed (an admin's edit, its status: sold out, on sale again, ended). `queue` is
 /// present only when the admin's request set queue settings, which then replace the queue's;
 /// otherwise the queue keeps the settings operators gave it in the gateway.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventUpdated {
     #[serde(flatten)]
     pub event: EventQueueInfo,
@@ -242,7 +242,7 @@ pub struct EventUpdated {
 message!(EventUpdated, Exchange::Events, "event.updated");
 
 /// The event's stock reached zero: the gateway closes its queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventSoldOut {
     pub event_id: EventId,
     #[serde(with = "time::serde::rfc3339")]
@@ -251,7 +251,7 @@ pub struct EventSoldOut {
 message!(EventSoldOut, Exchange::Events, "event.sold_out");
 
 /// A gate token was used for an order: the gateway frees the admitted slot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateConsumed {
     pub event_id: EventId,
     pub user_id: UserId,

@@ -11,7 +11,7 @@ pub const GATE_TOKEN_HEADER: &str = "Gate-Token";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
 /// Where an order is; `pending_payment` is the only state that is not final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,
@@ -29,13 +29,13 @@ impl OrderStatus {
 }
 
 /// `POST /api/v1/events/{id}/orders` body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateOrder {
     pub quantity: u32,
 }
 
 /// `Order`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: OrderId,
     pub event_id: EventId,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::ids::EventId;
 
 /// Where a user is in an event's queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
     /// The sale has not opened; the number is drawn at random at opening.
@@ -22,7 +22,7 @@ pub enum TicketState {
 }
 
 /// `Ticket`: a user's place in an event's queue (`join` and `status`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub event_id: EventId,
     /// The user's number; `null` in the pre-queue until the sale opens.
@@ -46,7 +46,7 @@ pub struct Ticket {
 }
 
 /// An event's queue as a whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueState {
     /// The sale has not opened; arrivals form the pre-queue.
@@ -60,7 +60,7 @@ pub enum QueueState {
 }
 
 /// `QueueStats`: the operators' view of one queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueStats {
     pub event_id: EventId,
     pub state: QueueState,
@@ -79,7 +79,7 @@ pub struct QueueStats {
 }
 
 /// `PATCH /queue/v1/admin/events/{id}` body; absent fields stay as they are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueuePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admit_per_sec: Option<u32>,

@@ -15,11 +15,21 @@ pub const CLOSE_NOT_IN_QUEUE: u16 = 4404;
 pub const CLOSE_RATE_LIMITED: u16 = 4429;
 /// The server is restarting: reconnect (to any replica) and keep your place.
 pub const CLOSE_SERVICE_RESTART: u16 = 1012;
+/// The queue closed (a `closed` frame came first).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// A binary frame: the server reads JSON text frames only.
+pub const CLOSE_UNSUPPORTED: u16 = 1003;
+/// A frame that is not one of the contract's, or over the socket's frame budget.
+pub const CLOSE_POLICY: u16 = 1008;
+/// The queue could not be read; reconnect after a short wait.
+pub const CLOSE_INTERNAL: u16 = 1011;
+/// A newer socket of the same user took over.
+pub const CLOSE_REPLACED: u16 = 4409;
 /// Seconds the client has to send its `auth` frame.
 pub const AUTH_DEADLINE_SECS: u64 = 5;
 
 /// Frames the client sends.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Must be the first frame: the access token.
@@ -39,7 +49,7 @@ impl std::fmt::Debug for ClientFrame {
 }
 
 /// Why a queue closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClosedReason {
     SoldOut,
@@ -47,7 +57,7 @@ pub enum ClosedReason {
 }
 
 /// Frames the server sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// On connect and whenever the position changes (at most about once a second).

@@ -41,7 +41,7 @@ pub enum KeyError {
 }
 
 /// A public Ed25519 key as a JWK (RFC 8037).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,
@@ -86,7 +86,7 @@ fn thumbprint(x: &str) -> String {
 }
 
 /// A JWKS document: `{"keys": [...]}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }

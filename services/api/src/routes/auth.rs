@@ -17,6 +17,9 @@ use crate::db;
 use crate::error::ApiError;
 use crate::limits::ClientAddr;
 
+/// The public keys that verify the api's access tokens (Ed25519, by `kid`).
+#[utoipa::path(get, path = "/api/.well-known/jwks.json", operation_id = "getAccessKeys", tag = "auth",
+    responses((status = 200, description = "The key set; cacheable for 5 minutes", body = flash_tokens::Jwks)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
@@ -25,6 +28,14 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Creates an account (the e-mail is trimmed; the password is 8 to 128 characters).
+#[utoipa::path(post, path = "/api/v1/auth/register", operation_id = "register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account exists", body = RegisterResponse),
+        (status = 409, description = "`EMAIL_TAKEN`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -56,6 +67,15 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+/// Exchanges an e-mail and password for an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`INVALID_CREDENTIALS`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`UNAVAILABLE`: no password-hashing slot within a short wait, or a store is away; retry after `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -92,6 +112,14 @@ pub async fn login(
     Ok(Json(tokens))
 }
 
+/// Exchanges a refresh token (used once) for a new pair of tokens.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the refresh token sent is spent", body = TokenResponse),
+        (status = 401, description = "`INVALID_CREDENTIALS`: unknown, expired or already used refresh token", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,

@@ -24,6 +24,9 @@ fn not_found() -> ApiError {
     ApiError::client(ErrorCode::EventNotFound, "No such event")
 }
 
+/// Every event, by start time.
+#[utoipa::path(get, path = "/api/v1/events", operation_id = "listEvents", tag = "events",
+    responses((status = 200, description = "The events", body = Vec<Event>)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Event>>, ApiError> {
     let now = OffsetDateTime::now_utc();
     Ok(Json(
@@ -35,6 +38,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Event>>, Api
     ))
 }
 
+/// One event, with its remaining stock.
+#[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "getEvent", tag = "events",
+    params(("id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The event", body = Event),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<EventId>,
@@ -128,6 +138,14 @@ fn apply_queue(row: &mut EventRow, queue: QueueSettings) {
     row.admission_ttl_s = signed(queue.admission_ttl_s);
 }
 
+/// Creates an event and its waiting room (admin).
+#[utoipa::path(post, path = "/api/v1/admin/events", operation_id = "createEvent", tag = "admin",
+    request_body = NewEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The event", body = Event),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -173,7 +191,15 @@ pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError>
     Ok(row.to_event(now))
 }
 
-/// `GET /api/v1/admin/events/{id}/stats`: stock and orders by status.
+/// Stock and orders by status (admin).
+#[utoipa::path(get, path = "/api/v1/admin/events/{id}/stats", operation_id = "getEventStats", tag = "admin",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event's stock and orders", body = EventStats),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn stats(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
@@ -191,6 +217,17 @@ pub async fn stats(
     }))
 }
 
+/// Changes an event (admin); absent fields stay as they are. Queue settings sent here
+/// replace the queue's; otherwise the gateway keeps the ones operators gave it.
+#[utoipa::path(patch, path = "/api/v1/admin/events/{id}", operation_id = "updateEvent", tag = "admin",
+    params(("id" = EventId, Path, description = "The event")),
+    request_body = EventPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event as it is now", body = Event),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

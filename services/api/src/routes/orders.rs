@@ -60,6 +60,24 @@ pub async fn gate_token(keys: &KeyRing, headers: &HeaderMap) -> Result<GateClaim
     })
 }
 
+/// Buys tickets with the gate token of an admission. The same `Idempotency-Key` with the same
+/// body answers the same order (200) however often it is sent.
+#[utoipa::path(post, path = "/api/v1/events/{id}/orders", operation_id = "createOrder", tag = "orders",
+    params(
+        ("id" = EventId, Path, description = "The event"),
+        ("Gate-Token" = String, Header, description = "The gate token of the buyer's admission to this event"),
+        ("Idempotency-Key" = String, Header, description = "1 to 200 visible ASCII characters, one per purchase"),
+    ),
+    request_body = CreateOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The order, pending payment", body = Order),
+        (status = 200, description = "The order this idempotency key made before", body = Order),
+        (status = 403, description = "`GATE_TOKEN_INVALID`, `GATE_TOKEN_EXPIRED`, `GATE_TOKEN_USED`, `GATE_TOKEN_MISMATCH`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`SOLD_OUT`, `LIMIT_EXCEEDED`, `IDEMPOTENCY_KEY_REUSED`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(claims): CurrentUser,
@@ -103,6 +121,14 @@ pub async fn create(
     }
 }
 
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "getOrder", tag = "orders",
+    params(("id" = OrderId, Path, description = "The order")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 404, description = "`ORDER_NOT_FOUND`: no such order of this user", body = flash_protocol::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(claims): CurrentUser,
@@ -114,6 +140,10 @@ pub async fn get(
         .ok_or_else(|| ApiError::client(ErrorCode::OrderNotFound, "No such order"))
 }
 
+/// The caller's orders, newest first (the latest 500).
+#[utoipa::path(get, path = "/api/v1/me/orders", operation_id = "listMyOrders", tag = "orders",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The orders", body = Vec<Order>)))]
 pub async fn mine(
     State(state): State<AppState>,
     CurrentUser(claims): CurrentUser,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod concurrency;
+mod documents;
 mod events;
 mod health;
 mod helpers;

@@ -168,6 +168,33 @@ async fn a_buyer_sees_the_line_move_is_admitted_buys_and_sees_the_order_paid() {
 }
 
 #[tokio::test]
+async fn a_client_developer_reads_the_api_reference_from_the_served_documents() {
+    let stores = Stores::new().await;
+    let (origin, pool, _room) = serve(&stores).await;
+    let result = run_script("api-docs.mjs", &origin.base).await;
+    let listed = result["operations"].as_u64().unwrap_or(0);
+    let documented: usize = [
+        flash_api::routes::openapi(),
+        flash_gateway::routes::openapi(),
+    ]
+    .iter()
+    .flat_map(|doc| doc.paths.paths.values())
+    .map(|item| {
+        [&item.get, &item.post, &item.patch, &item.put, &item.delete]
+            .iter()
+            .filter(|op| op.is_some())
+            .count()
+    })
+    .sum();
+    assert_eq!(
+        listed, documented as u64,
+        "the page lists every documented operation"
+    );
+    origin.stop().await;
+    pool.close().await;
+}
+
+#[tokio::test]
 async fn a_waiting_buyer_is_told_at_once_that_the_event_sold_out() {
     let stores = Stores::new().await;
     let (origin, pool, room) = serve(&stores).await;
