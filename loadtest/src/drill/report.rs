@@ -553,10 +553,12 @@ td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-
 tr.fail td{background:#fde8e8}\
 .verdict{font-size:1.2rem;font-weight:600;padding:.5rem .8rem;border-radius:4px}\
 .verdict.pass{background:#e3f4e6;color:#14532d}.verdict.fail{background:#fde8e8;color:#7f1d1d}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}\
-figure{margin:0}figcaption{font-weight:600;margin:.3rem 0}\
-svg text{font:11px system-ui,sans-serif;fill:#333}\
-code{background:#f3f3f3;padding:0 .2rem}";
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));gap:1rem}\
+figure{margin:0;min-width:0}figcaption{font-weight:600;margin:.3rem 0}\
+.chart{overflow-x:auto}\
+svg text{font:12px system-ui,sans-serif;fill:#333}\
+code{background:#f3f3f3;padding:0 .2rem}\
+@media(max-width:600px){table{display:block;overflow-x:auto}}";
 
 const COLOURS: [&str; 5] = ["#1f5fbf", "#c2410c", "#15803d", "#7e22ce", "#b91c1c"];
 
@@ -567,55 +569,151 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A bar chart of histogram buckets (empty leading and trailing buckets trimmed).
+/// Ticks for an axis from 0 to at least `max`: a 1-2-5 step giving at most `most` intervals.
+fn ticks(max: f64, most: usize) -> Vec<f64> {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / most.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let count = (max / step).ceil() as usize;
+    (0..=count).map(|i| i as f64 * step).collect()
+}
+
+/// A tick's label: short (`1.5k`, `20k`, `2M`).
+fn tick_label(value: f64) -> String {
+    let (scaled, unit) = match value.abs() {
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    if (scaled - scaled.round()).abs() < 1e-9 {
+        format!("{scaled:.0}{unit}")
+    } else {
+        format!("{scaled:.1}{unit}")
+    }
+}
+
+/// An SVG of a chart's natural `width` × `height`: it fills the column's width but never
+/// shrinks below 80 % of its natural size (its text stays at least ~9 px); narrower screens
+/// scroll it sideways.
+fn chart_open(title: &str, width: f64, height: f64) -> String {
+    format!(
+        "<figure><figcaption>{0}</figcaption><div class=\"chart\"><svg viewBox=\"0 0 {width} {height}\" \
+         width=\"100%\" style=\"min-width:{1:.0}px\" role=\"img\" aria-label=\"{0}\">",
+        esc(title),
+        width * 0.8
+    )
+}
+
+const CHART_CLOSE: &str = "</svg></div></figure>";
+
+/// The y axis: grid lines and labels at `ticks`, from `top` down to `base`.
+fn y_axis(svg: &mut String, ticks: &[f64], left: f64, right: f64, top: f64, base: f64) {
+    let max = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    for tick in ticks {
+        let y = base - (base - top) * tick / max;
+        let _ = write!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#e2e2e2\"/>\
+             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 5.0,
+            y + 4.0,
+            tick_label(*tick)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{base}\" stroke=\"#999\"/>\
+         <line x1=\"{left}\" y1=\"{base}\" x2=\"{right}\" y2=\"{base}\" stroke=\"#999\"/>"
+    );
+}
+
+/// The bar chart's natural size and margins: width, height, left, right, top, bottom.
+const BAR_CHART: (f64, f64, f64, f64, f64, f64) = (420.0, 250.0, 48.0, 10.0, 12.0, 82.0);
+/// The angle of the bar chart's bucket labels, steep enough that neighbours clear each other.
+const LABEL_ANGLE_DEG: f64 = 55.0;
+/// The size of the charts' text (CSS pixels at the natural size).
+const FONT_PX: f64 = 12.0;
+
+/// A bar chart of histogram buckets (empty leading and trailing buckets trimmed): one bar per
+/// bucket, its upper edge written under it at an angle so neighbours never overlap, counts on
+/// a y axis with grid lines.
 fn bar_chart(title: &str, buckets: &[Bucket]) -> String {
     let first = buckets.iter().position(|b| b.count > 0);
     let last = buckets.iter().rposition(|b| b.count > 0);
-    let mut svg = format!("<figure><figcaption>{}</figcaption>", esc(title));
     let (Some(first), Some(last)) = (first, last) else {
-        svg.push_str("<p>No values.</p></figure>");
-        return svg;
+        return format!(
+            "<figure><figcaption>{}</figcaption><p>No values.</p></figure>",
+            esc(title)
+        );
     };
     let shown = &buckets[first..=last];
-    let (width, height, left, bottom) = (340.0, 180.0, 40.0, 30.0);
-    let max = shown.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
-    let slot = (width - left) / shown.len() as f64;
-    let _ = write!(
-        svg,
-        "<svg viewBox=\"0 0 {width} {height}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
-        esc(title)
-    );
+    let (width, height, left, right, top, bottom) = BAR_CHART;
+    let base = height - bottom;
+    let scale = ticks(shown.iter().map(|b| b.count).max().unwrap_or(1) as f64, 4);
+    let max = scale.last().copied().unwrap_or(1.0).max(1.0);
+    let slot = (width - left - right) / shown.len() as f64;
+    let mut svg = chart_open(title, width, height);
+    y_axis(&mut svg, &scale, left, width - right, top, base);
     for (i, bucket) in shown.iter().enumerate() {
-        let h = (height - bottom - 10.0) * bucket.count as f64 / max;
+        let h = (base - top) * bucket.count as f64 / max;
         let x = left + i as f64 * slot;
         let label = bucket
             .le_ms
             .map_or_else(|| "more".into(), |le| format!("≤{}", ms(le)));
+        let (lx, ly) = (x + slot / 2.0 + 3.0, base + 10.0);
         let _ = write!(
             svg,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{label}: {}</title></rect>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{}</text>",
+             <text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"end\" transform=\"rotate(-{LABEL_ANGLE_DEG} {lx:.1} {ly:.1})\">{}</text>",
             x + 1.0,
-            height - bottom - h,
+            base - h,
             (slot - 2.0).max(1.0),
             COLOURS[0],
             bucket.count,
-            x + slot / 2.0,
-            height - bottom + 12.0,
             esc(&label)
         );
     }
     let _ = write!(
         svg,
-        "<text x=\"2\" y=\"12\">{max:.0}</text><text x=\"2\" y=\"{:.0}\">0</text></svg></figure>",
-        height - bottom
+        "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">latency bucket (upper edge)</text>\
+         <text x=\"12\" y=\"{:.0}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {:.0})\">count</text>",
+        left + (width - left - right) / 2.0,
+        height - 4.0,
+        (top + base) / 2.0,
+        (top + base) / 2.0,
     );
+    svg.push_str(CHART_CLOSE);
     svg
 }
 
-/// A line chart of several series over seconds, with vertical marks (chaos actions).
+/// A line chart of several series over seconds, with vertical marks (chaos actions): grid
+/// lines and labels on both axes, and a legend that wraps to as many rows as its names need.
 fn line_chart(title: &str, series: &[(&str, Vec<(f64, f64)>)], marks: &[f64]) -> String {
-    let (width, height, left, bottom) = (1000.0, 240.0, 55.0, 25.0);
+    let (width, left, right, top) = (900.0, 52.0, 12.0, 12.0);
+    // The legend: about 7 units per character, wrapped within the plot's width.
+    let mut legend = Vec::new();
+    let (mut lx, mut row) = (left, 0usize);
+    for (name, _) in series {
+        let item = 24.0 + 7.0 * name.chars().count() as f64;
+        if lx + item > width - right && lx > left {
+            lx = left;
+            row += 1;
+        }
+        legend.push((lx, row));
+        lx += item;
+    }
+    let rows = row as f64 + 1.0;
+    let height = 250.0 + 16.0 * rows;
+    let base = height - 40.0 - 16.0 * rows;
     let max_x = series
         .iter()
         .flat_map(|(_, points)| points.iter().map(|p| p.0))
@@ -624,34 +722,40 @@ fn line_chart(title: &str, series: &[(&str, Vec<(f64, f64)>)], marks: &[f64]) ->
         .iter()
         .flat_map(|(_, points)| points.iter().map(|p| p.1))
         .fold(1.0_f64, f64::max);
-    let x = |v: f64| left + (width - left - 10.0) * v / max_x;
-    let y = |v: f64| height - bottom - (height - bottom - 10.0) * v / max_y;
-    let mut svg = format!(
-        "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 {width} {height}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
-        esc(title),
-        esc(title)
-    );
+    let y_ticks = ticks(max_y, 5);
+    let x_ticks = ticks(max_x, 10);
+    let top_y = y_ticks.last().copied().unwrap_or(1.0).max(1.0);
+    let end_x = x_ticks.last().copied().unwrap_or(1.0).max(1.0);
+    let x = |v: f64| left + (width - left - right) * v / end_x;
+    let y = |v: f64| base - (base - top) * v / top_y;
+    let mut svg = chart_open(title, width, height);
+    y_axis(&mut svg, &y_ticks, left, width - right, top, base);
+    for tick in &x_ticks {
+        let _ = write!(
+            svg,
+            "<line x1=\"{0:.1}\" y1=\"{base}\" x2=\"{0:.1}\" y2=\"{1:.1}\" stroke=\"#999\"/>\
+             <text x=\"{0:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>",
+            x(*tick),
+            base + 4.0,
+            base + 16.0,
+            tick_label(*tick)
+        );
+    }
     let _ = write!(
         svg,
-        "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>\
-         <text x=\"{2}\" y=\"15\" text-anchor=\"end\">{max_y:.0}</text>\
-         <text x=\"{2}\" y=\"{0}\" text-anchor=\"end\">0</text>\
-         <text x=\"{1}\" y=\"{3}\" text-anchor=\"end\">{max_x:.0} s</text>",
-        height - bottom,
-        width - 10.0,
-        left - 4.0,
-        height - 5.0
+        "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">seconds since t = 0</text>",
+        left + (width - left - right) / 2.0,
+        base + 30.0
     );
     for mark in marks {
         let _ = write!(
             svg,
-            "<line x1=\"{0:.1}\" y1=\"10\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#b91c1c\" stroke-dasharray=\"4 3\"><title>chaos at {2:.1}s</title></line>",
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{base}\" stroke=\"#b91c1c\" stroke-dasharray=\"4 3\"><title>chaos at {1:.1}s</title></line>",
             x(*mark),
-            height - bottom,
             mark
         );
     }
-    for (i, (name, points)) in series.iter().enumerate() {
+    for (i, ((name, points), (lx, row))) in series.iter().zip(&legend).enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         if !points.is_empty() {
             let path: Vec<String> = points
@@ -665,17 +769,16 @@ fn line_chart(title: &str, series: &[(&str, Vec<(f64, f64)>)], marks: &[f64]) ->
                 esc(name)
             );
         }
+        let ly = base + 44.0 + 16.0 * *row as f64;
         let _ = write!(
             svg,
-            "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
-            left + 10.0 + i as f64 * 160.0,
-            height - 14.0,
-            left + 24.0 + i as f64 * 160.0,
-            height - 5.0,
+            "<rect x=\"{lx:.0}\" y=\"{:.0}\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{:.0}\" y=\"{ly:.0}\">{}</text>",
+            ly - 9.0,
+            lx + 14.0,
             esc(name)
         );
     }
-    svg.push_str("</svg></figure>");
+    svg.push_str(CHART_CLOSE);
     svg
 }
 
@@ -693,6 +796,40 @@ mod tests {
         assert_eq!(count_at(500.0), Some(1));
         assert_eq!(b.last().map(|x| (x.le_ms, x.count)), Some((None, 1)));
         assert_eq!(b.iter().map(|x| x.count).sum::<u64>(), 6);
+    }
+
+    #[test]
+    fn axes_tick_in_round_steps_past_the_largest_value() {
+        assert_eq!(ticks(7.0, 4), vec![0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(
+            ticks(930.0, 5),
+            vec![0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]
+        );
+        assert_eq!(ticks(0.0, 5).last().map(|t| (t * 10.0).round()), Some(10.0));
+        assert!(ticks(123_456.0, 10).len() <= 11);
+        assert_eq!(tick_label(20_000.0), "20k");
+        assert_eq!(tick_label(1_500.0), "1.5k");
+        assert_eq!(tick_label(2_000_000.0), "2M");
+        assert_eq!(tick_label(40.0), "40");
+    }
+
+    #[test]
+    fn bucket_labels_clear_each_other_even_when_every_bucket_is_shown() {
+        let (width, _, left, right, _, _) = BAR_CHART;
+        let slot = (width - left - right) / (EDGES_MS.len() + 1) as f64;
+        // Parallel labels at an angle stand slot × sin(angle) apart.
+        let apart = slot * LABEL_ANGLE_DEG.to_radians().sin();
+        assert!(
+            apart >= FONT_PX,
+            "labels {apart:.1} apart, text {FONT_PX} px"
+        );
+        let all: Vec<f64> = EDGES_MS.iter().copied().chain([1e9]).collect();
+        let chart = bar_chart("all", &buckets(all));
+        assert_eq!(chart.matches("<rect").count(), EDGES_MS.len() + 1);
+        assert_eq!(chart.matches("rotate(-55").count(), EDGES_MS.len() + 1);
+        // Never drawn smaller than 80 % of its natural size: a narrow screen scrolls it.
+        assert!(chart.contains("min-width:336px"));
+        assert!(STYLE.contains(&format!("font:{FONT_PX}px")));
     }
 
     #[test]

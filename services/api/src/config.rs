@@ -166,8 +166,15 @@ pub struct LimitConfig {
     pub orders_per_user: Rate,
 }
 
-/// Defaults of the limits and retention windows (one place for the flags and the `Default`s).
+/// Defaults of the limits, retention windows and orders (one place for the flags and the
+/// `Default`s).
 pub mod defaults {
+    pub const HOLD_SECS: u64 = 600;
+    pub const BATCH_MAX: usize = 256;
+    pub const BATCH_WORKERS: usize = 1;
+    pub const SWEEP_MS: u64 = 1000;
+    pub const OUTBOX_BATCH: i64 = 500;
+    pub const PAYMENT_REASK_SECS: u64 = 30;
     pub const LIMIT_LOGIN_PER_ADDRESS: &str = "300/min";
     pub const LIMIT_LOGIN_PER_NETWORK: &str = "3000/min";
     pub const LIMIT_SIGNUP_PER_ADDRESS: &str = "60/10min";
@@ -260,39 +267,39 @@ pub enum OrderStrategy {
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct OrderConfig {
     /// Seconds an unpaid order holds its tickets before it expires.
-    #[arg(long, env = "ORDER_HOLD_SECS", default_value_t = 600)]
+    #[arg(long, env = "ORDER_HOLD_SECS", default_value_t = defaults::HOLD_SECS)]
     pub hold_secs: u64,
     /// `batched` (group commit) or `single-row` (one transaction per order; benchmarks only).
     #[arg(long, env = "ORDER_STRATEGY", value_enum, default_value = "batched")]
     pub strategy: OrderStrategy,
     /// Orders written in one transaction at most.
-    #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = 256)]
+    #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = defaults::BATCH_MAX)]
     pub batch_max: usize,
     /// Batches in flight at once (one database connection each).
-    #[arg(long, env = "ORDER_BATCH_WORKERS", default_value_t = 1)]
+    #[arg(long, env = "ORDER_BATCH_WORKERS", default_value_t = defaults::BATCH_WORKERS)]
     pub batch_workers: usize,
     /// Milliseconds between sweeps for expired holds.
-    #[arg(long, env = "HOLD_SWEEP_MS", default_value_t = 1000)]
+    #[arg(long, env = "HOLD_SWEEP_MS", default_value_t = defaults::SWEEP_MS)]
     pub sweep_ms: u64,
     /// Outbox messages published per relay round at most.
-    #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500)]
+    #[arg(long, env = "OUTBOX_BATCH", default_value_t = defaults::OUTBOX_BATCH)]
     pub outbox_batch: i64,
     /// Seconds an order may wait for its payment's outcome before payment is asked for
     /// again, with the same payment id (0: never).
-    #[arg(long, env = "PAYMENT_REASK_SECS", default_value_t = 30)]
+    #[arg(long, env = "PAYMENT_REASK_SECS", default_value_t = defaults::PAYMENT_REASK_SECS)]
     pub payment_reask_secs: u64,
 }
 
 impl Default for OrderConfig {
     fn default() -> Self {
         Self {
-            hold_secs: 600,
+            hold_secs: defaults::HOLD_SECS,
             strategy: OrderStrategy::Batched,
-            batch_max: 256,
-            batch_workers: 2,
-            sweep_ms: 1000,
-            outbox_batch: 500,
-            payment_reask_secs: 30,
+            batch_max: defaults::BATCH_MAX,
+            batch_workers: defaults::BATCH_WORKERS,
+            sweep_ms: defaults::SWEEP_MS,
+            outbox_batch: defaults::OUTBOX_BATCH,
+            payment_reask_secs: defaults::PAYMENT_REASK_SECS,
         }
     }
 }

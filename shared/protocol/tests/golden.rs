@@ -1,4 +1,4 @@
-//! Golden JSON: every wire shape of the contract, written by hand from CONTRACT.md, must be
+//! Golden JSON: every wire shape of the contract, written by hand from docs/contract.md, must be
 //! exactly what the types produce and must parse back into the same value.
 
 use std::fmt::Debug;

@@ -1,5 +1,5 @@
 // Calls to the public contract on this origin: `/api/…` and `/queue/…`. Errors arrive as
-// problem+json; clients branch on `code` (CONTRACT.md).
+// problem+json; clients branch on `code` (docs/contract.md).
 
 import * as session from './session.js';
 
