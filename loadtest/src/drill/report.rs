@@ -556,7 +556,7 @@ tr.fail td{background:#fde8e8}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));gap:1rem}\
 figure{margin:0;min-width:0}figcaption{font-weight:600;margin:.3rem 0}\
 .chart{overflow-x:auto}\
-svg text{font:12px system-ui,sans-serif;fill:#333}\
+svg text{font-family:system-ui,sans-serif;fill:#333}\
 code{background:#f3f3f3;padding:0 .2rem}\
 @media(max-width:600px){table{display:block;overflow-x:auto}}";
 
@@ -607,7 +607,7 @@ fn tick_label(value: f64) -> String {
 fn chart_open(title: &str, width: f64, height: f64) -> String {
     format!(
         "<figure><figcaption>{0}</figcaption><div class=\"chart\"><svg viewBox=\"0 0 {width} {height}\" \
-         width=\"100%\" style=\"min-width:{1:.0}px\" role=\"img\" aria-label=\"{0}\">",
+         width=\"100%\" style=\"min-width:{1:.0}px\" font-size=\"{FONT_PX}\" role=\"img\" aria-label=\"{0}\">",
         esc(title),
         width * 0.8
     )
@@ -829,7 +829,7 @@ mod tests {
         assert_eq!(chart.matches("rotate(-55").count(), EDGES_MS.len() + 1);
         // Never drawn smaller than 80 % of its natural size: a narrow screen scrolls it.
         assert!(chart.contains("min-width:336px"));
-        assert!(STYLE.contains(&format!("font:{FONT_PX}px")));
+        assert!(chart.contains(&format!("font-size=\"{FONT_PX}\"")));
     }
 
     #[test]
