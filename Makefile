@@ -21,14 +21,19 @@ export FLASH_ADMIN_PASSWORD ?= flash-admin-local
 export FLASH_DEV_KEYS ?= true
 export ARGON2_MEMORY_KIB ?= 1024
 export ARGON2_ITERATIONS ?= 1
-# Missing stores, web-test tools and (for make validate) promtool are installed from Debian when
-# root or passwordless sudo allows it (INSTALL=0: never; INSTALL=1: always try).
+# Missing stores, web-test tools and (for make validate) promtool and Terraform are installed
+# when root or passwordless sudo allows it (INSTALL=0: never; INSTALL=1: always try).
 INSTALL ?= auto
+# Node.js for the web tests when the machine's is missing or older than 20: deps.sh installs it
+# from PyPI into FLASH_NODE_DIR, whose bin/ (node, npm and npx only) comes first on PATH for
+# every recipe (nothing changes while it does not exist).
+export FLASH_NODE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flash-node
+export PATH := $(FLASH_NODE_DIR)/bin:$(PATH)
 
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps build up drill abuse test fmt lint unit validate web-deps clean-test-data
+.PHONY: help deps build up drill abuse test fmt lint unit validate documents web-deps clean-test-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,10 +74,13 @@ endif
 validate: ## Offline checks of gitops/, argocd/, the Dockerfiles, workflows and infra/ (kustomize, schemas, promtool, hadolint, policy tests, terraform fmt, checkov; installs promtool when it can, INSTALL=0 never)
 	@INSTALL=$(INSTALL) bash scripts/validate.sh
 
+documents: ## The OpenAPI and AsyncAPI documents of docs/ pass openapi-spec-validator and @asyncapi/parser (pinned, installed on first run)
+	@bash scripts/check-documents.sh
+
 web-deps: ## Install the web UI's browser-test tools (npm ci in services/web/e2e)
 	cd services/web/e2e && npm ci --no-audit --no-fund
 
-test: deps web-deps lint unit validate ## Everything CI runs: deps, fmt, clippy, every test (browser tests included), make validate
+test: deps web-deps lint unit documents validate ## Everything CI runs: deps, fmt, clippy, every test (browser tests included), the API documents' validators, make validate
 
 clean-test-data: ## Drop test databases left by killed test runs
 	@psql "$(DATABASE_URL)" -Atc "select datname from pg_database where datname like 'flash_test_%'" | \
