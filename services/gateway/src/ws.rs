@@ -267,8 +267,16 @@ where
         } => Some((admitted_at_ms, ends_ms)),
         _ => None,
     };
-    let registration = ctx.hub.register(ctx.event, user, place, admission, view);
+    let mut registration = ctx.hub.register(ctx.event, user, place, admission, view);
     let slot = Arc::clone(&registration.slot);
+    // A closing (or pause) this replica heard between the socket's first read and its
+    // registration is not published again: the socket acts on the event's view once.
+    let current = registration.view.borrow().view;
+    if (current.state, current.paused, current.closed_reason)
+        != (view.state, view.paused, view.closed_reason)
+    {
+        registration.view.mark_changed();
+    }
     if left_meanwhile(&ctx, user, place).await {
         ctx.hub.unregister(ctx.event, &slot);
         socket
@@ -404,7 +412,8 @@ async fn session<S, E>(
     // When to ask Redis whether the admission ran out: its end, and again a little later
     // while Redis (whose clock rules) still has it open.
     let mut expiry_due: Option<tokio::time::Instant> = None;
-    let mut seen_version = view.borrow_and_update().version;
+    // Not marked seen: a change the registration found pending is acted on first.
+    let mut seen_version = view.borrow().version;
     if let Flow::Stop = announce(
         socket,
         ctx,
