@@ -37,6 +37,98 @@ pub struct Target {
     /// RabbitMQ of the suite, to announce the benchmark's event as the api would.
     #[command(flatten)]
     pub broker: BrokerTarget,
+    /// Processes whose CPU time is read from /proc around the timed part, as NAME=PID
+    /// (repeatable, e.g. `--watch-pid redis=812 --watch-pid gateway=4410`): the result gives
+    /// each one's CPU per operation and the cores it used.
+    #[arg(long = "watch-pid", value_parser = parse_watched)]
+    pub watch: Vec<Watched>,
+}
+
+/// A process watched for CPU time.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    pub name: String,
+    pub pid: u32,
+}
+
+fn parse_watched(text: &str) -> Result<Watched, String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PID, got {text:?}"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("not a process id: {pid:?}"))?;
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    Ok(Watched {
+        name: name.to_owned(),
+        pid,
+    })
+}
+
+/// Clock ticks per second of `/proc/PID/stat`'s times (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds (user + system, every thread) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu_seconds(&stat).context("utime and stime in /proc/PID/stat")
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds. The fields are counted after the
+/// command name's closing parenthesis (a name may hold spaces and parentheses itself).
+pub(crate) fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+/// The CPU of the watched processes from one instant.
+struct CpuWatch {
+    started: Instant,
+    at_start: Vec<(Watched, f64)>,
+}
+
+/// One watched process's CPU over a timed part.
+#[derive(Debug, Serialize)]
+struct CpuUse {
+    name: String,
+    /// CPU microseconds per operation.
+    us_per_op: f64,
+    /// Cores used on average (CPU seconds per second).
+    cores: f64,
+}
+
+impl CpuWatch {
+    fn start(watched: &[Watched]) -> anyhow::Result<Self> {
+        let at_start = watched
+            .iter()
+            .map(|w| Ok((w.clone(), cpu_seconds(w.pid)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            started: Instant::now(),
+            at_start,
+        })
+    }
+
+    fn finish(self, operations: u64) -> anyhow::Result<Vec<CpuUse>> {
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        self.at_start
+            .into_iter()
+            .map(|(w, before)| {
+                let used = cpu_seconds(w.pid)? - before;
+                Ok(CpuUse {
+                    name: w.name,
+                    us_per_op: used * 1e6 / operations.max(1) as f64,
+                    cores: used / seconds,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The suite's RabbitMQ.
@@ -105,6 +197,21 @@ pub enum Bench {
         users: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Admission ticks of one queue with `users` waiting, for a fixed time: the ticks and
+    /// admissions the gateways count (their /metrics) and the watched processes' CPU per tick.
+    Ticks {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// The queue's admissions per second.
+        #[arg(long, default_value_t = 500)]
+        admit_per_sec: u32,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -177,6 +284,13 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
             concurrency,
             seconds,
         } => status(&target, users, concurrency, seconds).await,
+        Bench::Ticks {
+            target,
+            users,
+            concurrency,
+            admit_per_sec,
+            seconds,
+        } => ticks(&target, users, concurrency, admit_per_sec, seconds).await,
         Bench::Sockets {
             target,
             shards,
@@ -310,6 +424,9 @@ struct ThroughputResult {
     per_sec: f64,
     latency: Summary,
     errors: Vec<(u16, u64)>,
+    /// The watched processes' CPU over the timed part (`--watch-pid`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cpu: Vec<CpuUse>,
 }
 
 fn report(
@@ -317,6 +434,7 @@ fn report(
     latencies: &Latencies,
     errors: Vec<(u16, u64)>,
     elapsed: Duration,
+    cpu: Vec<CpuUse>,
 ) -> anyhow::Result<()> {
     let seconds = elapsed.as_secs_f64();
     let result = ThroughputResult {
@@ -326,11 +444,18 @@ fn report(
         per_sec: latencies.count() as f64 / seconds,
         latency: latencies.summary(),
         errors,
+        cpu,
     };
     eprintln!(
         "{bench}: {:.0}/s over {:.1}s; {}; errors {:?}",
         result.per_sec, seconds, result.latency, result.errors
     );
+    for used in &result.cpu {
+        eprintln!(
+            "  {}: {:.1} µs of CPU per operation, {:.2} cores",
+            used.name, used.us_per_op, used.cores
+        );
+    }
     print_result(&result)
 }
 
@@ -346,7 +471,13 @@ async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Res
     .await?;
     eprintln!("minting {users} access tokens, then joining…");
     let joined = join_users(target, event, users, concurrency).await?;
-    report("joins", &joined.latencies, joined.errors, joined.elapsed)
+    report(
+        "joins",
+        &joined.latencies,
+        joined.errors,
+        joined.elapsed,
+        joined.cpu,
+    )
 }
 
 /// Users who joined an event, and how their joins went.
@@ -356,6 +487,8 @@ struct Joined {
     latencies: Latencies,
     errors: Vec<(u16, u64)>,
     elapsed: Duration,
+    /// The watched processes' CPU over the joins.
+    cpu: Vec<CpuUse>,
 }
 
 /// Mints access tokens for `count` new users (not timed), then joins each to `event` over
@@ -374,6 +507,7 @@ async fn join_users(
     });
     let path = Arc::new(format!("/queue/v1/events/{event}/join"));
     let join_tokens = Arc::clone(&tokens);
+    let watch = CpuWatch::start(&target.watch)?;
     let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
         let tokens = Arc::clone(&join_tokens);
         let path = Arc::clone(&path);
@@ -386,11 +520,13 @@ async fn join_users(
         }
     })
     .await?;
+    let cpu = watch.finish(latencies.count())?;
     Ok(Joined {
         tokens,
         latencies,
         errors,
         elapsed,
+        cpu,
     })
 }
 
@@ -418,6 +554,7 @@ async fn status(
         (Instant::now() < deadline).then(|| polls.fetch_add(1, Ordering::Relaxed) % users)
     });
     let path = Arc::new(format!("/queue/v1/events/{event}/status"));
+    let watch = CpuWatch::start(&target.watch)?;
     let (latencies, errors, elapsed) = drive(target, concurrency, next, move |mut conn, i| {
         let tokens = Arc::clone(&tokens);
         let path = Arc::clone(&path);
@@ -430,7 +567,106 @@ async fn status(
         }
     })
     .await?;
-    report("status", &latencies, errors, elapsed)
+    let cpu = watch.finish(latencies.count())?;
+    report("status", &latencies, errors, elapsed, cpu)
+}
+
+#[derive(Debug, Serialize)]
+struct TicksResult {
+    bench: &'static str,
+    ticks: u64,
+    seconds: f64,
+    per_sec: f64,
+    admissions: u64,
+    /// Mean tick duration as the gateways measured it.
+    tick_mean_ms: f64,
+    cpu: Vec<CpuUse>,
+}
+
+/// The sum of every series of `name` in a Prometheus text exposition.
+pub(crate) fn metric_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                return None;
+            }
+            line.rsplit(' ').next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// Ticks, their summed seconds and admissions, over every gateway.
+async fn tick_counters(target: &Target) -> anyhow::Result<(f64, f64, f64)> {
+    let mut totals = (0.0, 0.0, 0.0);
+    for gateway in &target.gateway {
+        let mut conn = Conn::open(*gateway, None).await?;
+        let text = conn
+            .expect(
+                "metrics",
+                StatusCode::OK,
+                Method::GET,
+                "/metrics",
+                None,
+                None,
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&text);
+        totals.0 += metric_total(&text, "gateway_tick_duration_seconds_count");
+        totals.1 += metric_total(&text, "gateway_tick_duration_seconds_sum");
+        totals.2 += metric_total(&text, "gateway_admissions_total");
+    }
+    Ok(totals)
+}
+
+async fn ticks(
+    target: &Target,
+    users: usize,
+    concurrency: usize,
+    admit_per_sec: u32,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let event = new_event(
+        target,
+        QueueSettings {
+            admit_per_sec,
+            max_active: 1_000_000,
+            admission_ttl_s: 3600,
+        },
+    )
+    .await?;
+    eprintln!("joining {users} users…");
+    join_users(target, event, users, concurrency).await?;
+    eprintln!("watching the ticks for {seconds}s…");
+    let before = tick_counters(target).await?;
+    let watch = CpuWatch::start(&target.watch)?;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = tick_counters(target).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ticks = (after.0 - before.0).max(0.0) as u64;
+    let cpu = watch.finish(ticks)?;
+    let result = TicksResult {
+        bench: "ticks",
+        ticks,
+        seconds: elapsed,
+        per_sec: ticks as f64 / elapsed,
+        admissions: (after.2 - before.2).max(0.0) as u64,
+        tick_mean_ms: (after.1 - before.1) * 1e3 / ticks.max(1) as f64,
+        cpu,
+    };
+    eprintln!(
+        "ticks: {} in {elapsed:.1}s ({:.1}/s), {} admissions, {:.2} ms each on average",
+        result.ticks, result.per_sec, result.admissions, result.tick_mean_ms
+    );
+    for used in &result.cpu {
+        eprintln!(
+            "  {}: {:.1} µs of CPU per tick, {:.2} cores",
+            used.name, used.us_per_op, used.cores
+        );
+    }
+    print_result(&result)
 }
 
 /// Memory of a process (resident set), in KiB.
@@ -818,7 +1054,31 @@ async fn admit_shard(
 
 #[cfg(test)]
 mod tests {
-    use super::status_field;
+    use super::{metric_total, parse_watched, stat_cpu_seconds, status_field};
+
+    #[test]
+    fn cpu_times_are_read_after_the_command_name() {
+        // A command name with spaces and a parenthesis, as a process may choose.
+        let stat = "812 (redis (x) y) S 1 812 812 0 -1 4194560 5000 0 0 0 250 70 0 0 20 0 5 0";
+        assert_eq!(stat_cpu_seconds(stat), Some(3.2));
+        assert_eq!(stat_cpu_seconds("812 (redis) S 1"), None);
+        assert!(parse_watched("redis=812").is_ok_and(|w| w.name == "redis" && w.pid == 812));
+        assert!(parse_watched("redis").is_err());
+        assert!(parse_watched("=812").is_err());
+        assert!(parse_watched("redis=x").is_err());
+    }
+
+    #[test]
+    fn metric_totals_add_every_series_of_exactly_that_name() {
+        let text = "# TYPE gateway_admissions_total counter\n\
+                    gateway_admissions_total{event=\"a\"} 3\n\
+                    gateway_admissions_total{event=\"b\"} 4\n\
+                    gateway_admissions_total_other 100\n\
+                    gateway_tick_duration_seconds_count 12\n";
+        assert!((metric_total(text, "gateway_admissions_total") - 7.0).abs() < 1e-9);
+        assert!((metric_total(text, "gateway_tick_duration_seconds_count") - 12.0).abs() < 1e-9);
+        assert!(metric_total(text, "missing").abs() < 1e-9);
+    }
 
     #[test]
     fn proc_status_fields_are_read_by_exact_name() {
