@@ -32,6 +32,10 @@ const JWKS_REFRESH: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct AppState {
     pub room: WaitingRoom,
+    /// Joins and status polls, combined per event into one script call while one is in
+    /// flight.
+    pub joins: Arc<crate::coalesce::Joins>,
+    pub statuses: Arc<crate::coalesce::Statuses>,
     pub hub: Arc<Hub>,
     pub auth: Arc<Authenticator>,
     pub gate: Arc<GateIssuer>,
@@ -114,6 +118,8 @@ impl Application {
         let shared_limits = flash_kit::limits::RateLimiter::new(redis.clone(), keys.clone());
         let room = WaitingRoom::new(redis, keys);
         let state = AppState {
+            joins: Arc::default(),
+            statuses: Arc::default(),
             hub: Arc::new(Hub::new(room.clone())),
             room,
             auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),

@@ -7,6 +7,7 @@
 //! - [`app`]: state and [`app::Application`] (build, port, run until shutdown).
 //! - [`routes`]: the HTTP routes under `/queue`.
 //! - [`waiting_room`]: the queue in Redis (Lua scripts in `src/lua/`).
+//! - [`coalesce`]: joins (and status polls) that arrive together share one script call.
 //! - [`ticket`]: the pure step from the queue's state to a user's `Ticket` and frames.
 //! - [`gate`]: gate tokens, one per admission.
 //! - [`ticker`]: admission ticks and queue gauges.
@@ -17,6 +18,7 @@
 //! - [`error`]: errors as problem+json.
 
 pub mod app;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod events;

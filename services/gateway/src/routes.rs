@@ -133,7 +133,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
 
 /// The user's ticket as it stands now.
 async fn ticket(state: &AppState, event: EventId, user: UserId) -> Result<Ticket, ApiError> {
-    let snapshot = state.room.snapshot(event, user).await?;
+    let snapshot = state.statuses.call(&state.room, event, user).await?;
     ticket_of(state, event, user, &snapshot)
 }
 
@@ -168,7 +168,7 @@ async fn join(
     Limited(user): Limited,
     Path(event): Path<EventId>,
 ) -> Result<Json<Ticket>, ApiError> {
-    let (outcome, snapshot) = state.room.join(event, user).await?;
+    let (outcome, snapshot) = state.joins.call(&state.room, event, user).await?;
     let label = match outcome {
         Joined::Missing => "missing",
         Joined::Closed => "closed",

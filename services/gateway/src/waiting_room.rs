@@ -18,6 +18,9 @@ pub enum RoomError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected answer from a queue script: {0}")]
     Protocol(String),
+    /// The failure of a script call made for several requests at once, told to each.
+    #[error("{0}")]
+    Shared(std::sync::Arc<RoomError>),
 }
 
 /// Where a user holds a place.
@@ -232,6 +235,12 @@ pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
     }
 }
 
+/// Values before the answers of `join.lua` and `status.lua`: the queue's settings, serving
+/// and the time.
+const JOIN_HEADER: usize = 7;
+/// Values of one user's place in `status.lua`'s answer.
+const STATUS_FIELDS: usize = 4;
+
 fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
     let state = opt_text(field(items, 0)?)?
         .map(|s| RawState::parse(&s))
@@ -287,7 +296,6 @@ impl Scripts {
             tick: Script::new(include_str!("lua/tick.lua")),
             status: Script::new(concat!(
                 "#!lua flags=no-writes\n",
-                include_str!("lua/snapshot.lua"),
                 include_str!("lua/status.lua")
             )),
             leave: Script::new(include_str!("lua/leave.lua")),
@@ -354,12 +362,22 @@ impl WaitingRoom {
         event: EventId,
         user: UserId,
     ) -> Result<(Joined, Snapshot), RoomError> {
+        self.join_many(event, &[user])
+            .await?
+            .pop()
+            .ok_or_else(|| RoomError::Protocol("no answer for the join".into()))
+    }
+
+    /// [`join`](Self::join) for several users in one script call: numbers follow the order
+    /// of `users` (their order of arrival), one answer per user in that order.
+    pub async fn join_many(
+        &self,
+        event: EventId,
+        users: &[UserId],
+    ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
         let k = self.queue(event);
-        let result: Value = self
-            .scripts
-            .join
-            .key(&k.config)
-            .key(&k.users)
+        let mut call = self.scripts.join.key(&k.config);
+        call.key(&k.users)
             .key(&k.serving)
             .key(&k.admitted)
             .key(&k.admitted_at)
@@ -367,42 +385,100 @@ impl WaitingRoom {
             .key(&k.seq)
             .key(&k.by_number)
             .key(&k.pre_queue)
-            .key(&k.joined_at)
-            .arg(user.to_string())
-            .invoke_async(&mut self.redis.clone())
-            .await?;
+            .key(&k.joined_at);
+        for user in users {
+            call.arg(user.to_string());
+        }
+        let result: Value = call.invoke_async(&mut self.redis.clone()).await?;
         let items = array(result)?;
-        let snapshot = parse_snapshot(items.get(1..).unwrap_or_default())?;
-        let joined = match text(field(&items, 0)?)?.as_str() {
-            "missing" => Joined::Missing,
-            "closed" => Joined::Closed,
-            outcome @ ("new" | "existing") => Joined::Place {
-                place: snapshot
-                    .place
-                    .ok_or_else(|| RoomError::Protocol("joined without a place".into()))?,
-                new: outcome == "new",
-            },
-            other => return Err(RoomError::Protocol(format!("join outcome {other:?}"))),
-        };
-        Ok((joined, snapshot))
+        if items.len() != JOIN_HEADER + 2 * users.len() {
+            return Err(RoomError::Protocol(format!(
+                "{} values for {} joins",
+                items.len(),
+                users.len()
+            )));
+        }
+        let (header, answers) = items.split_at(JOIN_HEADER);
+        answers
+            .chunks(2)
+            .map(|answer| {
+                let outcome = text(field(answer, 0)?)?;
+                let snapshot = if outcome == "new" {
+                    // The header's view, with the place taken, neither admitted nor expired.
+                    let mut view = header[..5].to_vec();
+                    view.extend([
+                        field(answer, 1)?.clone(),
+                        header[5].clone(),
+                        Value::Nil,
+                        Value::Nil,
+                        Value::Int(0),
+                        header[6].clone(),
+                    ]);
+                    parse_snapshot(&view)?
+                } else {
+                    parse_snapshot(&array(field(answer, 1)?.clone())?)?
+                };
+                let joined = match outcome.as_str() {
+                    "missing" => Joined::Missing,
+                    "closed" => Joined::Closed,
+                    "new" | "existing" => Joined::Place {
+                        place: snapshot
+                            .place
+                            .ok_or_else(|| RoomError::Protocol("joined without a place".into()))?,
+                        new: outcome == "new",
+                    },
+                    other => return Err(RoomError::Protocol(format!("join outcome {other:?}"))),
+                };
+                Ok((joined, snapshot))
+            })
+            .collect()
     }
 
     /// A user's view of the queue.
     pub async fn snapshot(&self, event: EventId, user: UserId) -> Result<Snapshot, RoomError> {
+        self.snapshots(event, &[user])
+            .await?
+            .pop()
+            .ok_or_else(|| RoomError::Protocol("no answer for the status".into()))
+    }
+
+    /// [`snapshot`](Self::snapshot) of several users in one consistent step, in their order.
+    pub async fn snapshots(
+        &self,
+        event: EventId,
+        users: &[UserId],
+    ) -> Result<Vec<Snapshot>, RoomError> {
         let k = self.queue(event);
-        let result: Value = self
-            .scripts
-            .status
-            .key(&k.config)
-            .key(&k.users)
+        let mut call = self.scripts.status.key(&k.config);
+        call.key(&k.users)
             .key(&k.serving)
             .key(&k.admitted)
             .key(&k.admitted_at)
-            .key(&k.expired)
-            .arg(user.to_string())
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        parse_snapshot(&array(result)?)
+            .key(&k.expired);
+        for user in users {
+            call.arg(user.to_string());
+        }
+        let result: Value = call.invoke_async(&mut self.redis.clone()).await?;
+        let items = array(result)?;
+        if items.len() != JOIN_HEADER + STATUS_FIELDS * users.len() {
+            return Err(RoomError::Protocol(format!(
+                "{} values for {} statuses",
+                items.len(),
+                users.len()
+            )));
+        }
+        let (header, places) = items.split_at(JOIN_HEADER);
+        places
+            .chunks(STATUS_FIELDS)
+            .map(|place| {
+                let mut view = header[..5].to_vec();
+                view.push(place[0].clone());
+                view.push(header[5].clone());
+                view.extend_from_slice(&place[1..]);
+                view.push(header[6].clone());
+                parse_snapshot(&view)
+            })
+            .collect()
     }
 
     /// Gives up a place (every replica is told, and closes the user's sockets of that place);

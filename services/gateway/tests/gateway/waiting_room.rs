@@ -102,6 +102,145 @@ fn users(n: usize) -> Vec<UserId> {
 }
 
 #[tokio::test]
+async fn joins_in_one_call_are_numbered_in_their_order_and_stay_idempotent() {
+    let f = fixture().await;
+    let event = f.open_event(settings(10, 10, 60)).await;
+    let crowd = users(5);
+    // The third user twice in the same call: one place.
+    let batch = [crowd[0], crowd[1], crowd[2], crowd[2], crowd[3], crowd[4]];
+    let answers = f.room.join_many(event, &batch).await.expect("join_many");
+    let numbers: Vec<(u64, bool)> = answers
+        .iter()
+        .map(|(joined, snapshot)| match joined {
+            Joined::Place {
+                place: Place::Number(n),
+                new,
+            } => {
+                assert_eq!(snapshot.place, Some(Place::Number(*n)));
+                (*n, *new)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (1, true),
+            (2, true),
+            (3, true),
+            (3, false),
+            (4, true),
+            (5, true)
+        ]
+    );
+    // Unknown events and closed queues answer each user of a call.
+    let unknown = f
+        .room
+        .join_many(EventId::new_v7(), &crowd[..2])
+        .await
+        .expect("join_many");
+    assert!(unknown.iter().all(|(j, _)| *j == Joined::Missing));
+    f.room
+        .close(event, ClosedReason::SoldOut)
+        .await
+        .expect("close");
+    let late = users(2);
+    let after = f
+        .room
+        .join_many(event, &[crowd[0], late[0], late[1]])
+        .await
+        .expect("join_many");
+    let outcomes: Vec<&Joined> = after.iter().map(|(j, _)| j).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &Joined::Place {
+                place: Place::Number(1),
+                new: false
+            },
+            &Joined::Closed,
+            &Joined::Closed
+        ]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_joins_share_script_calls_and_keep_every_guarantee() {
+    let f = fixture().await;
+    let event = f.open_event(settings(10, 10, 60)).await;
+    let joins = std::sync::Arc::new(flash_gateway::coalesce::Joins::default());
+    let crowd = users(300);
+    // Every user twice, all at once, through the coalescer.
+    let tasks = crowd
+        .iter()
+        .chain(crowd.iter())
+        .map(|user| {
+            let (joins, room, user) = (std::sync::Arc::clone(&joins), f.room.clone(), *user);
+            tokio::spawn(
+                async move { (user, joins.call(&room, event, user).await.expect("join").0) },
+            )
+        })
+        .collect::<Vec<_>>();
+    let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
+    let mut new_places = 0;
+    for task in tasks {
+        let (user, joined) = task.await.expect("task");
+        let Joined::Place {
+            place: Place::Number(n),
+            new,
+        } = joined
+        else {
+            panic!("unexpected {joined:?}");
+        };
+        new_places += usize::from(new);
+        numbers.entry(user).or_default().insert(n);
+    }
+    assert_eq!(new_places, 300, "one new place per user");
+    assert!(
+        numbers.values().all(|n| n.len() == 1),
+        "a user got two numbers"
+    );
+    let all: BTreeSet<u64> = numbers.values().flatten().copied().collect();
+    assert_eq!(all, (1..=300).collect(), "numbers 1..=300, each once");
+    assert!(
+        joins.calls() < 600,
+        "600 joins at once took {} script calls",
+        joins.calls()
+    );
+    // Status polls of everyone at once, and of a user who left just before: each reads its
+    // own place, read after it was asked for.
+    let gone = crowd[0];
+    assert!(f.room.leave(event, gone).await.expect("leave"));
+    let statuses = std::sync::Arc::new(flash_gateway::coalesce::Statuses::default());
+    let polls = crowd
+        .iter()
+        .map(|user| {
+            let (statuses, room, user) = (std::sync::Arc::clone(&statuses), f.room.clone(), *user);
+            tokio::spawn(async move {
+                (
+                    user,
+                    statuses.call(&room, event, user).await.expect("status"),
+                )
+            })
+        })
+        .collect::<Vec<_>>();
+    for poll in polls {
+        let (user, snapshot) = poll.await.expect("task");
+        if user == gone {
+            assert_eq!(snapshot.place, None, "a left place is never shown");
+        } else {
+            let number = numbers[&user].first().copied();
+            assert_eq!(snapshot.place.and_then(|p| p.number()), number);
+        }
+    }
+    assert!(
+        statuses.calls() < 300,
+        "300 polls took {} calls",
+        statuses.calls()
+    );
+}
+
+#[tokio::test]
 async fn joining_is_idempotent_under_concurrency() {
     joining_is_idempotent_under_concurrency_on(&fixture().await).await;
 }
