@@ -215,6 +215,20 @@ impl EventSockets {
         });
     }
 
+    /// A receiver of the event's view for a socket whose first read of the queue saw `first`.
+    /// A closing or a pause is published once: when this replica's view has moved on in one of
+    /// them since that read, the receiver starts marked changed, so the socket acts on it.
+    fn subscribe_from(&self, first: &QueueView) -> watch::Receiver<Versioned> {
+        let mut receiver = self.view.subscribe();
+        let current = receiver.borrow().view;
+        if (current.state, current.paused, current.closed_reason)
+            != (first.state, first.paused, first.closed_reason)
+        {
+            receiver.mark_changed();
+        }
+        receiver
+    }
+
     fn flush(&self) {
         let latest = *lock(&self.latest);
         self.publish(latest);
@@ -309,7 +323,7 @@ impl Hub {
         drop(events);
         Registration {
             slot,
-            view: sockets.view.subscribe(),
+            view: sockets.subscribe_from(&view),
         }
     }
 
@@ -602,5 +616,35 @@ mod tests {
         sockets.left(bob, Place::Number(7));
         assert!(sockets.unadmitted_through(10).is_empty());
         assert_eq!(sockets.len(), 1);
+    }
+
+    #[test]
+    fn a_socket_that_registers_after_a_closing_is_told_of_it() {
+        let open = view(4);
+        let sockets = EventSockets::new(EventId::new_v7(), open);
+        // The replica hears the closing (published at once) after the socket's first read.
+        let closed = QueueView {
+            state: RawState::Closed,
+            closed_reason: Some(flash_protocol::ws::ClosedReason::SoldOut),
+            ..open
+        };
+        sockets.update(closed);
+        let late = sockets.subscribe_from(&open);
+        assert!(
+            late.has_changed().unwrap_or(false),
+            "the closing is pending"
+        );
+        assert_eq!(late.borrow().view.state, RawState::Closed);
+        // A socket whose first read already saw the closing has nothing pending, nor one
+        // that differs only in what is published at the next flush.
+        assert!(
+            !sockets
+                .subscribe_from(&closed)
+                .has_changed()
+                .unwrap_or(true)
+        );
+        let reopened = EventSockets::new(EventId::new_v7(), open);
+        reopened.update(QueueView { serving: 9, ..open });
+        assert!(!reopened.subscribe_from(&open).has_changed().unwrap_or(true));
     }
 }

@@ -267,16 +267,10 @@ where
         } => Some((admitted_at_ms, ends_ms)),
         _ => None,
     };
-    let mut registration = ctx.hub.register(ctx.event, user, place, admission, view);
-    let slot = Arc::clone(&registration.slot);
     // A closing (or pause) this replica heard between the socket's first read and its
-    // registration is not published again: the socket acts on the event's view once.
-    let current = registration.view.borrow().view;
-    if (current.state, current.paused, current.closed_reason)
-        != (view.state, view.paused, view.closed_reason)
-    {
-        registration.view.mark_changed();
-    }
+    // registration comes marked as a change (it is not published again).
+    let registration = ctx.hub.register(ctx.event, user, place, admission, view);
+    let slot = Arc::clone(&registration.slot);
     if left_meanwhile(&ctx, user, place).await {
         ctx.hub.unregister(ctx.event, &slot);
         socket
