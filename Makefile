@@ -74,7 +74,7 @@ endif
 validate: ## Offline checks of gitops/, argocd/, the Dockerfiles, workflows and infra/ (kustomize, schemas, promtool, hadolint, policy tests, terraform fmt, checkov; installs promtool when it can, INSTALL=0 never)
 	@INSTALL=$(INSTALL) bash scripts/validate.sh
 
-documents: ## The OpenAPI and AsyncAPI documents of docs/ pass openapi-spec-validator and @asyncapi/parser (pinned, installed on first run)
+documents: ## The OpenAPI and AsyncAPI documents of docs/ pass openapi-spec-validator and @asyncapi/parser (pinned, installed on first run), and every relative link of the README and docs/ leads somewhere
 	@bash scripts/check-documents.sh
 
 web-deps: ## Install the web UI's browser-test tools (npm ci in services/web/e2e)

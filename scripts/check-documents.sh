@@ -3,6 +3,8 @@
 #
 #   docs/openapi/api.json, docs/openapi/queue.json   openapi-spec-validator (OpenAPI 3.1)
 #   docs/asyncapi.json                               @asyncapi/parser (AsyncAPI 3.1 and its rules)
+#   README.md, BENCHMARKS.md, docs/**/*.md           every relative link leads to a file (and
+#                                                    a #fragment to one of its headings)
 #
 # The documents are generated from the code; the services' tests fail when the committed copies
 # differ from what the code generates (BLESS=1 rewrites them). Each validator is first shown a
@@ -53,4 +55,38 @@ fi
 
 "$VENV/bin/openapi-spec-validator" docs/openapi/api.json docs/openapi/queue.json
 node scripts/documents/validate-asyncapi.mjs docs/asyncapi.json
-echo "documents: 3 passed, 0 failed"
+
+# Every relative link of the Markdown a reader follows leads somewhere: the file exists, and
+# a #fragment names one of its headings (GitHub's anchors: lower case, punctuation dropped,
+# spaces as hyphens).
+python3 - <<'PY'
+import pathlib, re, sys
+pages = [pathlib.Path(p) for p in ("README.md", "BENCHMARKS.md")] + sorted(pathlib.Path("docs").rglob("*.md"))
+link = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+def anchors(page):
+    found = set()
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    for heading in re.findall(r"^#+\s+(.*)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+broken = []
+count = 0
+for page in pages:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    for target in link.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("mailto:"):
+            continue
+        count += 1
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page.resolve()
+        if not dest.exists():
+            broken.append(f"{page}: {target}: no such file")
+        elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+            broken.append(f"{page}: {target}: no such heading")
+for line in broken:
+    print(f"documents: broken link: {line}", file=sys.stderr)
+print(f"documents: {count} relative links in {len(pages)} pages, {len(broken)} broken")
+sys.exit(1 if broken else 0)
+PY
+echo "documents: 4 passed, 0 failed"
