@@ -356,25 +356,28 @@ async fn queue_and_socket_metrics_are_exported() {
     gw.join(event, &token).await;
     gw.wait_for_state(event, &token, TicketState::Admitted)
         .await;
-    // The gauges are refreshed every two seconds.
-    let mut text = String::new();
-    for _ in 0..60 {
-        text = gw.get("/metrics").await.text().await.expect("metrics");
-        if text.contains(&format!("gateway_queue_serving{{event=\"{event}\"}}")) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    for name in [
+    let serving = format!("gateway_queue_serving{{event=\"{event}\"}}");
+    let names = [
         "gateway_joins_total",
         "gateway_admissions_total",
         "gateway_time_to_admission_seconds_bucket",
         "gateway_tick_duration_seconds_bucket",
         "gateway_queue_waiting",
         "gateway_queue_admitted_active",
-        "gateway_queue_serving",
+        serving.as_str(),
         "http_requests_total{service=\"gateway\"",
-    ] {
+    ];
+    // The gauges are refreshed every two seconds, and a tick records its admissions' waits
+    // after it returns (a poll may see the admission first): wait for all of them.
+    let mut text = String::new();
+    for _ in 0..60 {
+        text = gw.get("/metrics").await.text().await.expect("metrics");
+        if names.iter().all(|name| text.contains(name)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for name in names {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
     gw.running.stop().await;
