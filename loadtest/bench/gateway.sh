@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Gateway benchmarks (release build, load generator on the same machine), as recorded in
 # BENCHMARKS.md. Needs Redis and RabbitMQ (make deps). Usage:
-#   loadtest/bench/gateway.sh [joins|status|sockets|sockets6|admit|all]
+#   loadtest/bench/gateway.sh [joins|status|ticks|sockets|sockets6|admit|redis-cost|all]
+# Joins, status polls and admission ticks against one gateway also report the CPU time of
+# redis-server (when it is a process here) and of the gateway per operation, read from /proc
+# around the timed part (`redis-cost` runs those three: loadtest/bench/redis-cost.sh).
 # Each run uses its own Redis key prefix and broker names and removes them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,16 +54,31 @@ sources() { # sources N: 127.0.0.2 .. 127.0.0.(N+1)
   local out=""; for ((i = 2; i <= $1 + 1; i++)); do out+="${out:+,}127.0.0.$i"; done; printf '%s' "$out"
 }
 drill() { ./target/release/flash-drill bench "$@"; }
+# The processes whose CPU a one-gateway benchmark reads: redis-server, when it runs here, and
+# the gateway.
+redis_pid=$(redis-cli -u "$REDIS_URL" info server | tr -d '\r' | awk -F: '$1 == "process_id" {print $2}')
+watch() {
+  if [[ -n $redis_pid && -r /proc/$redis_pid/stat ]]; then printf -- '--watch-pid\nredis=%s\n' "$redis_pid"; fi
+  printf -- '--watch-pid\ngateway=%s\n' "${pids[0]}"
+}
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
-case $what in joins|all)
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), Redis $(redis-server --version | awk '{print $3}')"
+case $what in joins|redis-cost|all)
   start_gateways 1
-  drill joins --gateway "$gateways" --users 100000 --concurrency 64
+  mapfile -t watched < <(watch)
+  drill joins --gateway "$gateways" --users 100000 --concurrency 64 "${watched[@]}"
   stop_gateways ;;
 esac
-case $what in status|all)
+case $what in status|redis-cost|all)
   start_gateways 1
-  drill status --gateway "$gateways" --users 10000 --concurrency 64 --seconds 10
+  mapfile -t watched < <(watch)
+  drill status --gateway "$gateways" --users 10000 --concurrency 64 --seconds 10 "${watched[@]}"
+  stop_gateways ;;
+esac
+case $what in ticks|redis-cost|all)
+  start_gateways 1
+  mapfile -t watched < <(watch)
+  drill ticks --gateway "$gateways" --users 20000 --admit-per-sec 1000 --seconds 10 "${watched[@]}"
   stop_gateways ;;
 esac
 case $what in sockets|all)

@@ -450,13 +450,18 @@ fn report(
         "{bench}: {:.0}/s over {:.1}s; {}; errors {:?}",
         result.per_sec, seconds, result.latency, result.errors
     );
-    for used in &result.cpu {
+    print_cpu(&result.cpu, "operation");
+    print_result(&result)
+}
+
+/// The watched processes' CPU, a line each, per `operation`.
+fn print_cpu(cpu: &[CpuUse], operation: &str) {
+    for used in cpu {
         eprintln!(
-            "  {}: {:.1} µs of CPU per operation, {:.2} cores",
+            "  {}: {:.1} µs of CPU per {operation}, {:.2} cores",
             used.name, used.us_per_op, used.cores
         );
     }
-    print_result(&result)
 }
 
 async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -660,12 +665,7 @@ async fn ticks(
         "ticks: {} in {elapsed:.1}s ({:.1}/s), {} admissions, {:.2} ms each on average",
         result.ticks, result.per_sec, result.admissions, result.tick_mean_ms
     );
-    for used in &result.cpu {
-        eprintln!(
-            "  {}: {:.1} µs of CPU per tick, {:.2} cores",
-            used.name, used.us_per_op, used.cores
-        );
-    }
+    print_cpu(&result.cpu, "tick");
     print_result(&result)
 }
 
