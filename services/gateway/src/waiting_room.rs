@@ -235,11 +235,55 @@ pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
     }
 }
 
-/// Values before the answers of `join.lua` and `status.lua`: the queue's settings, serving
-/// and the time.
-const JOIN_HEADER: usize = 7;
+/// Values before the users' answers of `join.lua` and `status.lua`: the queue's settings,
+/// serving and the time.
+const HEADER: usize = 7;
 /// Values of one user's place in `status.lua`'s answer.
 const STATUS_FIELDS: usize = 4;
+
+/// A script call for `users` of a queue, with the keys a user's snapshot reads first (config,
+/// users, serving, admitted, admitted_at, expired).
+fn placed_call<'a>(
+    script: &'a Script,
+    k: &QueueKeys,
+    users: &[UserId],
+) -> redis::ScriptInvocation<'a> {
+    let mut call = script.key(&k.config);
+    call.key(&k.users)
+        .key(&k.serving)
+        .key(&k.admitted)
+        .key(&k.admitted_at)
+        .key(&k.expired);
+    for user in users {
+        call.arg(user.to_string());
+    }
+    call
+}
+
+/// The snapshot of a user from a [`HEADER`], the user's place and the three values of its
+/// admission (end, admitted at, expired).
+fn placed_snapshot(
+    header: &[Value],
+    place: &Value,
+    admission: &[Value],
+) -> Result<Snapshot, RoomError> {
+    let mut view = header.get(..5).unwrap_or_default().to_vec();
+    view.push(place.clone());
+    view.push(field(header, 5)?.clone());
+    view.extend_from_slice(admission);
+    view.push(field(header, 6)?.clone());
+    parse_snapshot(&view)
+}
+
+/// The one answer of a call made for one user.
+fn only<T>(mut answers: Vec<T>, what: &str) -> Result<T, RoomError> {
+    match (answers.pop(), answers.is_empty()) {
+        (Some(answer), true) => Ok(answer),
+        _ => Err(RoomError::Protocol(format!(
+            "not one answer for the {what}"
+        ))),
+    }
+}
 
 fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
     let state = opt_text(field(items, 0)?)?
@@ -362,10 +406,7 @@ impl WaitingRoom {
         event: EventId,
         user: UserId,
     ) -> Result<(Joined, Snapshot), RoomError> {
-        self.join_many(event, &[user])
-            .await?
-            .pop()
-            .ok_or_else(|| RoomError::Protocol("no answer for the join".into()))
+        only(self.join_many(event, &[user]).await?, "join")
     }
 
     /// [`join`](Self::join) for several users in one script call: numbers follow the order
@@ -376,45 +417,24 @@ impl WaitingRoom {
         users: &[UserId],
     ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
         let k = self.queue(event);
-        let mut call = self.scripts.join.key(&k.config);
-        call.key(&k.users)
-            .key(&k.serving)
-            .key(&k.admitted)
-            .key(&k.admitted_at)
-            .key(&k.expired)
-            .key(&k.seq)
+        let mut call = placed_call(&self.scripts.join, &k, users);
+        call.key(&k.seq)
             .key(&k.by_number)
             .key(&k.pre_queue)
             .key(&k.joined_at);
-        for user in users {
-            call.arg(user.to_string());
-        }
-        let result: Value = call.invoke_async(&mut self.redis.clone()).await?;
-        let items = array(result)?;
-        if items.len() != JOIN_HEADER + 2 * users.len() {
-            return Err(RoomError::Protocol(format!(
-                "{} values for {} joins",
-                items.len(),
-                users.len()
-            )));
-        }
-        let (header, answers) = items.split_at(JOIN_HEADER);
+        let items = self.call_many(call, 2, users.len(), "joins").await?;
+        let (header, answers) = items.split_at(HEADER);
         answers
             .chunks(2)
             .map(|answer| {
                 let outcome = text(field(answer, 0)?)?;
                 let snapshot = if outcome == "new" {
-                    // The header's view, with the place taken, neither admitted nor expired.
-                    let mut view = header[..5].to_vec();
-                    view.extend([
-                        field(answer, 1)?.clone(),
-                        header[5].clone(),
-                        Value::Nil,
-                        Value::Nil,
-                        Value::Int(0),
-                        header[6].clone(),
-                    ]);
-                    parse_snapshot(&view)?
+                    // The place taken, neither admitted nor expired.
+                    placed_snapshot(
+                        header,
+                        field(answer, 1)?,
+                        &[Value::Nil, Value::Nil, Value::Int(0)],
+                    )?
                 } else {
                     parse_snapshot(&array(field(answer, 1)?.clone())?)?
                 };
@@ -436,10 +456,7 @@ impl WaitingRoom {
 
     /// A user's view of the queue.
     pub async fn snapshot(&self, event: EventId, user: UserId) -> Result<Snapshot, RoomError> {
-        self.snapshots(event, &[user])
-            .await?
-            .pop()
-            .ok_or_else(|| RoomError::Protocol("no answer for the status".into()))
+        only(self.snapshots(event, &[user]).await?, "status")
     }
 
     /// [`snapshot`](Self::snapshot) of several users in one consistent step, in their order.
@@ -449,36 +466,35 @@ impl WaitingRoom {
         users: &[UserId],
     ) -> Result<Vec<Snapshot>, RoomError> {
         let k = self.queue(event);
-        let mut call = self.scripts.status.key(&k.config);
-        call.key(&k.users)
-            .key(&k.serving)
-            .key(&k.admitted)
-            .key(&k.admitted_at)
-            .key(&k.expired);
-        for user in users {
-            call.arg(user.to_string());
-        }
-        let result: Value = call.invoke_async(&mut self.redis.clone()).await?;
-        let items = array(result)?;
-        if items.len() != JOIN_HEADER + STATUS_FIELDS * users.len() {
-            return Err(RoomError::Protocol(format!(
-                "{} values for {} statuses",
-                items.len(),
-                users.len()
-            )));
-        }
-        let (header, places) = items.split_at(JOIN_HEADER);
+        let call = placed_call(&self.scripts.status, &k, users);
+        let items = self
+            .call_many(call, STATUS_FIELDS, users.len(), "statuses")
+            .await?;
+        let (header, places) = items.split_at(HEADER);
         places
             .chunks(STATUS_FIELDS)
-            .map(|place| {
-                let mut view = header[..5].to_vec();
-                view.push(place[0].clone());
-                view.push(header[5].clone());
-                view.extend_from_slice(&place[1..]);
-                view.push(header[6].clone());
-                parse_snapshot(&view)
-            })
+            .map(|place| placed_snapshot(header, &place[0], &place[1..]))
             .collect()
+    }
+
+    /// Runs a script answering a [`HEADER`] and then `per_user` values for each of `users`
+    /// users; its values, once their count is checked.
+    async fn call_many(
+        &self,
+        call: redis::ScriptInvocation<'_>,
+        per_user: usize,
+        users: usize,
+        what: &str,
+    ) -> Result<Vec<Value>, RoomError> {
+        let result: Value = call.invoke_async(&mut self.redis.clone()).await?;
+        let items = array(result)?;
+        if items.len() != HEADER + per_user * users {
+            return Err(RoomError::Protocol(format!(
+                "{} values for {users} {what}",
+                items.len()
+            )));
+        }
+        Ok(items)
     }
 
     /// Gives up a place (every replica is told, and closes the user's sockets of that place);

@@ -1,5 +1,6 @@
 -- snapshot(config, users, serving, admitted, admitted_at, expired, user): a user's place in an
--- event's queue, read in one consistent step. Shared by status.lua and join.lua.
+-- event's queue, read in one consistent step: join.lua's answer for a place it did not take
+-- (status.lua reads the same fields for several users at once).
 -- Returns {state|false, paused, closed_reason, admit_per_sec, admission_ttl_s, number|false,
 --          serving, admission_end_ms|false, admitted_at_ms|false, expired (0/1), now_ms}
 local function snapshot(config, users, serving_key, admitted, admitted_at, expired, user)
