@@ -97,6 +97,27 @@ impl Fixture {
     }
 }
 
+/// The numbers each user's joins were given, and how many of the joins took a new place.
+async fn numbered(
+    joins: Vec<tokio::task::JoinHandle<(UserId, Joined)>>,
+) -> (HashMap<UserId, BTreeSet<u64>>, usize) {
+    let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
+    let mut new_places = 0;
+    for join in joins {
+        let (user, joined) = join.await.expect("task");
+        let Joined::Place {
+            place: Place::Number(n),
+            new,
+        } = joined
+        else {
+            panic!("unexpected {joined:?}");
+        };
+        new_places += usize::from(new);
+        numbers.entry(user).or_default().insert(n);
+    }
+    (numbers, new_places)
+}
+
 fn users(n: usize) -> Vec<UserId> {
     (0..n).map(|_| UserId::new_v7()).collect()
 }
@@ -181,20 +202,7 @@ async fn concurrent_joins_share_script_calls_and_keep_every_guarantee() {
             )
         })
         .collect::<Vec<_>>();
-    let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
-    let mut new_places = 0;
-    for task in tasks {
-        let (user, joined) = task.await.expect("task");
-        let Joined::Place {
-            place: Place::Number(n),
-            new,
-        } = joined
-        else {
-            panic!("unexpected {joined:?}");
-        };
-        new_places += usize::from(new);
-        numbers.entry(user).or_default().insert(n);
-    }
+    let (numbers, new_places) = numbered(tasks).await;
     assert_eq!(new_places, 300, "one new place per user");
     assert!(
         numbers.values().all(|n| n.len() == 1),
@@ -259,20 +267,7 @@ async fn joining_is_idempotent_under_concurrency_on(f: &Fixture) {
             tokio::spawn(async move { (user, room.join(event, user).await.expect("join").0) })
         })
         .collect::<Vec<_>>();
-    let mut numbers: HashMap<UserId, BTreeSet<u64>> = HashMap::new();
-    let mut new_places = 0;
-    for join in joins {
-        let (user, joined) = join.await.expect("task");
-        let Joined::Place {
-            place: Place::Number(n),
-            new,
-        } = joined
-        else {
-            panic!("unexpected {joined:?}");
-        };
-        new_places += usize::from(new);
-        numbers.entry(user).or_default().insert(n);
-    }
+    let (numbers, new_places) = numbered(joins).await;
     assert_eq!(new_places, 100, "one new place per user");
     assert!(
         numbers.values().all(|n| n.len() == 1),
