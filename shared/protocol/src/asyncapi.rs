@@ -282,8 +282,8 @@ pub fn document() -> Value {
         ),
     ];
     for m in &broker_messages {
-        let dead = matches!(m.exchange, Exchange::Payments) && m.id == "paymentRequested";
-        let extra: Vec<(&str, Value)> = if dead {
+        // A payment request is retried and may go to the dead letters: its headers say so.
+        let extra: Vec<(&str, Value)> = if m.type_header == PaymentRequested::TYPE {
             vec![
                 (
                     ATTEMPTS_HEADER,
