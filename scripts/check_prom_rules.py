@@ -257,13 +257,7 @@ def find_promtool(given: str | None) -> str | None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="files or directories (default: gitops argocd)",
-    )
+    manifests.add_paths_argument(parser)
     parser.add_argument("--promtool", help="the promtool to run (default: $PROMTOOL, else PATH)")
     parser.add_argument(
         "--require-label",
@@ -280,7 +274,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="also list what passed")
     args = parser.parse_args(argv)
 
-    paths = args.paths or list(manifests.DEFAULT_PATHS)
+    paths = manifests.paths_of(args)
     if missing := [str(p) for p in paths if not p.exists()]:
         print(f"check_prom_rules: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ Paths in messages are relative to the current directory when they are inside it.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import fnmatch
 import os
@@ -99,6 +100,22 @@ class YamlError(Exception):
     def __init__(self, message: str, line: int | None):
         super().__init__(message)
         self.line = line
+
+
+def add_paths_argument(parser: argparse.ArgumentParser) -> None:
+    """The PATH arguments every check takes (read with paths_of)."""
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="files or directories (default: gitops argocd)",
+    )
+
+
+def paths_of(args: argparse.Namespace) -> list[Path]:
+    """The paths given, or DEFAULT_PATHS."""
+    return args.paths or list(DEFAULT_PATHS)
 
 
 def shown(path: Path) -> str:

@@ -696,13 +696,7 @@ def check(
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="files or directories (default: gitops argocd)",
-    )
+    manifests.add_paths_argument(parser)
     parser.add_argument(
         "--kubernetes-version",
         default=KUBERNETES_VERSION,
@@ -727,7 +721,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="also list what passed")
     args = parser.parse_args(argv)
 
-    paths = args.paths or list(manifests.DEFAULT_PATHS)
+    paths = manifests.paths_of(args)
     if missing := [str(p) for p in paths if not p.exists()]:
         print(f"validate_k8s: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
