@@ -16,7 +16,7 @@ use flash_kit::http::{Json, Path};
 use flash_protocol::error::FieldError;
 use flash_protocol::queue::{QueuePatch, QueueStats, Ticket};
 use flash_protocol::{EventId, UserId};
-use utoipa::{Modify as _, OpenApi as _};
+use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -58,9 +58,7 @@ fn documented() -> OpenApiRouter<AppState> {
 
 /// The served routes and the document describing them.
 fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (routes, mut doc) = documented().split_for_parts();
-    flash_protocol::openapi::Common.modify(&mut doc);
-    (routes, doc)
+    flash_kit::http::split_documented(documented())
 }
 
 /// The gateway's OpenAPI 3.1 document.

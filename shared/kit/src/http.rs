@@ -145,6 +145,19 @@ pub fn with_retry_after(response: &mut Response, wait: Duration) {
     }
 }
 
+/// The routes of `router` and the OpenAPI document describing them, completed with what every
+/// service's document shares ([`flash_protocol::openapi::Common`]).
+pub fn split_documented<S>(
+    router: utoipa_axum::router::OpenApiRouter<S>,
+) -> (Router<S>, utoipa::openapi::OpenApi)
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (routes, mut doc) = router.split_for_parts();
+    utoipa::Modify::modify(&flash_protocol::openapi::Common, &mut doc);
+    (routes, doc)
+}
+
 /// A handler answering one JSON document (e.g. an OpenAPI document), serialised once.
 pub fn json_document<T: serde::Serialize>(
     document: &T,

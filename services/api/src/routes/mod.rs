@@ -8,7 +8,7 @@ pub mod orders;
 
 use axum::Router;
 use axum::routing::{any, get};
-use utoipa::{Modify as _, OpenApi as _};
+use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -53,9 +53,7 @@ fn documented() -> OpenApiRouter<AppState> {
 
 /// The served routes and the document describing them.
 fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (routes, mut doc) = documented().split_for_parts();
-    flash_protocol::openapi::Common.modify(&mut doc);
-    (routes, doc)
+    flash_kit::http::split_documented(documented())
 }
 
 /// The api's OpenAPI 3.1 document.
