@@ -541,6 +541,17 @@ impl Running {
     }
 }
 
+/// A generated document as it is committed: pretty JSON ending with a newline.
+///
+/// # Panics
+/// When `document` cannot be serialised.
+#[must_use]
+pub fn pretty_json<T: serde::Serialize>(document: &T) -> String {
+    let mut text = serde_json::to_string_pretty(document).expect("the document serialises");
+    text.push('\n');
+    text
+}
+
 /// Checks that `actual` is the committed file at `path` (a document generated from the code,
 /// such as an OpenAPI document); with `BLESS=1` in the environment the file is rewritten
 /// instead, to be reviewed and committed.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use flash_kit::testing::assert_golden;
+use flash_kit::testing::{assert_golden, pretty_json};
 
 use crate::helpers::TestApi;
 
@@ -11,11 +11,7 @@ fn committed() -> PathBuf {
 }
 
 fn generated() -> String {
-    let mut text = flash_api::routes::openapi()
-        .to_pretty_json()
-        .expect("the document serialises");
-    text.push('\n');
-    text
+    pretty_json(&flash_api::routes::openapi())
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use flash_kit::testing::assert_golden;
+use flash_kit::testing::{assert_golden, pretty_json};
 use serde_json::Value;
 
 use crate::helpers::TestGateway;
@@ -13,18 +13,11 @@ fn docs() -> PathBuf {
 }
 
 fn openapi() -> String {
-    let mut text = flash_gateway::routes::openapi()
-        .to_pretty_json()
-        .expect("the document serialises");
-    text.push('\n');
-    text
+    pretty_json(&flash_gateway::routes::openapi())
 }
 
 fn asyncapi() -> String {
-    let mut text = serde_json::to_string_pretty(&flash_protocol::asyncapi::document())
-        .expect("the document serialises");
-    text.push('\n');
-    text
+    pretty_json(&flash_protocol::asyncapi::document())
 }
 
 #[test]
