@@ -120,7 +120,18 @@ pub async fn run(
             let room = &room;
             async move {
                 let started = Instant::now();
-                let outcome = room.tick(event).await;
+                let mut outcome = room.tick(event).await;
+                // While its pre-queue is numbered (a bounded chunk per call), a queue is
+                // ticked again at once, for up to half a tick period.
+                while let Ok(so_far) = &mut outcome
+                    && so_far.numbering.is_some()
+                    && started.elapsed() < every / 2
+                {
+                    match room.tick(event).await {
+                        Ok(next) => so_far.absorb(next),
+                        Err(error) => outcome = Err(error),
+                    }
+                }
                 ::metrics::histogram!("gateway_tick_duration_seconds")
                     .record(started.elapsed().as_secs_f64());
                 (event, outcome)
@@ -141,7 +152,7 @@ pub async fn run(
                             .record(wait as f64 / 1000.0);
                     }
                     if let Some(numbered) = outcome.opened {
-                        tracing::info!(%event, numbered, "queue opened; pre-queue numbered at random");
+                        tracing::info!(%event, numbered, "queue opened; numbering its pre-queue in the draw's order");
                     }
                 }
                 Err(error) => tracing::warn!(%error, %event, "admission tick failed"),

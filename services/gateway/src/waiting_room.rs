@@ -2,7 +2,11 @@
 //! that share the event's hash tag, so it is atomic, O(1) per join and per admission, and runs
 //! unchanged on Redis Cluster.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use flash_kit::stores::RedisConnection;
+use flash_protocol::draw::Seed;
 use flash_protocol::event::QueueSettings;
 use flash_protocol::keys::{QueueKeys, RedisKeys};
 use flash_protocol::queue::{QueuePatch, QueueState, QueueStats};
@@ -74,7 +78,9 @@ impl RawState {
     fn parse(value: &str) -> Result<Self, RoomError> {
         match value {
             "scheduled" => Ok(Self::Scheduled),
-            "open" => Ok(Self::Open),
+            // Numbering the pre-queue at opening is part of being open: admissions run
+            // (within the numbers given so far) and newcomers join after the pre-queue.
+            "open" | "opening" => Ok(Self::Open),
             "closed" => Ok(Self::Closed),
             other => Err(RoomError::Protocol(format!("state {other:?}"))),
         }
@@ -143,14 +149,28 @@ impl Recorded {
 /// What one tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickOutcome {
-    /// Users numbered at opening, when this tick opened the queue.
+    /// The size of the pre-queue frozen at opening, when this tick opened the queue.
     pub opened: Option<u64>,
+    /// While the pre-queue is being numbered (one chunk per tick), the last number given.
+    pub numbering: Option<u64>,
     pub expired: u64,
     pub admitted: u64,
     pub from: u64,
     pub serving: u64,
     /// Milliseconds from join to admission of each admitted user.
     pub waits_ms: Vec<u64>,
+}
+
+impl TickOutcome {
+    /// Adds what a following tick did.
+    pub fn absorb(&mut self, next: TickOutcome) {
+        self.opened = self.opened.or(next.opened);
+        self.numbering = next.numbering;
+        self.expired += next.expired;
+        self.admitted += next.admitted;
+        self.serving = next.serving;
+        self.waits_ms.extend(next.waits_ms);
+    }
 }
 
 /// What the api told us about an event, in the queue's terms.
@@ -173,6 +193,20 @@ pub enum Settings {
     Replace(QueueSettings),
     /// The announcement says nothing of them: the queue keeps its own.
     Keep,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A fresh secret seed for a new queue's draw.
+fn new_seed() -> Result<Seed, RoomError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| RoomError::Protocol("the system gave no randomness".into()))?;
+    Ok(Seed::from_bytes(bytes))
 }
 
 fn text(value: &Value) -> Result<String, RoomError> {
@@ -313,6 +347,13 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
     })
 }
 
+/// The most pre-queue places one tick numbers at opening: one script call stays within a few
+/// milliseconds however large the pre-queue (measured by `loadtest/bench/prequeue.sh`).
+pub const OPENING_CHUNK: u32 = 1000;
+
+/// Seeds of draws, kept while at most this many events are known (a seed never changes).
+const SEEDS_KEPT: usize = 10_000;
+
 struct Scripts {
     admissions: Script,
     retire: Script,
@@ -358,7 +399,8 @@ impl Scripts {
 pub struct WaitingRoom {
     redis: RedisConnection,
     keys: RedisKeys,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Arc<Scripts>,
+    seeds: Arc<Mutex<HashMap<EventId, Seed>>>,
 }
 
 impl std::fmt::Debug for WaitingRoom {
@@ -375,7 +417,8 @@ impl WaitingRoom {
         Self {
             redis: redis.into(),
             keys,
-            scripts: std::sync::Arc::new(Scripts::new()),
+            scripts: Arc::new(Scripts::new()),
+            seeds: Arc::default(),
         }
     }
 
@@ -386,7 +429,8 @@ impl WaitingRoom {
         Self {
             redis,
             keys: self.keys.clone(),
-            scripts: std::sync::Arc::clone(&self.scripts),
+            scripts: Arc::clone(&self.scripts),
+            seeds: Arc::clone(&self.seeds),
         }
     }
 
@@ -397,6 +441,29 @@ impl WaitingRoom {
 
     fn queue(&self, event: EventId) -> QueueKeys {
         self.keys.queue(event)
+    }
+
+    /// The secret seed of an event's draw; `None` for a queue that does not exist or was
+    /// created before the draw.
+    pub async fn seed(&self, event: EventId) -> Result<Option<Seed>, RoomError> {
+        if let Some(seed) = lock(&self.seeds).get(&event) {
+            return Ok(Some(*seed));
+        }
+        let text: Option<String> = redis::cmd("HGET")
+            .arg(self.queue(event).config)
+            .arg("seed")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let seed = Seed::parse_hex(&text).map_err(|e| RoomError::Protocol(e.to_string()))?;
+        let mut seeds = lock(&self.seeds);
+        if seeds.len() >= SEEDS_KEPT {
+            seeds.clear();
+        }
+        seeds.insert(event, seed);
+        Ok(Some(seed))
     }
 
     /// Takes a place in the queue (the same place again for a user who holds one) and reads
@@ -416,13 +483,14 @@ impl WaitingRoom {
         event: EventId,
         users: &[UserId],
     ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
-        let k = self.queue(event);
-        let mut call = placed_call(&self.scripts.join, &k, users);
-        call.key(&k.seq)
-            .key(&k.by_number)
-            .key(&k.pre_queue)
-            .key(&k.joined_at);
-        let items = self.call_many(call, 2, users.len(), "joins").await?;
+        let items = match self.try_join_many(event, users).await {
+            // The queue was created (with its seed) after this replica last read it.
+            Err(RoomError::Redis(e)) if e.code() == Some("NOSEED") => {
+                lock(&self.seeds).remove(&event);
+                self.try_join_many(event, users).await?
+            }
+            other => other?,
+        };
         let (header, answers) = items.split_at(HEADER);
         answers
             .chunks(2)
@@ -452,6 +520,33 @@ impl WaitingRoom {
                 Ok((joined, snapshot))
             })
             .collect()
+    }
+
+    async fn try_join_many(
+        &self,
+        event: EventId,
+        users: &[UserId],
+    ) -> Result<Vec<Value>, RoomError> {
+        let k = self.queue(event);
+        let seed = self.seed(event).await?;
+        let mut call = self.scripts.join.key(&k.config);
+        call.key(&k.users)
+            .key(&k.serving)
+            .key(&k.admitted)
+            .key(&k.admitted_at)
+            .key(&k.expired)
+            .key(&k.seq)
+            .key(&k.by_number)
+            .key(&k.pre_queue)
+            .key(&k.joined_at)
+            .key(&k.draw);
+        for &user in users {
+            call.arg(user.to_string()).arg(
+                seed.map(|s| s.key_of(event, user).to_hex())
+                    .unwrap_or_default(),
+            );
+        }
+        self.call_many(call, 2, users.len(), "joins").await
     }
 
     /// A user's view of the queue.
@@ -501,6 +596,11 @@ impl WaitingRoom {
     /// `false` when the user held none.
     pub async fn leave(&self, event: EventId, user: UserId) -> Result<bool, RoomError> {
         let k = self.queue(event);
+        let member = self
+            .seed(event)
+            .await?
+            .map(|seed| format!("{}{user}", seed.key_of(event, user).to_hex()))
+            .unwrap_or_default();
         let left: i64 = self
             .scripts
             .leave
@@ -513,8 +613,11 @@ impl WaitingRoom {
             .key(&k.stats)
             .key(&k.serving)
             .key(&k.joined_at)
+            .key(&k.config)
+            .key(&k.draw)
             .arg(user.to_string())
             .arg(&k.channel)
+            .arg(member)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(left == 1)
@@ -537,19 +640,23 @@ impl WaitingRoom {
             .key(&k.expired)
             .key(&k.stats)
             .key(&k.joined_at)
+            .key(&k.draw)
             .arg(&k.channel)
+            .arg(OPENING_CHUNK)
             .invoke_async(&mut self.redis.clone())
             .await?;
         let items = array(result)?;
         let opened = int(field(&items, 1)?)?;
+        let numbering = int(field(&items, 6)?)?;
         Ok(TickOutcome {
             opened: u64::try_from(opened).ok(),
             expired: uint(field(&items, 2)?)?,
             admitted: uint(field(&items, 3)?)?,
             from: uint(field(&items, 4)?)?,
             serving: uint(field(&items, 5)?)?,
+            numbering: u64::try_from(numbering).ok(),
             waits_ms: items
-                .get(6..)
+                .get(7..)
                 .unwrap_or_default()
                 .iter()
                 .map(uint)
@@ -601,6 +708,7 @@ impl WaitingRoom {
             .arg(status)
             .arg(&k.channel)
             .arg(sequence)
+            .arg(new_seed()?.to_hex())
             .invoke_async(&mut self.redis.clone())
             .await?;
         let _: i64 = redis::cmd("SADD")
@@ -719,6 +827,7 @@ impl WaitingRoom {
             .key(&k.admitted)
             .key(&k.stats)
             .key(&k.pre_queue)
+            .key(&k.draw)
             .invoke_async(&mut self.redis.clone())
             .await?;
         let items = array(result)?;

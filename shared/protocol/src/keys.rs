@@ -87,7 +87,8 @@ impl RedisKeys {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueKeys {
     /// Hash: settings and state (`name`, `opens_at_ms`, `admit_per_sec`, `max_active`,
-    /// `admission_ttl_s`, `state`, `paused`, `closed_reason`).
+    /// `admission_ttl_s`, `state`, `paused`, `closed_reason`, the draw's secret `seed`, and
+    /// while the pre-queue is numbered `numbered_through`, `numbering_end`, `draw_at`).
     pub config: String,
     /// Counter: the last number given out.
     pub seq: String,
@@ -99,7 +100,12 @@ pub struct QueueKeys {
     pub by_number: String,
     /// Hash: user id → join time (ms), for time-to-admission.
     pub joined_at: String,
-    /// Set: users who joined before opening, numbered at random at opening.
+    /// Sorted set: users who joined before opening, as `<draw key hex><user id>` members all
+    /// scored 0, so in the draw's order ([`crate::draw`]); numbered in chunks at opening and
+    /// kept unchanged from then on (the published participants).
+    pub draw: String,
+    /// Set: users who joined before opening a queue created without a draw seed (before the
+    /// draw existed), numbered in random order at opening.
     pub pre_queue: String,
     /// Sorted set: admitted, unfinished users scored by the end of their admission (ms).
     pub admitted: String,
@@ -124,6 +130,7 @@ impl QueueKeys {
             users: format!("{base}:users"),
             by_number: format!("{base}:by-number"),
             joined_at: format!("{base}:joined-at"),
+            draw: format!("{base}:draw"),
             pre_queue: format!("{base}:pre"),
             admitted: format!("{base}:admitted"),
             admitted_at: format!("{base}:admitted-at"),
@@ -135,7 +142,7 @@ impl QueueKeys {
 
     /// Every key (not the channel), for scripts and cleanup.
     #[must_use]
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.config,
             &self.seq,
@@ -143,6 +150,7 @@ impl QueueKeys {
             &self.users,
             &self.by_number,
             &self.joined_at,
+            &self.draw,
             &self.pre_queue,
             &self.admitted,
             &self.admitted_at,

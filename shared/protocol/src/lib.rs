@@ -12,6 +12,7 @@
 //! - [`ws`]: WebSocket frames and close codes.
 //! - [`claims`]: access-token and gate-token claims.
 //! - [`messages`]: AMQP messages, each carrying its exchange and routing key, and the broker names.
+//! - [`draw`]: the pre-queue draw's rule (`sha256-commit-reveal-v1`).
 //! - [`keys`]: Redis key builders; every key of one event shares the hash tag `{event_id}`.
 //! - [`openapi`] and [`asyncapi`]: what the services' OpenAPI documents share, and the
 //!   AsyncAPI document of the WebSocket frames and the AMQP messages.
@@ -19,6 +20,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod claims;
+pub mod draw;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -5,8 +5,11 @@
 -- (the header); a place taken in this call is known to be neither admitted nor expired, so
 -- only the other outcomes carry a whole snapshot.
 -- KEYS: config, users, serving, admitted, admitted_at, expired, seq, by_number, pre_queue,
---       joined_at
--- ARGV: user...
+--       joined_at, draw
+-- ARGV: user, draw key (64 hex characters; '' for every user when the queue has no draw
+--       seed), user, draw key, ...
+-- Before opening, a place is kept in the draw under its key (or, in a queue created before
+-- the draw, in the pre-queue set); from opening on, numbers follow the counter.
 -- Returns {state, paused, closed_reason, admit_per_sec, admission_ttl_s, serving, now_ms},
 -- then for each user in turn two values: 'new' (a place was taken now) and the place taken
 -- ('pre' or its number: the rest of its snapshot is the header's, not admitted, not expired),
@@ -15,12 +18,17 @@
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'admit_per_sec',
   'admission_ttl_s')
 local state = cfg[1]
+if state == 'scheduled' and ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'seed') == 1 then
+  -- The caller did not know the queue's seed (it was created meanwhile): nothing is written.
+  return redis.error_reply('NOSEED the queue has a draw seed: join with draw keys')
+end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0',
   redis.call('GET', KEYS[3]) or '0', tostring(now_ms)}
 
-for _, user in ipairs(ARGV) do
+for i = 1, #ARGV, 2 do
+  local user, key = ARGV[i], ARGV[i + 1]
   local outcome, value
   if not state then
     outcome = 'missing'
@@ -31,7 +39,11 @@ for _, user in ipairs(ARGV) do
   else
     redis.call('HSET', KEYS[10], user, now_ms)
     if state == 'scheduled' then
-      redis.call('SADD', KEYS[9], user)
+      if key == '' then
+        redis.call('SADD', KEYS[9], user)
+      else
+        redis.call('ZADD', KEYS[11], 0, key .. user)
+      end
       redis.call('HSET', KEYS[2], user, 'pre')
       value = 'pre'
     else

@@ -3,9 +3,10 @@
 -- many replicas tick, at most admit_per_sec are admitted per second, and never more than
 -- max_active are admitted and unfinished.
 -- KEYS: config, seq, serving, users, by_number, pre_queue, admitted, admitted_at, expired,
---       stats, joined_at
--- ARGV: channel
--- Returns {state, opened (count numbered at opening, or -1), expired, admitted, from, serving,
+--       stats, joined_at, draw
+-- ARGV: channel, chunk (the most pre-queue places numbered by one call)
+-- Returns {state, opened (count of the pre-queue frozen at opening by this call, or -1),
+--          expired, admitted, from, serving, numbered_through (while numbering, else -1),
 --          waits...} where waits are the admitted users' ms from join to admission.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -13,27 +14,60 @@ local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'admit_per_sec', 'ma
   'admission_ttl_s', 'opens_at_ms')
 local state = cfg[1]
 if not state then
-  return {'missing', -1, 0, 0, 0, 0}
+  return {'missing', -1, 0, 0, 0, 0, -1}
 end
 
--- Opening: number the pre-queue in a uniformly random order (SPOP picks uniformly among the
--- remaining members), once, atomically.
+-- Opening freezes the pre-queue and reserves its numbers, so that later arrivals come after
+-- all of it: the draw (and a queue's pre-queue set from before the draw) is numbered from
+-- here on in chunks, one per call, and exactly once across replicas.
 local opened = -1
 if state == 'scheduled' and now >= tonumber(cfg[6] or '0') then
-  opened = 0
-  while true do
-    local user = redis.call('SPOP', KEYS[6])
-    if not user then
-      break
-    end
-    local n = redis.call('INCR', KEYS[2])
-    redis.call('HSET', KEYS[4], user, n)
-    redis.call('HSET', KEYS[5], n, user)
-    opened = opened + 1
-  end
-  state = 'open'
-  redis.call('HSET', KEYS[1], 'state', 'open')
+  local base = tonumber(redis.call('GET', KEYS[2]) or '0')
+  opened = redis.call('ZCARD', KEYS[12]) + redis.call('SCARD', KEYS[6])
+  redis.call('INCRBY', KEYS[2], opened)
+  state = 'opening'
+  redis.call('HSET', KEYS[1], 'state', state, 'numbered_through', base,
+    'numbering_end', base + opened, 'draw_at', 0)
   redis.call('HSET', KEYS[10], 'opened_at_ms', now, 'last_tick_ms', now, 'credit', 0)
+end
+
+local numbered_through = -1
+if state == 'opening' then
+  local nf = redis.call('HMGET', KEYS[1], 'numbered_through', 'numbering_end', 'draw_at')
+  local through, last, at = tonumber(nf[1]), tonumber(nf[2]), tonumber(nf[3])
+  local budget = tonumber(ARGV[2])
+  local function give(user)
+    through = through + 1
+    -- A place left (or left and taken again) since opening keeps its number for nobody.
+    if redis.call('HGET', KEYS[4], user) == 'pre' then
+      redis.call('HSET', KEYS[4], user, through)
+      redis.call('HSET', KEYS[5], through, user)
+    end
+  end
+  -- A pre-queue from before the draw: uniformly random order (SPOP), as it always was.
+  local legacy = redis.call('SPOP', KEYS[6], budget)
+  for _, user in ipairs(legacy) do
+    give(user)
+  end
+  budget = budget - #legacy
+  local drawn = {}
+  if budget > 0 then
+    drawn = redis.call('ZRANGE', KEYS[12], at, at + budget - 1)
+    for _, member in ipairs(drawn) do
+      give(string.sub(member, 65))
+    end
+  end
+  if budget > 0 and #drawn < budget then
+    -- Everyone frozen at opening has their number (or left).
+    state = 'open'
+    redis.call('HSET', KEYS[1], 'state', state)
+    redis.call('HDEL', KEYS[1], 'numbered_through', 'numbering_end', 'draw_at')
+    -- Replicas read the numbers of their pre-queue sockets now.
+    redis.call('PUBLISH', ARGV[1], 'config')
+  else
+    numbered_through = through
+    redis.call('HSET', KEYS[1], 'numbered_through', through, 'draw_at', at + #drawn)
+  end
 end
 
 -- Admissions whose window passed free their place.
@@ -48,7 +82,7 @@ end
 
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local configured = cfg[3] and cfg[4] and cfg[5]
-if state ~= 'open' or cfg[2] == '1' or not configured then
+if (state ~= 'open' and state ~= 'opening') or cfg[2] == '1' or not configured then
   -- Scheduled, paused, closed, or its settings not announced yet: nobody is admitted and no
   -- credit builds up.
   redis.call('HSET', KEYS[10], 'last_tick_ms', now, 'credit', 0)
@@ -56,7 +90,7 @@ if state ~= 'open' or cfg[2] == '1' or not configured then
     redis.call('PUBLISH', ARGV[1], 'serving ' .. serving .. ' ' .. serving .. ' ' .. now .. ' '
       .. (cfg[5] or '0'))
   end
-  return {state, opened, #gone, 0, serving, serving}
+  return {state, opened, #gone, 0, serving, serving, numbered_through}
 end
 
 local rate = tonumber(cfg[3])
@@ -78,7 +112,11 @@ if want > room then
   want = room
 end
 
-local last_number = tonumber(redis.call('GET', KEYS[2]) or '0')
+-- While the pre-queue is numbered, nobody past the last number given yet is admitted.
+local last_number = numbered_through
+if last_number < 0 then
+  last_number = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 local from = serving
 local admitted = 0
 local steps = 0
@@ -97,7 +135,7 @@ while admitted < want and serving < last_number and steps < 20000 do
     end
   end
 end
-if serving >= last_number and credit > admitted then
+if numbered_through < 0 and serving >= last_number and credit > admitted then
   -- Nobody left to admit: unused credit does not carry over to a later crowd.
   credit = admitted
 end
@@ -111,7 +149,7 @@ if serving > from or opened >= 0 or #gone > 0 then
   -- Replicas admit their local sockets in (from, serving] at `now` for the TTL.
   redis.call('PUBLISH', ARGV[1], 'serving ' .. from .. ' ' .. serving .. ' ' .. now .. ' ' .. cfg[5])
 end
-local result = {state, opened, #gone, admitted, from, serving}
+local result = {state, opened, #gone, admitted, from, serving, numbered_through}
 for _, w in ipairs(waits) do
   result[#result + 1] = w
 end

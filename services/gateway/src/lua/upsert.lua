@@ -1,7 +1,8 @@
 -- Create or update an event's queue from what the api announced.
 -- KEYS: config, stats
 -- ARGV: name, opens_at_ms, settings ('initial' | 'replace' | 'keep'), admit_per_sec,
---       max_active, admission_ttl_s, status, channel, seq
+--       max_active, admission_ttl_s, status, channel, seq, seed (a new draw seed, 64 hex
+--       characters: kept only by the call that creates the queue)
 -- Settings: a new event's initial ones fill only what the queue lacks (a late or repeated
 -- event.created never undoes an operator's change in the gateway); an admin's change through
 -- the api replaces them; an update that did not set them keeps them.
@@ -45,6 +46,9 @@ if status == 'sold_out' or status == 'ended' then
 end
 if not state then
   redis.call('HSET', KEYS[1], 'state', 'scheduled', 'paused', 0)
+  if (ARGV[10] or '') ~= '' then
+    redis.call('HSET', KEYS[1], 'seed', ARGV[10])
+  end
   state = 'scheduled'
 end
 if status == 'on_sale' then
@@ -54,10 +58,18 @@ if status == 'on_sale' then
     redis.call('HSET', KEYS[1], 'opens_at_ms', now)
   end
   if state == 'closed' then
-    redis.call('HSET', KEYS[1], 'state', 'open')
+    -- It goes back to where it was: numbering its pre-queue, never opened (the next tick
+    -- opens it), or open.
+    if redis.call('HEXISTS', KEYS[1], 'numbering_end') == 1 then
+      state = 'opening'
+    elseif redis.call('HEXISTS', KEYS[2], 'opened_at_ms') == 0 then
+      state = 'scheduled'
+    else
+      state = 'open'
+    end
+    redis.call('HSET', KEYS[1], 'state', state)
     redis.call('HDEL', KEYS[1], 'closed_reason')
     redis.call('HSET', KEYS[2], 'last_tick_ms', now, 'credit', 0)
-    state = 'open'
   end
 end
 redis.call('PUBLISH', ARGV[8], 'config')

@@ -17,9 +17,8 @@ use time::OffsetDateTime;
 
 /// The store behind a fixture: a key prefix on the shared Redis, or a cluster of its own.
 enum Store {
-    Node(
-        #[expect(dead_code, reason = "held for its drop, which deletes the test's keys")] TestRedis,
-    ),
+    /// Held for its drop too, which deletes the test's keys.
+    Node(TestRedis),
     Cluster(TestRedisCluster),
 }
 
@@ -51,6 +50,13 @@ async fn cluster_fixture() -> Fixture {
 }
 
 impl Fixture {
+    fn url(&self) -> &str {
+        match &self.store {
+            Store::Node(redis) => &redis.url,
+            Store::Cluster(cluster) => &cluster.url,
+        }
+    }
+
     async fn announce(
         &self,
         status: EventStatus,
@@ -360,11 +366,32 @@ async fn admission_follows_join_order_after_opening_on(f: &Fixture) {
 }
 
 #[tokio::test]
-async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers() {
-    the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(&fixture().await).await;
+async fn the_pre_queue_is_drawn_once_in_the_published_order_with_many_tickers() {
+    the_pre_queue_is_drawn_once_in_the_published_order_with_many_tickers_on(&fixture().await).await;
 }
 
-async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(f: &Fixture) {
+/// The numbers the draw's rule gives `users` (in that order): their ranks by key.
+async fn drawn_numbers(f: &Fixture, event: EventId, users: &[UserId]) -> Vec<u64> {
+    let seed = f
+        .room
+        .seed(event)
+        .await
+        .expect("seed")
+        .expect("a drawn queue");
+    let mut by_key: Vec<(flash_protocol::draw::DrawKey, UserId)> = users
+        .iter()
+        .map(|&user| (seed.key_of(event, user), user))
+        .collect();
+    by_key.sort();
+    let rank: HashMap<UserId, u64> = by_key
+        .iter()
+        .zip(1..)
+        .map(|((_, user), number)| (*user, number))
+        .collect();
+    users.iter().map(|user| rank[user]).collect()
+}
+
+async fn the_pre_queue_is_drawn_once_in_the_published_order_with_many_tickers_on(f: &Fixture) {
     let event = f
         .announce(
             EventStatus::Scheduled,
@@ -405,7 +432,7 @@ async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(
     assert_eq!(
         openings,
         [500],
-        "exactly one tick opened the queue, numbering everyone"
+        "exactly one tick opened the queue, freezing everyone"
     );
     let mut numbers = Vec::new();
     for user in &early {
@@ -415,11 +442,10 @@ async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(
                 .expect("numbered at opening"),
         );
     }
-    let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
     assert_eq!(
-        distinct,
-        (1..=500).collect(),
-        "a permutation: no gaps, no duplicates"
+        numbers,
+        drawn_numbers(f, event, &early).await,
+        "numbered 1..500 in ascending order of the draw's keys"
     );
     let in_join_order = numbers.windows(2).filter(|w| w[0] < w[1]).count();
     assert!(
@@ -429,6 +455,163 @@ async fn the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(
     // Later arrivals are FIFO after everyone from the pre-queue.
     let late = UserId::new_v7();
     assert_eq!(f.number_of(event, late).await, Some(501));
+}
+
+#[tokio::test]
+async fn a_large_pre_queue_is_numbered_in_chunks_and_nobody_is_admitted_past_the_numbers() {
+    let f = fixture().await;
+    let chunk = u64::from(flash_gateway::waiting_room::OPENING_CHUNK);
+    let queue = settings(10_000, 100_000, 60);
+    let event = f
+        .announce(EventStatus::Scheduled, time::Duration::hours(1), queue)
+        .await;
+    let early = users(usize::try_from(2 * chunk + chunk / 2).expect("small"));
+    for batch in early.chunks(250) {
+        f.room.join_many(event, batch).await.expect("join_many");
+    }
+    // A place left before opening leaves the draw.
+    assert!(f.room.leave(event, early[0]).await.expect("leave"));
+    let frozen = &early[1..];
+    let expected = drawn_numbers(&f, event, frozen).await;
+    let total = frozen.len() as u64;
+    assert_eq!(
+        f.room
+            .stats(event)
+            .await
+            .expect("stats")
+            .expect("queue")
+            .waiting,
+        total
+    );
+
+    f.reannounce(event, EventStatus::Scheduled, time::Duration::ZERO, queue)
+        .await;
+    let first = f.room.tick(event).await.expect("tick");
+    assert_eq!(first.opened, Some(total));
+    assert_eq!(first.numbering, Some(chunk), "one chunk per call");
+    // Arriving while numbering is under way: after the whole pre-queue.
+    let late = UserId::new_v7();
+    assert_eq!(f.number_of(event, late).await, Some(total + 1));
+    // A place drawn into the last chunk is left meanwhile: its number goes to nobody.
+    let leaver_index = expected
+        .iter()
+        .position(|&n| n > 2 * chunk)
+        .expect("someone in the last chunk");
+    let leaver = frozen[leaver_index];
+    assert!(f.room.leave(event, leaver).await.expect("leave"));
+
+    // A second's credit is more than the numbers given: admissions stop at the last one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = f.room.tick(event).await.expect("tick");
+    assert_eq!(second.numbering, Some(2 * chunk));
+    assert_eq!(
+        second.serving,
+        2 * chunk,
+        "admitted through the numbers given, no further"
+    );
+    let third = f.room.tick(event).await.expect("tick");
+    assert_eq!(
+        third.numbering, None,
+        "everyone frozen at opening is numbered"
+    );
+    assert_eq!(third.opened, None);
+
+    for (user, want) in frozen.iter().zip(&expected) {
+        let place = f.room.snapshot(event, *user).await.expect("snapshot").place;
+        if *user == leaver {
+            assert_eq!(place, None);
+        } else {
+            assert_eq!(place, Some(Place::Number(*want)), "the draw's number");
+        }
+    }
+    assert_eq!(
+        f.room
+            .snapshot(event, early[0])
+            .await
+            .expect("snapshot")
+            .place,
+        None
+    );
+    // Ticks admit on, skipping the left place, up to the late arrival.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = f.room.tick(event).await.expect("tick");
+    assert_eq!(after.serving, total + 1);
+    assert_eq!(
+        third.admitted + after.admitted,
+        total + 1 - 2 * chunk - 1,
+        "everyone after the numbers given at the second tick, but the leaver"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_created_before_the_draw_numbers_its_pre_queue_at_random_as_before() {
+    let f = fixture().await;
+    let event = f
+        .announce(
+            EventStatus::Scheduled,
+            time::Duration::hours(1),
+            settings(100, 100, 60),
+        )
+        .await;
+    // As a queue created by an earlier version: no seed.
+    let mut redis = redis::Client::open(f.url())
+        .and_then(|client| client.get_connection())
+        .expect("redis");
+    let config = f.room.keys().queue(event).config;
+    let _: i64 = redis::cmd("HDEL")
+        .arg(&config)
+        .arg("seed")
+        .query(&mut redis)
+        .expect("hdel");
+    assert_eq!(f.room.seed(event).await.expect("seed"), None);
+    let early = users(300);
+    f.room.join_many(event, &early).await.expect("join_many");
+    let draw: i64 = redis::cmd("ZCARD")
+        .arg(f.room.keys().queue(event).draw)
+        .query(&mut redis)
+        .expect("zcard");
+    assert_eq!(draw, 0, "no draw without a seed");
+    f.reannounce(
+        event,
+        EventStatus::Scheduled,
+        time::Duration::ZERO,
+        settings(100, 100, 60),
+    )
+    .await;
+    assert_eq!(f.room.tick(event).await.expect("tick").opened, Some(300));
+    let mut numbers = Vec::new();
+    for user in &early {
+        numbers.push(f.number_of(event, *user).await.expect("numbered"));
+    }
+    let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(distinct, (1..=300).collect(), "a permutation");
+    let in_join_order = numbers.windows(2).filter(|w| w[0] < w[1]).count();
+    assert!(
+        (90..210).contains(&in_join_order),
+        "order looks unshuffled: {in_join_order} of 299 neighbours kept join order"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_closed_before_it_opened_numbers_its_pre_queue_when_back_on_sale() {
+    let f = fixture().await;
+    let queue = settings(100, 100, 60);
+    let event = f
+        .announce(EventStatus::Scheduled, time::Duration::hours(1), queue)
+        .await;
+    let early = users(20);
+    f.room.join_many(event, &early).await.expect("join_many");
+    f.room
+        .close(event, ClosedReason::SoldOut)
+        .await
+        .expect("close");
+    f.reannounce(event, EventStatus::OnSale, time::Duration::hours(1), queue)
+        .await;
+    let mut numbers = Vec::new();
+    for user in &early {
+        numbers.push(f.number_of(event, *user).await.expect("numbered"));
+    }
+    assert_eq!(numbers, drawn_numbers(&f, event, &early).await);
 }
 
 #[tokio::test]
@@ -660,7 +843,7 @@ async fn the_queues_keep_their_invariants_on_a_redis_cluster() {
     joining_is_idempotent_under_concurrency_on(&f).await;
     unknown_events_and_closed_queues_refuse_newcomers_on(&f).await;
     admission_follows_join_order_after_opening_on(&f).await;
-    the_pre_queue_is_shuffled_once_into_a_permutation_with_many_tickers_on(&f).await;
+    the_pre_queue_is_drawn_once_in_the_published_order_with_many_tickers_on(&f).await;
     pause_stops_admissions_and_resume_restarts_them_on(&f).await;
     expiry_and_consumption_free_capacity_on(&f).await;
     leaving_frees_places_and_skips_numbers_on(&f).await;
