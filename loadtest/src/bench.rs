@@ -236,6 +236,10 @@ pub enum Bench {
     /// its own): the api's memory and threads, its answers by code, and the p99 of
     /// `GET /api/v1/events` idle and meanwhile.
     Logins(crate::logins_bench::LoginsArgs),
+    /// Opening a pre-queue of N (a million by default), filled straight into Redis through
+    /// the gateway's own waiting room and opened by its own tickers: the longest Redis command
+    /// meanwhile, the time to the first admission, and 1…N each given once in the draw's order.
+    Prequeue(crate::prequeue_bench::PrequeueArgs),
     /// Payment requests through a running pay worker, end to end (pay issue #5).
     Payments(crate::payments_bench::PaymentsArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
@@ -306,6 +310,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Orders(args) => crate::orders_bench::run(args).await,
         Bench::Payments(args) => crate::payments_bench::run(args).await,
         Bench::Logins(args) => crate::logins_bench::run(args).await,
+        Bench::Prequeue(args) => crate::prequeue_bench::run(args).await,
         Bench::Admit {
             target,
             shards,

@@ -23,6 +23,7 @@ pub mod http;
 pub mod logins_bench;
 pub mod orders_bench;
 pub mod payments_bench;
+pub mod prequeue_bench;
 pub mod setup;
 pub mod socket;
 pub mod stats;

@@ -349,7 +349,7 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
 
 /// The most pre-queue places one tick numbers at opening: one script call stays within a few
 /// milliseconds however large the pre-queue (measured by `loadtest/bench/prequeue.sh`).
-pub const OPENING_CHUNK: u32 = 1000;
+pub const OPENING_CHUNK: u32 = 250;
 
 /// Seeds of draws, kept while at most this many events are known (a seed never changes).
 const SEEDS_KEPT: usize = 10_000;

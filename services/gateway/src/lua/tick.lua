@@ -36,26 +36,40 @@ if state == 'opening' then
   local nf = redis.call('HMGET', KEYS[1], 'numbered_through', 'numbering_end', 'draw_at')
   local through, last, at = tonumber(nf[1]), tonumber(nf[2]), tonumber(nf[3])
   local budget = tonumber(ARGV[2])
-  local function give(user)
-    through = through + 1
-    -- A place left (or left and taken again) since opening keeps its number for nobody.
-    if redis.call('HGET', KEYS[4], user) == 'pre' then
-      redis.call('HSET', KEYS[4], user, through)
-      redis.call('HSET', KEYS[5], through, user)
+  -- Numbers in order to a chunk of users, in three calls whatever its size. A place left (or
+  -- left and taken again) since opening keeps its number for nobody.
+  local function give(users)
+    if #users == 0 then
+      return
+    end
+    local places = redis.call('HMGET', KEYS[4], unpack(users))
+    local mine, numbers = {}, {}
+    for i, user in ipairs(users) do
+      if places[i] == 'pre' then
+        mine[#mine + 1] = user
+        mine[#mine + 1] = through + i
+        numbers[#numbers + 1] = through + i
+        numbers[#numbers + 1] = user
+      end
+    end
+    through = through + #users
+    if #mine > 0 then
+      redis.call('HSET', KEYS[4], unpack(mine))
+      redis.call('HSET', KEYS[5], unpack(numbers))
     end
   end
   -- A pre-queue from before the draw: uniformly random order (SPOP), as it always was.
   local legacy = redis.call('SPOP', KEYS[6], budget)
-  for _, user in ipairs(legacy) do
-    give(user)
-  end
+  give(legacy)
   budget = budget - #legacy
   local drawn = {}
   if budget > 0 then
     drawn = redis.call('ZRANGE', KEYS[12], at, at + budget - 1)
-    for _, member in ipairs(drawn) do
-      give(string.sub(member, 65))
+    local users = {}
+    for i, member in ipairs(drawn) do
+      users[i] = string.sub(member, 65)
     end
+    give(users)
   end
   if budget > 0 and #drawn < budget then
     -- Everyone frozen at opening has their number (or left).

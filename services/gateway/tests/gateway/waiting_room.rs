@@ -578,7 +578,16 @@ async fn a_queue_created_before_the_draw_numbers_its_pre_queue_at_random_as_befo
         settings(100, 100, 60),
     )
     .await;
-    assert_eq!(f.room.tick(event).await.expect("tick").opened, Some(300));
+    let mut tick = f.room.tick(event).await.expect("tick");
+    assert_eq!(tick.opened, Some(300));
+    assert_eq!(
+        tick.numbering,
+        Some(u64::from(flash_gateway::waiting_room::OPENING_CHUNK)).filter(|&chunk| chunk < 300),
+        "numbered in chunks too"
+    );
+    while tick.numbering.is_some() {
+        tick = f.room.tick(event).await.expect("tick");
+    }
     let mut numbers = Vec::new();
     for user in &early {
         numbers.push(f.number_of(event, *user).await.expect("numbered"));
