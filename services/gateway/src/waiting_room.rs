@@ -2,7 +2,7 @@
 //! that share the event's hash tag, so it is atomic, O(1) per join and per admission, and runs
 //! unchanged on Redis Cluster.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use flash_kit::stores::RedisConnection;
@@ -351,7 +351,8 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
 /// milliseconds however large the pre-queue (measured by `loadtest/bench/prequeue.sh`).
 pub const OPENING_CHUNK: u32 = 250;
 
-/// Seeds of draws, kept while at most this many events are known (a seed never changes).
+/// Seeds of draws (and queues seen open), kept while at most this many events are known (a
+/// seed never changes; an open queue never goes back to its pre-queue).
 const SEEDS_KEPT: usize = 10_000;
 
 struct Scripts {
@@ -401,6 +402,9 @@ pub struct WaitingRoom {
     keys: RedisKeys,
     scripts: Arc<Scripts>,
     seeds: Arc<Mutex<HashMap<EventId, Seed>>>,
+    /// Queues seen open: their joins need no draw key (a queue never goes back to its
+    /// pre-queue once open).
+    opened: Arc<Mutex<HashSet<EventId>>>,
 }
 
 impl std::fmt::Debug for WaitingRoom {
@@ -419,6 +423,7 @@ impl WaitingRoom {
             keys,
             scripts: Arc::new(Scripts::new()),
             seeds: Arc::default(),
+            opened: Arc::default(),
         }
     }
 
@@ -431,6 +436,7 @@ impl WaitingRoom {
             keys: self.keys.clone(),
             scripts: Arc::clone(&self.scripts),
             seeds: Arc::clone(&self.seeds),
+            opened: Arc::clone(&self.opened),
         }
     }
 
@@ -487,11 +493,22 @@ impl WaitingRoom {
             // The queue was created (with its seed) after this replica last read it.
             Err(RoomError::Redis(e)) if e.code() == Some("NOSEED") => {
                 lock(&self.seeds).remove(&event);
+                lock(&self.opened).remove(&event);
                 self.try_join_many(event, users).await?
             }
             other => other?,
         };
         let (header, answers) = items.split_at(HEADER);
+        if matches!(
+            opt_text(field(header, 0)?)?.as_deref(),
+            Some("open" | "opening")
+        ) {
+            let mut opened = lock(&self.opened);
+            if opened.len() >= SEEDS_KEPT {
+                opened.clear();
+            }
+            opened.insert(event);
+        }
         answers
             .chunks(2)
             .map(|answer| {
@@ -528,7 +545,11 @@ impl WaitingRoom {
         users: &[UserId],
     ) -> Result<Vec<Value>, RoomError> {
         let k = self.queue(event);
-        let seed = self.seed(event).await?;
+        let seed = if lock(&self.opened).contains(&event) {
+            None
+        } else {
+            self.seed(event).await?
+        };
         let mut call = self.scripts.join.key(&k.config);
         call.key(&k.users)
             .key(&k.serving)
