@@ -151,7 +151,8 @@ fn ticket_of(
 
 /// Takes a place in the event's queue, or gives back the place the user holds (joining again
 /// is free and changes nothing). Before the sale opens the place is in the pre-queue, numbered
-/// at random at opening; after, numbers follow arrival.
+/// at opening in the order of a draw fixed when the queue was created; after, numbers follow
+/// arrival.
 #[utoipa::path(post, path = "/queue/v1/events/{id}/join", operation_id = "joinQueue", tag = "queue",
     params(("id" = EventId, Path, description = "The event")),
     security(("bearer" = [])),
