@@ -13,6 +13,7 @@ use flash_kit::stores::{self, RedisCheck, RedisConnection, RedisMode};
 use flash_protocol::messages::Names;
 use tokio_util::sync::CancellationToken;
 
+use crate::challenge::Challenges;
 use crate::config::{Config, KeyConfigError};
 use crate::gate::GateIssuer;
 use crate::hub::Hub;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub auth: Arc<Authenticator>,
     pub gate: Arc<GateIssuer>,
+    /// Join challenges (proof of work), issued and verified here.
+    pub challenges: Arc<Challenges>,
     pub limits: Arc<Limits>,
     /// Fires when the gateway begins shutting down: sockets close with 1012.
     pub shutdown: CancellationToken,
@@ -93,6 +96,12 @@ impl Application {
         let keys = config.redis.keys()?;
         config.keys.check()?;
         let signing = config.keys.signing_key()?;
+        // Every replica holds the signing key, so every replica derives the same challenge key.
+        let challenges = Arc::new(Challenges::new(
+            &signing
+                .derive_secret(crate::challenge::KEY_PURPOSE)
+                .map_err(KeyConfigError::from)?,
+        ));
         let published = config.keys.gate_jwks(&signing)?;
         let gate = Arc::new(GateIssuer::publishing(signing, published));
         let access_keys = config.keys.access_keys()?;
@@ -124,6 +133,7 @@ impl Application {
             room,
             auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
             gate,
+            challenges,
             limits: Arc::new(Limits::new(config.limits, shared_limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use flash_protocol::{EventId, UserId};
 use tokio::sync::oneshot;
 
+use crate::challenge::Proof;
 use crate::waiting_room::{Joined, RoomError, Snapshot, WaitingRoom};
 
 /// Requests of one event in one script call, at most.
@@ -24,14 +25,16 @@ pub const MAX_BATCH: usize = 256;
 
 /// One kind of request that can be combined: its call for several users at once.
 pub trait Batch: Send + Sync + 'static {
+    /// One request: the user, and what else the call needs of it.
+    type Request: Send + 'static;
     type Answer: Send + 'static;
     /// The name of the kind, for the `gateway_batch_size{kind}` metric.
     const KIND: &'static str;
-    /// One answer per user, in the order of `users`.
+    /// One answer per request, in the order of `requests`.
     fn call(
         room: &WaitingRoom,
         event: EventId,
-        users: &[UserId],
+        requests: &[Self::Request],
     ) -> impl Future<Output = Result<Vec<Self::Answer>, RoomError>> + Send;
 }
 
@@ -39,15 +42,16 @@ pub trait Batch: Send + Sync + 'static {
 pub struct JoinBatch;
 
 impl Batch for JoinBatch {
+    type Request = (UserId, Proof);
     type Answer = (Joined, Snapshot);
     const KIND: &'static str = "join";
 
     fn call(
         room: &WaitingRoom,
         event: EventId,
-        users: &[UserId],
+        requests: &[Self::Request],
     ) -> impl Future<Output = Result<Vec<Self::Answer>, RoomError>> + Send {
-        room.join_many(event, users)
+        room.join_many_proved(event, requests)
     }
 }
 
@@ -55,15 +59,16 @@ impl Batch for JoinBatch {
 pub struct StatusBatch;
 
 impl Batch for StatusBatch {
+    type Request = UserId;
     type Answer = Snapshot;
     const KIND: &'static str = "status";
 
     fn call(
         room: &WaitingRoom,
         event: EventId,
-        users: &[UserId],
+        requests: &[Self::Request],
     ) -> impl Future<Output = Result<Vec<Self::Answer>, RoomError>> + Send {
-        room.snapshots(event, users)
+        room.snapshots(event, requests)
     }
 }
 
@@ -78,7 +83,7 @@ type Reply<B> = oneshot::Sender<Result<<B as Batch>::Answer, RoomError>>;
 struct Line<B: Batch> {
     /// Whether a call for this event is in flight (its task takes the next batch after it).
     running: bool,
-    waiting: Vec<(UserId, Reply<B>)>,
+    waiting: Vec<(B::Request, Reply<B>)>,
 }
 
 impl<B: Batch> Default for Line<B> {
@@ -130,18 +135,18 @@ impl<B: Batch> Combiner<B> {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// `user`'s request on `event`, in one call with the requests that arrive meanwhile.
+    /// A request on `event`, in one call with the requests that arrive meanwhile.
     pub async fn call(
         self: &Arc<Self>,
         room: &WaitingRoom,
         event: EventId,
-        user: UserId,
+        request: B::Request,
     ) -> Result<B::Answer, RoomError> {
         let (reply, answer) = oneshot::channel();
         let lead = {
             let mut lines = lock(&self.lines);
             let line = lines.entry(event).or_default();
-            line.waiting.push((user, reply));
+            line.waiting.push((request, reply));
             !std::mem::replace(&mut line.running, true)
         };
         if lead {
@@ -171,15 +176,15 @@ impl<B: Batch> Combiner<B> {
                     return;
                 }
                 let take = line.waiting.len().min(MAX_BATCH);
-                line.waiting.drain(..take).collect::<Vec<_>>()
+                line.waiting.drain(..take).unzip::<_, _, Vec<_>, Vec<_>>()
             };
-            let users: Vec<UserId> = batch.iter().map(|(user, _)| *user).collect();
+            let (requests, batch) = batch;
             ::metrics::histogram!("gateway_batch_size", "kind" => B::KIND)
-                .record(users.len() as f64);
+                .record(requests.len() as f64);
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match B::call(room, event, &users).await {
+            match B::call(room, event, &requests).await {
                 Ok(answers) if answers.len() == batch.len() => {
-                    for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                    for (reply, answer) in batch.into_iter().zip(answers) {
                         let _ = reply.send(Ok(answer));
                     }
                 }
@@ -189,13 +194,13 @@ impl<B: Batch> Combiner<B> {
                         answers.len(),
                         batch.len()
                     )));
-                    for (_, reply) in batch {
+                    for reply in batch {
                         let _ = reply.send(Err(RoomError::Shared(Arc::clone(&error))));
                     }
                 }
                 Err(error) => {
                     let error = Arc::new(error);
-                    for (_, reply) in batch {
+                    for reply in batch {
                         let _ = reply.send(Err(RoomError::Shared(Arc::clone(&error))));
                     }
                 }

@@ -16,6 +16,10 @@ pub enum ApiError {
     NotInQueue,
     #[error("the queue is closed")]
     QueueClosed,
+    #[error("the queue asks for a solved challenge")]
+    ChallengeRequired,
+    #[error("the challenge was not solved")]
+    ChallengeFailed,
     #[error(transparent)]
     Limited(#[from] flash_kit::limits::Refused),
     #[error("invalid request")]
@@ -38,6 +42,16 @@ impl IntoResponse for ApiError {
             ApiError::QueueClosed => Problem::new(
                 ErrorCode::QueueClosed,
                 "The queue is closed: sold out or ended",
+            ),
+            ApiError::ChallengeRequired => Problem::new(
+                ErrorCode::ChallengeRequired,
+                "This queue asks newcomers to solve a challenge: GET …/challenge, solve it, and \
+                 join with {\"challenge\", \"nonce\"}",
+            ),
+            ApiError::ChallengeFailed => Problem::new(
+                ErrorCode::ChallengeFailed,
+                "The nonce does not solve this challenge, or the challenge is not yours or was \
+                 used; ask for a new one",
             ),
             ApiError::Validation(errors) => Problem::validation(errors.clone()),
             ApiError::Store(error) => {

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ticket::Absent;
-use crate::waiting_room::Joined;
+use crate::waiting_room::{Joined, Lacking};
 use crate::ws::{self, SocketContext};
 
 /// Where the gateway serves its OpenAPI document.
@@ -49,6 +49,7 @@ struct GatewayDoc;
 fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(GatewayDoc::openapi())
         .routes(routes!(jwks))
+        .routes(routes!(challenge))
         .routes(routes!(join))
         .routes(routes!(status))
         .routes(routes!(leave))
@@ -149,28 +150,74 @@ fn ticket_of(
     Ok(standing.ticket(event, gate))
 }
 
+/// A challenge to solve before joining, when the queue asks for one (its difficulty is above
+/// 0): find a `nonce` such that SHA-256 of `challenge + ":" + nonce` starts with `difficulty`
+/// zero bits, and join with both. Valid for 180 s, once, for this user and event.
+#[utoipa::path(get, path = "/queue/v1/events/{id}/challenge", operation_id = "getJoinChallenge", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A challenge bound to this user and event", body = flash_protocol::challenge::Challenge),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`QUEUE_CLOSED`: sold out or ended", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn challenge(
+    State(state): State<AppState>,
+    Limited(user): Limited,
+    Path(event): Path<EventId>,
+) -> Result<Response, ApiError> {
+    let Some((queue, difficulty)) = state.room.challenge_difficulty(event).await? else {
+        return Err(ApiError::EventNotFound);
+    };
+    if queue == crate::waiting_room::RawState::Closed {
+        return Err(ApiError::QueueClosed);
+    }
+    let challenge = state
+        .challenges
+        .issue(event, user, difficulty, time::OffsetDateTime::now_utc())
+        .map_err(|_| {
+            ApiError::Store(crate::waiting_room::RoomError::Protocol(
+                "the system gave no randomness".into(),
+            ))
+        })?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(challenge)).into_response())
+}
+
 /// Takes a place in the event's queue, or gives back the place the user holds (joining again
-/// is free and changes nothing). Before the sale opens the place is in the pre-queue, numbered
+/// is free and changes nothing). When the queue asks for a challenge, a newcomer sends a
+/// solved one; someone who holds a place never solves again. Before the sale opens the place is in the pre-queue, numbered
 /// at opening in the order of a draw fixed when the queue was created; after, numbers follow
 /// arrival.
 #[utoipa::path(post, path = "/queue/v1/events/{id}/join", operation_id = "joinQueue", tag = "queue",
     params(("id" = EventId, Path, description = "The event")),
+    request_body(content = Option<flash_protocol::challenge::JoinProof>, description = "A solved challenge; needed by a newcomer when the queue's difficulty is above 0, ignored at 0"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user's ticket", body = Ticket),
+        (status = 403, description = "`CHALLENGE_FAILED`: wrong nonce, forged, someone else's or used", body = flash_protocol::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`QUEUE_CLOSED`: sold out or ended", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`CHALLENGE_REQUIRED`: solve a challenge (none sent, or it expired)", body = flash_protocol::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 async fn join(
     State(state): State<AppState>,
     Limited(user): Limited,
     Path(event): Path<EventId>,
+    proof: Option<Json<flash_protocol::challenge::JoinProof>>,
 ) -> Result<Json<Ticket>, ApiError> {
-    let (outcome, snapshot) = state.joins.call(&state.room, event, user).await?;
+    let proof = state.challenges.verify(
+        proof.as_ref().map(|Json(proof)| proof),
+        event,
+        user,
+        time::OffsetDateTime::now_utc(),
+    );
+    let (outcome, snapshot) = state.joins.call(&state.room, event, (user, proof)).await?;
     let label = match outcome {
         Joined::Missing => "missing",
         Joined::Closed => "closed",
+        Joined::Challenge(_) => "challenged",
         Joined::Place { new: true, .. } => "joined",
         Joined::Place { new: false, .. } => "again",
     };
@@ -178,6 +225,12 @@ async fn join(
     match outcome {
         Joined::Missing => Err(ApiError::EventNotFound),
         Joined::Closed => Err(ApiError::QueueClosed),
+        Joined::Challenge(Lacking::Required) => Err(ApiError::ChallengeRequired),
+        Joined::Challenge(Lacking::Failed) => Err(ApiError::ChallengeFailed),
+        Joined::Challenge(Lacking::Invalid) => Err(ApiError::Validation(vec![FieldError {
+            field: "nonce".into(),
+            message: flash_protocol::challenge::BadNonce.to_string(),
+        }])),
         Joined::Place { .. } => Ok(Json(ticket_of(&state, event, user, &snapshot)?)),
     }
 }
@@ -295,6 +348,11 @@ fn validate(patch: &QueuePatch) -> Result<(), ApiError> {
     check("admit_per_sec", patch.admit_per_sec, ADMIT_PER_SEC);
     check("max_active", patch.max_active, MAX_ACTIVE);
     check("admission_ttl_s", patch.admission_ttl_s, ADMISSION_TTL_S);
+    check(
+        "challenge_difficulty",
+        patch.challenge_difficulty.map(u32::from),
+        0..=u32::from(flash_protocol::challenge::MAX_DIFFICULTY),
+    );
     if errors.is_empty() {
         Ok(())
     } else {

@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use flash_kit::stores::RedisConnection;
+
+use crate::challenge::Proof;
 use flash_protocol::draw::Seed;
 use flash_protocol::event::QueueSettings;
 use flash_protocol::keys::{QueueKeys, RedisKeys};
@@ -64,6 +66,31 @@ pub enum Joined {
     Closed,
     /// The user holds a place (`new` when this call took it).
     Place { place: Place, new: bool },
+    /// The queue asks newcomers for a solved challenge, and this one lacked it.
+    Challenge(Lacking),
+}
+
+/// What a newcomer's proof lacked when the queue asks for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lacking {
+    /// No proof, or its challenge expired: ask for a new one (428).
+    Required,
+    /// The nonce is malformed (422).
+    Invalid,
+    /// Wrong, forged, someone else's, or used before (403).
+    Failed,
+}
+
+impl Proof {
+    /// The proof as `join.lua` takes it.
+    fn script_arg(&self) -> String {
+        match self {
+            Proof::None | Proof::Expired => String::new(),
+            Proof::Invalid => "invalid".into(),
+            Proof::Failed => "failed".into(),
+            Proof::Solved(solved) => format!("ok {} {}", solved.expires_ms, solved.id),
+        }
+    }
 }
 
 /// The raw state of a queue.
@@ -489,6 +516,17 @@ impl WaitingRoom {
         event: EventId,
         users: &[UserId],
     ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
+        let requests: Vec<(UserId, Proof)> = users.iter().map(|&u| (u, Proof::None)).collect();
+        self.join_many_proved(event, &requests).await
+    }
+
+    /// [`join_many`](Self::join_many) with each user's proof of a solved challenge (needed by
+    /// a newcomer when the queue's challenge difficulty is above 0).
+    pub async fn join_many_proved(
+        &self,
+        event: EventId,
+        users: &[(UserId, Proof)],
+    ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
         let items = match self.try_join_many(event, users).await {
             // The queue was created (with its seed) after this replica last read it.
             Err(RoomError::Redis(e)) if e.code() == Some("NOSEED") => {
@@ -513,6 +551,20 @@ impl WaitingRoom {
             .chunks(2)
             .map(|answer| {
                 let outcome = text(field(answer, 0)?)?;
+                if outcome == "challenge" {
+                    let lacking = match text(field(answer, 1)?)?.as_str() {
+                        "invalid" => Lacking::Invalid,
+                        "failed" => Lacking::Failed,
+                        _ => Lacking::Required,
+                    };
+                    // Nothing was read for a refused newcomer: the header's view, no place.
+                    let snapshot = placed_snapshot(
+                        header,
+                        &Value::Nil,
+                        &[Value::Nil, Value::Nil, Value::Int(0)],
+                    )?;
+                    return Ok((Joined::Challenge(lacking), snapshot));
+                }
                 let snapshot = if outcome == "new" {
                     // The place taken, neither admitted nor expired.
                     placed_snapshot(
@@ -542,7 +594,7 @@ impl WaitingRoom {
     async fn try_join_many(
         &self,
         event: EventId,
-        users: &[UserId],
+        users: &[(UserId, Proof)],
     ) -> Result<Vec<Value>, RoomError> {
         let k = self.queue(event);
         let seed = if lock(&self.opened).contains(&event) {
@@ -560,12 +612,15 @@ impl WaitingRoom {
             .key(&k.by_number)
             .key(&k.pre_queue)
             .key(&k.joined_at)
-            .key(&k.draw);
-        for &user in users {
-            call.arg(user.to_string()).arg(
-                seed.map(|s| s.key_of(event, user).to_hex())
-                    .unwrap_or_default(),
-            );
+            .key(&k.draw)
+            .key(&k.challenges_used);
+        for (user, proof) in users {
+            call.arg(user.to_string())
+                .arg(
+                    seed.map(|s| s.key_of(event, *user).to_hex())
+                        .unwrap_or_default(),
+                )
+                .arg(proof.script_arg());
         }
         self.call_many(call, 2, users.len(), "joins").await
     }
@@ -832,6 +887,9 @@ impl WaitingRoom {
         if let Some(paused) = patch.paused {
             invocation.arg("paused").arg(u8::from(paused));
         }
+        if let Some(difficulty) = patch.challenge_difficulty {
+            invocation.arg("challenge_difficulty").arg(difficulty);
+        }
         let found: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
         Ok(found == 1)
     }
@@ -887,6 +945,7 @@ impl WaitingRoom {
             admit_per_sec: small(2)?,
             max_active: small(3)?,
             admission_ttl_s: small(4)?,
+            challenge_difficulty: u8::try_from(uint(field(&items, 13)?)?).unwrap_or(u8::MAX),
         }))
     }
 
@@ -948,6 +1007,23 @@ impl WaitingRoom {
             admission_ttl_s: u32::try_from(uint(field(&items, 4)?)?).unwrap_or(u32::MAX),
             serving: uint(field(&items, 5)?)?,
         }))
+    }
+
+    /// The queue's state and the difficulty of its join challenge; `None` when the queue does
+    /// not exist.
+    pub async fn challenge_difficulty(
+        &self,
+        event: EventId,
+    ) -> Result<Option<(RawState, u8)>, RoomError> {
+        let (state, difficulty): (Option<String>, Option<u8>) = redis::cmd("HMGET")
+            .arg(self.queue(event).config)
+            .arg("state")
+            .arg("challenge_difficulty")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        state
+            .map(|state| Ok((RawState::parse(&state)?, difficulty.unwrap_or(0))))
+            .transpose()
     }
 
     /// The places of `users` (`None` for a user without one).

@@ -69,6 +69,39 @@ where
     }
 }
 
+/// An optional JSON body (`Option<Json<T>>`): a request without a body and without a
+/// `Content-Type` has none; any other body is read as [`Json`] reads it.
+impl<T, S> axum::extract::OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ProblemResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state)
+                .await
+                .map(Some);
+        }
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(body) if body.is_empty() => Ok(None),
+            Ok(_) => Err(ProblemResponse::new(
+                ErrorCode::UnsupportedMediaType,
+                "A request body must be sent as application/json",
+            )),
+            Err(rejection) => Err(ProblemResponse::new(
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::PayloadTooLarge
+                } else {
+                    ErrorCode::BadRequest
+                },
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

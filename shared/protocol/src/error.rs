@@ -50,6 +50,8 @@ error_codes! {
     InvalidCredentials => ("INVALID_CREDENTIALS", 401, "The credentials are not valid"),
     /// Authenticated, but the role does not allow this call.
     Forbidden => ("FORBIDDEN", 403, "This call is not allowed for your role"),
+    /// The join challenge's solution is wrong, forged, for another user or event, or used.
+    ChallengeFailed => ("CHALLENGE_FAILED", 403, "The challenge was not solved"),
     /// The gate token is not a valid token from the gateway.
     GateTokenInvalid => ("GATE_TOKEN_INVALID", 403, "The gate token is not valid"),
     /// The gate token's admission window has passed.
@@ -84,6 +86,8 @@ error_codes! {
     UnsupportedMediaType => ("UNSUPPORTED_MEDIA_TYPE", 415, "The request body must be JSON"),
     /// A well-formed body or parameter with invalid values.
     Validation => ("VALIDATION", 422, "The request is not valid"),
+    /// The queue asks newcomers to solve a challenge first (none sent, or it expired).
+    ChallengeRequired => ("CHALLENGE_REQUIRED", 428, "Solve the queue's challenge to join"),
     /// Too many requests; retry after the `Retry-After` header.
     RateLimited => ("RATE_LIMITED", 429, "Too many requests"),
     /// An unexpected failure; details are logged, never returned.

@@ -116,6 +116,9 @@ pub struct QueueKeys {
     /// Hash: counters and tick state (`last_tick_ms`, `credit`, `admitted_total`,
     /// `left_waiting`, `expired_total`, `consumed_total`, `opened_at_ms`).
     pub stats: String,
+    /// Prefix of the per-user sets of used join challenges (`<prefix>:<user id>`), each
+    /// expiring with the last challenge it holds.
+    pub challenges_used: String,
     /// Pub/sub channel on which replicas learn of changes to this queue.
     pub channel: String,
 }
@@ -136,6 +139,7 @@ impl QueueKeys {
             admitted_at: format!("{base}:admitted-at"),
             expired: format!("{base}:expired"),
             stats: format!("{base}:stats"),
+            challenges_used: format!("{base}:challenge-used"),
             channel: format!("{base}:notify"),
         }
     }

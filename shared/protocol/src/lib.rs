@@ -6,6 +6,7 @@
 //! - [`ids`]: typed UUID identifiers.
 //! - [`error`]: the table of stable error codes and RFC 9457 problem details.
 //! - [`auth`]: register, login and refresh bodies.
+//! - [`challenge`]: the join challenge (proof of work) and its rule.
 //! - [`event`]: `Event`, `NewEvent`, queue settings, the operators' `EventStats`.
 //! - [`order`]: `Order`, the order request and its headers.
 //! - [`queue`]: the gateway's `Ticket`, `QueueStats` and admin patch.
@@ -19,6 +20,7 @@
 
 pub mod asyncapi;
 pub mod auth;
+pub mod challenge;
 pub mod claims;
 pub mod draw;
 pub mod error;

@@ -76,6 +76,8 @@ pub struct QueueStats {
     pub admit_per_sec: u32,
     pub max_active: u32,
     pub admission_ttl_s: u32,
+    /// Leading zero bits a newcomer's join challenge asks for (0: no challenge).
+    pub challenge_difficulty: u8,
 }
 
 /// `PATCH /queue/v1/admin/events/{id}` body; absent fields stay as they are.
@@ -89,4 +91,9 @@ pub struct QueuePatch {
     pub admission_ttl_s: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// 0–32 leading zero bits (0 turns the challenge off). Raising it never costs anyone the
+    /// place they hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 32)]
+    pub challenge_difficulty: Option<u8>,
 }

@@ -314,6 +314,7 @@ fn queue_bodies() {
             admit_per_sec: 50,
             max_active: 500,
             admission_ttl_s: 300,
+            challenge_difficulty: 18,
         },
     );
     golden(
@@ -321,7 +322,23 @@ fn queue_bodies() {
         &QueuePatch {
             admit_per_sec: Some(100),
             paused: Some(true),
+            challenge_difficulty: Some(20),
             ..QueuePatch::default()
+        },
+    );
+    golden(
+        "challenge",
+        &flash_protocol::challenge::Challenge {
+            challenge: "eyJlIjoiMDE5MGIzYTgifQ.c2lnbmF0dXJl".into(),
+            difficulty: 18,
+            expires_at: datetime!(2026-12-01 10:02:00 UTC),
+        },
+    );
+    golden(
+        "join_proof",
+        &flash_protocol::challenge::JoinProof {
+            challenge: "eyJlIjoiMDE5MGIzYTgifQ.c2lnbmF0dXJl".into(),
+            nonce: "184467".into(),
         },
     );
 }
@@ -513,6 +530,20 @@ fn problems() {
         &Problem::new(ErrorCode::SoldOut, "Only 1 ticket remains"),
     );
     golden(
+        "problem_challenge_required",
+        &Problem::new(
+            ErrorCode::ChallengeRequired,
+            "This queue asks newcomers to solve a challenge",
+        ),
+    );
+    golden(
+        "problem_challenge_failed",
+        &Problem::new(
+            ErrorCode::ChallengeFailed,
+            "The nonce does not solve the challenge",
+        ),
+    );
+    golden(
         "problem_validation",
         &Problem::validation(vec![FieldError {
             field: "quantity".into(),
@@ -542,6 +573,8 @@ fn every_contract_error_code_exists_with_its_status() {
         ("QUEUE_CLOSED", 409),
         ("RATE_LIMITED", 429),
         ("NOT_IN_QUEUE", 404),
+        ("CHALLENGE_REQUIRED", 428),
+        ("CHALLENGE_FAILED", 403),
     ];
     for (wire, status) in expected {
         let code: ErrorCode =

@@ -442,9 +442,16 @@ fn queue_stats() -> impl Strategy<Value = QueueStats> {
         queue_state(),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
         queue_settings(),
+        any::<u8>(),
     )
         .prop_map(
-            |(event, state, (waiting, admitted_active, serving, last_number), settings)| {
+            |(
+                event,
+                state,
+                (waiting, admitted_active, serving, last_number),
+                settings,
+                challenge_difficulty,
+            )| {
                 QueueStats {
                     event_id: EventId(event),
                     state,
@@ -455,18 +462,25 @@ fn queue_stats() -> impl Strategy<Value = QueueStats> {
                     admit_per_sec: settings.admit_per_sec,
                     max_active: settings.max_active,
                     admission_ttl_s: settings.admission_ttl_s,
+                    challenge_difficulty,
                 }
             },
         )
 }
 
 fn queue_patch() -> impl Strategy<Value = QueuePatch> {
-    (queue_settings_patch(), any::<Option<bool>>()).prop_map(|(q, paused)| QueuePatch {
-        admit_per_sec: q.admit_per_sec,
-        max_active: q.max_active,
-        admission_ttl_s: q.admission_ttl_s,
-        paused,
-    })
+    (
+        queue_settings_patch(),
+        any::<Option<bool>>(),
+        any::<Option<u8>>(),
+    )
+        .prop_map(|(q, paused, challenge_difficulty)| QueuePatch {
+            admit_per_sec: q.admit_per_sec,
+            max_active: q.max_active,
+            admission_ttl_s: q.admission_ttl_s,
+            paused,
+            challenge_difficulty,
+        })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {

@@ -216,4 +216,17 @@ impl SigningKey {
         header.kid = Some(self.jwk.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+
+    /// A 32-byte secret derived from this key for `purpose`: the SHA-256 of the key's
+    /// signature over it. Ed25519 signatures are deterministic, so every replica holding the
+    /// key derives the same secret, and nobody without the key can; the signature itself is
+    /// never published.
+    pub fn derive_secret(&self, purpose: &str) -> Result<[u8; 32], KeyError> {
+        let signature = jsonwebtoken::crypto::sign(
+            format!("flash-tickets derived secret: {purpose}").as_bytes(),
+            &self.encoding,
+            Algorithm::EdDSA,
+        )?;
+        Ok(Sha256::digest(signature.as_bytes()).into())
+    }
 }

@@ -282,3 +282,23 @@ fn ignoring_expiry_accepts_a_used_token_and_still_refuses_foreign_ones() {
         Err(VerifyError::UnknownKey)
     );
 }
+
+#[test]
+fn a_derived_secret_is_the_same_for_the_same_key_and_purpose_only() {
+    let pem = SigningKey::generate_pem().expect("pem");
+    let (one, again) = (
+        SigningKey::from_pem(&pem).expect("key"),
+        SigningKey::from_pem(&pem).expect("key"),
+    );
+    let other = SigningKey::generate().expect("key");
+    let secret = one.derive_secret("join challenges").expect("secret");
+    assert_eq!(
+        secret,
+        again.derive_secret("join challenges").expect("secret")
+    );
+    assert_ne!(secret, one.derive_secret("something else").expect("secret"));
+    assert_ne!(
+        secret,
+        other.derive_secret("join challenges").expect("secret")
+    );
+}

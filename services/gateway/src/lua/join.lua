@@ -5,18 +5,23 @@
 -- (the header); a place taken in this call is known to be neither admitted nor expired, so
 -- only the other outcomes carry a whole snapshot.
 -- KEYS: config, users, serving, admitted, admitted_at, expired, seq, by_number, pre_queue,
---       joined_at, draw
--- ARGV: user, draw key (64 hex characters; '' for every user when the queue has no draw
---       seed), user, draw key, ...
+--       joined_at, draw, challenges_used (the prefix of the per-user sets of used challenges)
+-- ARGV: for each user three values: the user, their draw key (64 hex characters; '' for
+--       every user when the queue has no draw seed) and their proof: '' (none), 'invalid',
+--       'expired', 'failed' or 'ok <expires_ms> <challenge id>' (checked by the gateway).
+-- When the queue's challenge_difficulty is above 0, a user without a place needs a proof
+-- 'ok' whose challenge was not used before (remembered per user until it expires).
 -- Before opening, a place is kept in the draw under its key (or, in a queue created before
 -- the draw, in the pre-queue set); from opening on, numbers follow the counter.
 -- Returns {state, paused, closed_reason, admit_per_sec, admission_ttl_s, serving, now_ms},
 -- then for each user in turn two values: 'new' (a place was taken now) and the place taken
 -- ('pre' or its number: the rest of its snapshot is the header's, not admitted, not expired),
 -- or 'existing', 'missing' (no such queue) or 'closed' (closed and the user held no place)
--- and the user's whole snapshot.
+-- and the user's whole snapshot, or 'challenge' and what the proof lacked ('required',
+-- 'invalid' or 'failed').
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'admit_per_sec',
-  'admission_ttl_s')
+  'admission_ttl_s', 'challenge_difficulty')
+local challenged = tonumber(cfg[6] or '0') > 0
 local state = cfg[1]
 if state == 'scheduled' and ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'seed') == 1 then
   -- The caller did not know the queue's seed (it was created meanwhile): nothing is written.
@@ -27,16 +32,33 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0',
   redis.call('GET', KEYS[3]) or '0', tostring(now_ms)}
 
-for i = 1, #ARGV, 2 do
-  local user, key = ARGV[i], ARGV[i + 1]
+for i = 1, #ARGV, 3 do
+  local user, key, proof = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local outcome, value
+  local lacking = nil
+  if challenged and state and state ~= 'closed' then
+    if string.sub(proof, 1, 3) ~= 'ok ' then
+      lacking = (proof == 'invalid' or proof == 'failed') and proof or 'required'
+    end
+  end
   if not state then
     outcome = 'missing'
   elseif redis.call('HEXISTS', KEYS[2], user) == 1 then
     outcome = 'existing'
   elseif state == 'closed' then
     outcome = 'closed'
+  elseif lacking then
+    outcome, value = 'challenge', lacking
+  elseif challenged and redis.call('SADD', KEYS[12] .. ':' .. user,
+      string.match(proof, '^ok %d+ (.+)$') or proof) == 0 then
+    outcome, value = 'challenge', 'failed'
   else
+    if challenged then
+      -- A used challenge is remembered until it expires (then it could not be used anyway).
+      local used, expires = KEYS[12] .. ':' .. user, string.match(proof, '^ok (%d+) ')
+      redis.call('PEXPIREAT', used, expires, 'NX')
+      redis.call('PEXPIREAT', used, expires, 'GT')
+    end
     redis.call('HSET', KEYS[10], user, now_ms)
     if state == 'scheduled' then
       if key == '' then

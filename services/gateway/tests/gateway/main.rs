@@ -1,5 +1,6 @@
 //! The gateway against real Redis and RabbitMQ: one test binary, one module per area.
 
+mod challenge;
 mod documents;
 mod events;
 mod health;

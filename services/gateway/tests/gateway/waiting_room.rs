@@ -203,9 +203,16 @@ async fn concurrent_joins_share_script_calls_and_keep_every_guarantee() {
         .chain(crowd.iter())
         .map(|user| {
             let (joins, room, user) = (std::sync::Arc::clone(&joins), f.room.clone(), *user);
-            tokio::spawn(
-                async move { (user, joins.call(&room, event, user).await.expect("join").0) },
-            )
+            tokio::spawn(async move {
+                (
+                    user,
+                    joins
+                        .call(&room, event, (user, flash_gateway::challenge::Proof::None))
+                        .await
+                        .expect("join")
+                        .0,
+                )
+            })
         })
         .collect::<Vec<_>>();
     let (numbers, new_places) = numbered(tasks).await;
