@@ -240,6 +240,9 @@ pub enum Bench {
     /// the gateway's own waiting room and opened by its own tickers: the longest Redis command
     /// meanwhile, the time to the first admission, and 1…N each given once in the draw's order.
     Prequeue(crate::prequeue_bench::PrequeueArgs),
+    /// What the join challenge costs: the gateway's issuing and verifying per challenge, and
+    /// the native solve time at each difficulty.
+    Challenge(crate::challenge_bench::ChallengeArgs),
     /// Payment requests through a running pay worker, end to end (pay issue #5).
     Payments(crate::payments_bench::PaymentsArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
@@ -311,6 +314,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Payments(args) => crate::payments_bench::run(args).await,
         Bench::Logins(args) => crate::logins_bench::run(args).await,
         Bench::Prequeue(args) => crate::prequeue_bench::run(args).await,
+        Bench::Challenge(args) => crate::challenge_bench::run(&args),
         Bench::Admit {
             target,
             shards,

@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod challenge_bench;
 pub mod crowd;
 pub mod drill;
 pub mod http;

@@ -266,3 +266,24 @@ async fn an_operator_creates_an_event_and_pauses_its_queue() {
     origin.stop().await;
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_person_solves_the_join_challenge_in_the_browser_without_noticing_much() {
+    let stores = Stores::new().await;
+    let (origin, pool, room) = serve(&stores).await;
+    let result = run_script("challenge.mjs", &origin.base).await;
+    let stats = room
+        .stats(EventId(event_of(&result)))
+        .await
+        .expect("redis")
+        .expect("the queue");
+    // The difficulty the operator set, and the one buyer who solved their way in.
+    assert_eq!((stats.challenge_difficulty, stats.last_number), (18, 1));
+    assert_eq!(
+        result["browser_solve"].as_array().map(Vec::len),
+        Some(17),
+        "a median for every difficulty 0–16"
+    );
+    origin.stop().await;
+    pool.close().await;
+}

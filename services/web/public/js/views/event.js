@@ -6,6 +6,7 @@ import { money, dateTime, isoString, num, count, EVENT_STATUS } from '../format.
 import { badge } from '../app.js';
 import * as session from '../session.js';
 import { standingFromOrders } from './checkout.js';
+import { joinQueue, checking } from '../challenge.js';
 
 export default async function eventView(ctx) {
   const { signal } = ctx;
@@ -134,7 +135,10 @@ export default async function eventView(ctx) {
       }
       for (;;) {
         try {
-          await api.post(`/queue/v1/events/${id}/join`, undefined, { auth: true, signal });
+          await joinQueue(id, {
+            signal,
+            onChecking: () => replace(message, checking()),
+          });
           ctx.navigate(`/events/${id}/queue`);
           return;
         } catch (error) {

@@ -8,6 +8,7 @@ import { requireUser, renderError } from '../app.js';
 import { QueueConnection, fromTicket } from '../queue-client.js';
 import { LineProgress, assessWait } from '../progress.js';
 import { renderCheckout } from './checkout.js';
+import { joinQueue, checking } from '../challenge.js';
 
 const TRANSPORT = {
   connecting: ['reconnecting', 'Connecting…'],
@@ -154,7 +155,7 @@ export default async function queueView(ctx) {
         if (error.code !== 'NOT_IN_QUEUE') throw error;
       }
       progress.reset();
-      const ticket = await api.post(`/queue/v1/events/${eventId}/join`, undefined, { auth: true, signal });
+      const ticket = await joinQueue(eventId, { signal, onChecking: () => replace(panel, checking()) });
       place = null;
       view = null;
       update(fromTicket(ticket));
