@@ -48,6 +48,7 @@ fn args(origin: std::net::SocketAddr, db: &str, users: usize, tickets: u32) -> B
                 admit_per_sec: 200,
                 max_active: 50,
                 admission_ttl_s: 60,
+                challenge_difficulty: 0,
             },
             behaviour: Behaviour {
                 polling_share: 0.3,
@@ -99,6 +100,21 @@ fn failed(report: &Report) -> Vec<String> {
 
 fn outcome(report: &Report, name: &str) -> u64 {
     report.outcomes.get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_solve_the_queues_challenge_and_the_sale_holds() {
+    let stores = Stores::new().await;
+    let (origin_addr, origin) = start(&stores).await;
+    let mut args = args(origin_addr, &stores.db.url, 120, 20);
+    args.drill.sale.challenge_difficulty = 10;
+    let report = burst(args).await.expect("the drill runs");
+    assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
+    // Every buyer got in line only by solving (a join without a solution is refused 428).
+    assert!(report.joins.count >= 20, "{}", report.table());
+    assert_eq!(outcome(&report, "failed"), 0, "{:?}", report.errors);
+    assert!(outcome(&report, "paid") > 0);
+    origin.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,7 @@ pub struct Ctx {
 
 struct Paths {
     join: String,
+    challenge: String,
     status: String,
     leave: String,
     order: String,
@@ -73,6 +74,7 @@ impl Ctx {
             polls: Mutex::new(Latencies::new()),
             paths: Paths {
                 join: format!("{queue}/join"),
+                challenge: format!("{queue}/challenge"),
                 status: format!("{queue}/status"),
                 leave: format!("{queue}/leave"),
                 order: format!("/api/v1/events/{event}/orders"),
@@ -355,25 +357,74 @@ impl Visit<'_> {
         outcome
     }
 
-    /// Joins; a ticket, or how the visit ended.
-    async fn join(&mut self) -> Result<Ticket, Outcome> {
+    /// A solved challenge of the queue, as the join's body.
+    async fn solve_challenge(&mut self) -> Result<Vec<u8>, Outcome> {
         let call = Call {
-            method: Method::POST,
-            path: &self.ctx.paths.join,
+            method: Method::GET,
+            path: &self.ctx.paths.challenge,
             bearer: self.bearer(),
             json: None,
             headers: &[],
         };
-        let (answer, took, sent) = self
+        let Some(challenge) = self
             .ctx
-            .send_until(
-                "join",
+            .read::<flash_protocol::challenge::Challenge>(
+                "challenge",
                 self.gateway,
                 &call,
-                &["QUEUE_CLOSED"],
                 self.ctx.deadline,
             )
-            .await;
+            .await
+        else {
+            return Err(self.fail("challenge: none given"));
+        };
+        // The work is CPU-bound: off the runtime's threads, as a farm's solver would run.
+        let solved = tokio::task::spawn_blocking(move || {
+            let nonce =
+                flash_protocol::challenge::solve(&challenge.challenge, challenge.difficulty, 0)
+                    .map(|(nonce, _)| nonce.to_string());
+            nonce.map(|nonce| flash_protocol::challenge::JoinProof {
+                challenge: challenge.challenge,
+                nonce,
+            })
+        })
+        .await;
+        match solved {
+            Ok(Some(proof)) => {
+                serde_json::to_vec(&proof).map_err(|error| self.fail(format!("challenge: {error}")))
+            }
+            _ => Err(self.fail("challenge: not solved")),
+        }
+    }
+
+    /// Joins (solving the queue's challenge natively when it asks for one); a ticket, or how
+    /// the visit ended.
+    async fn join(&mut self) -> Result<Ticket, Outcome> {
+        let mut proof = None;
+        let (answer, took, sent) = loop {
+            let call = Call {
+                method: Method::POST,
+                path: &self.ctx.paths.join,
+                bearer: self.bearer(),
+                json: proof.take(),
+                headers: &[],
+            };
+            let (answer, took, sent) = self
+                .ctx
+                .send_until(
+                    "join",
+                    self.gateway,
+                    &call,
+                    &["QUEUE_CLOSED", "CHALLENGE_REQUIRED"],
+                    self.ctx.deadline,
+                )
+                .await;
+            if answer.code() == Some("CHALLENGE_REQUIRED") && Instant::now() < self.ctx.deadline {
+                proof = Some(self.solve_challenge().await?);
+                continue;
+            }
+            break (answer, took, sent);
+        };
         match answer {
             Answer::Ok(_, body) => match serde_json::from_slice::<Ticket>(&body) {
                 Ok(ticket) => {

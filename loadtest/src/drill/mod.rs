@@ -32,7 +32,7 @@ use flash_protocol::EventId;
 use flash_protocol::auth::{LoginRequest, TokenResponse};
 use flash_protocol::claims::{GATE_AUDIENCE, GATE_ISSUER, GateClaims};
 use flash_protocol::event::{Event, NewEvent, QueueSettings};
-use flash_protocol::queue::QueueStats;
+use flash_protocol::queue::{QueuePatch, QueueStats};
 use hyper::{Method, StatusCode};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -63,6 +63,9 @@ pub struct SaleArgs {
     pub max_active: u32,
     #[arg(long, default_value_t = 120)]
     pub admission_ttl_s: u32,
+    /// The queue's join challenge (leading zero bits, 0 = off): buyers solve it natively.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub challenge_difficulty: u8,
 }
 
 /// What every drill shares.
@@ -405,6 +408,22 @@ async fn create_event(
                 event.id
             );
         }
+    }
+    if sale.challenge_difficulty > 0 {
+        let patch = QueuePatch {
+            challenge_difficulty: Some(sale.challenge_difficulty),
+            ..QueuePatch::default()
+        };
+        let mut conn = Conn::open(targets.gateways[0], None).await?;
+        conn.expect(
+            "turning the join challenge on",
+            StatusCode::OK,
+            Method::PATCH,
+            &path,
+            Some(admin),
+            Some(serde_json::to_vec(&patch)?),
+        )
+        .await?;
     }
     Ok(event)
 }
