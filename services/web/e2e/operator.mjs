@@ -52,11 +52,25 @@ run(async () => {
 
     // A new rate: saved on the event and live in the queue.
     await page.getByLabel('Admissions per second', { exact: true }).fill('7');
-    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('button', { name: 'Apply', exact: true }).click();
     await page.getByText('Saved: 7 per second').waitFor();
     const after = await expectCall(200, 'GET', `/queue/v1/admin/events/${eventId}`, { token: admin });
     check(after.admit_per_sec === 7 && after.max_active === 40, `the queue runs at the new rate: ${JSON.stringify(after)}`);
     check(after.state === 'paused', 'still paused after the rate change');
+
+    // The bot check: off at first, what each setting costs shown next to it, then on.
+    const difficulty = page.getByLabel('Bot check difficulty (0 = off)');
+    check((await difficulty.inputValue()) === '0', 'the bot check starts off');
+    await difficulty.fill('40');
+    await page.getByRole('button', { name: 'Apply bot check' }).click();
+    await page.getByText('Enter a whole number from 0 to 32').first().waitFor();
+    await difficulty.fill('18');
+    const cost = await page.locator('#challenge-cost').textContent();
+    check(/mid-range phone waits about 1\.3 s/.test(cost), `the expected wait is shown: ${cost}`);
+    await page.getByRole('button', { name: 'Apply bot check' }).click();
+    await page.getByText('Saved: bot check at 18.').waitFor();
+    const checked = await expectCall(200, 'GET', `/queue/v1/admin/events/${eventId}`, { token: admin });
+    check(checked.challenge_difficulty === 18, `the queue asks newcomers for a challenge: ${JSON.stringify(checked)}`);
 
     // Some history for the charts, then pictures.
     await page.waitForTimeout(2500);

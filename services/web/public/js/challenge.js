@@ -5,6 +5,19 @@
 import * as api from './api.js';
 import { h } from './dom.js';
 
+/**
+ * Attempts a second a solver makes, from BENCHMARKS.md ("What the join challenge costs"):
+ * a mid-range phone (taken as four times slower than the test machine's Chromium, which makes
+ * 0.6–1 million) and a script on one core (native, 7.7 million).
+ */
+export const PHONE_ATTEMPTS_PER_SEC = 200_000;
+export const SCRIPT_ATTEMPTS_PER_SEC = 7_700_000;
+/** The difficulty offered to operators: about a second and a half on such a phone. */
+export const SUGGESTED_DIFFICULTY = 18;
+
+/** Expected seconds to solve at `difficulty` at `rate` attempts a second (2^difficulty tries). */
+export const expectedSeconds = (difficulty, rate) => 2 ** difficulty / rate;
+
 /** What the page says while a challenge is solved. */
 export const checking = () =>
   h(

@@ -1,6 +1,6 @@
 // The live queue console of one event: waiting, admitted, serving, admission rate, stock and
 // orders by status, with small charts over time; change the rate and the most buying at once;
-// pause and resume admissions.
+// pause and resume admissions; turn the bot check (the join challenge) up or off.
 
 import * as api from '../api.js';
 import { h, replace, loading, sleep, isAbort } from '../dom.js';
@@ -8,6 +8,7 @@ import { num, dateTime, isoString, EVENT_STATUS } from '../format.js';
 import { badge, requireAdmin } from '../app.js';
 import { sparkline } from '../chart.js';
 import { field, errorReporter, errorSummary } from '../forms.js';
+import { PHONE_ATTEMPTS_PER_SEC, SCRIPT_ATTEMPTS_PER_SEC, SUGGESTED_DIFFICULTY, expectedSeconds } from '../challenge.js';
 
 const QUEUE_STATE = {
   scheduled: 'Before the sale (pre-queue)',
@@ -77,6 +78,42 @@ export default async function consoleView(ctx) {
     apply,
     saved,
   );
+  // The bot check: the join challenge's difficulty, with what it costs a person and a script.
+  const difficultyField = field({ label: 'Bot check difficulty (0 = off)', name: 'challenge_difficulty', type: 'number', min: '0', max: '32', inputmode: 'numeric', required: true });
+  const difficultyCost = h('p', { class: 'muted', id: 'challenge-cost', 'aria-live': 'polite' });
+  const difficultySaved = h('p', { role: 'status', class: 'muted after-button' });
+  const difficultyApply = h('button', { class: 'button', type: 'submit' }, 'Apply bot check');
+  const describeDifficulty = () => {
+    const text = difficultyField.input.value.trim();
+    const d = Number(text);
+    if (!/^\d+$/.test(text) || d > 32) {
+      difficultyCost.textContent = 'A whole number from 0 to 32.';
+    } else if (d === 0) {
+      difficultyCost.textContent = `Off: anyone signed in joins at once. ${SUGGESTED_DIFFICULTY} is suggested when bots come.`;
+    } else {
+      const seconds = (rate) => {
+        const s = expectedSeconds(d, rate);
+        return s < 1 ? `${Math.max(1, Math.round(s * 1000))} ms` : `${s.toFixed(s < 10 ? 1 : 0)} s`;
+      };
+      difficultyCost.textContent = `A person on a mid-range phone waits about ${seconds(PHONE_ATTEMPTS_PER_SEC)}; a script pays about ${seconds(SCRIPT_ATTEMPTS_PER_SEC)} of one core per place. People already in line are never asked.`;
+    }
+  };
+  difficultyField.input.addEventListener('input', describeDifficulty);
+  const difficultySummary = errorSummary();
+  const difficultyErrors = errorReporter(difficultySummary, { challenge_difficulty: difficultyField });
+  const botCheck = h(
+    'form',
+    { class: 'card form', novalidate: true, 'aria-labelledby': 'bot-heading' },
+    h('h2', { id: 'bot-heading' }, 'Bot check'),
+    h('p', { class: 'muted' }, 'Newcomers solve a small puzzle in their browser before they get a place: invisible to people at the suggested setting, a cost per place for a bot farm.'),
+    difficultySummary,
+    difficultyField.wrap,
+    difficultyCost,
+    difficultyApply,
+    difficultySaved,
+  );
+  let difficultyFilled = false;
+
   const pause = h('button', { class: 'button big', type: 'button' }, 'Pause admissions');
   const pauseWords = h('p', { role: 'status', class: 'after-button' });
   const pausing = h(
@@ -102,7 +139,7 @@ export default async function consoleView(ctx) {
     notice,
     h('h2', null, 'Live'),
     h('dl', { class: 'tiles' }, Object.values(tiles).map((t) => t.el)),
-    h('div', { class: 'controls' }, pausing, settings),
+    h('div', { class: 'controls' }, pausing, settings, botCheck),
     h('h2', null, 'Over time'),
     h('div', { class: 'charts' }, Object.values(charts).map((c) => c.el)),
     h('p', { class: 'muted' }, 'Charts cover the last five minutes while this page is open; figures refresh every second.'),
@@ -134,6 +171,11 @@ export default async function consoleView(ctx) {
       closed: 'The queue is closed (sold out or ended): there is nothing to pause.',
       scheduled: 'The sale has not opened; pausing holds admissions once it does.',
     }[queue.state] ?? 'Admitting.';
+    if (!difficultyFilled && !botCheck.contains(document.activeElement)) {
+      difficultyField.input.value = String(queue.challenge_difficulty ?? 0);
+      describeDifficulty();
+      difficultyFilled = true;
+    }
     if (!formFilled && !settings.contains(document.activeElement)) {
       rateField.input.value = String(queue.admit_per_sec);
       activeField.input.value = String(queue.max_active);
@@ -209,6 +251,29 @@ export default async function consoleView(ctx) {
       }
     } finally {
       apply.removeAttribute('aria-disabled');
+    }
+  });
+
+  // The bot check lives in the waiting room only (the gateway owns it once the queue exists).
+  botCheck.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (difficultyApply.getAttribute('aria-disabled') === 'true') return;
+    const text = difficultyField.input.value.trim();
+    const d = Number(text);
+    if (!/^\d+$/.test(text) || d > 32) {
+      difficultyErrors.show([{ field: 'challenge_difficulty', message: 'Enter a whole number from 0 to 32' }]);
+      return;
+    }
+    difficultyErrors.clear();
+    difficultyApply.setAttribute('aria-disabled', 'true');
+    try {
+      queue = await api.patch(`/queue/v1/admin/events/${id}`, { challenge_difficulty: d }, { auth: true, signal });
+      renderQueue();
+      difficultySaved.textContent = d === 0 ? 'Saved: the bot check is off.' : `Saved: bot check at ${d}.`;
+    } catch (error) {
+      if (!isAbort(error)) difficultyErrors.show([{ field: '', message: api.explain(error) }], 'Could not save');
+    } finally {
+      difficultyApply.removeAttribute('aria-disabled');
     }
   });
 
