@@ -263,7 +263,10 @@ async fn an_operator_creates_an_event_and_pauses_its_queue() {
     let stats = room.stats(event).await.expect("redis").expect("the queue");
     assert_eq!(stats.state, QueueState::Paused);
     assert_eq!((stats.admit_per_sec, stats.max_active), (7, 40));
-    assert_eq!(stats.challenge_difficulty, 18, "the bot check the console set");
+    assert_eq!(
+        stats.challenge_difficulty, 18,
+        "the bot check the console set"
+    );
     origin.stop().await;
     pool.close().await;
 }
