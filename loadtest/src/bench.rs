@@ -480,6 +480,7 @@ async fn joins(target: &Target, users: usize, concurrency: usize) -> anyhow::Res
             admit_per_sec: 100,
             max_active: 100,
             admission_ttl_s: 300,
+            challenge_difficulty: 0,
         },
     )
     .await?;
@@ -556,6 +557,7 @@ async fn status(
             admit_per_sec: 1,
             max_active: 1,
             admission_ttl_s: 300,
+            challenge_difficulty: 0,
         },
     )
     .await?;
@@ -647,6 +649,7 @@ async fn ticks(
             admit_per_sec,
             max_active: 1_000_000,
             admission_ttl_s: 3600,
+            challenge_difficulty: 0,
         },
     )
     .await?;
@@ -834,6 +837,7 @@ async fn sockets(
             admit_per_sec: 1,
             max_active: 1,
             admission_ttl_s: 300,
+            challenge_difficulty: 0,
         },
     )
     .await?;
@@ -961,6 +965,7 @@ async fn admit(target: &Target, shards: &Shards) -> anyhow::Result<()> {
         admit_per_sec: 100_000,
         max_active: 1_000_000,
         admission_ttl_s: 300,
+        challenge_difficulty: 0,
     };
     let event = new_event(target, queue).await?;
     set_paused(target, event, true).await?;

@@ -105,6 +105,7 @@ pub async fn run(args: PrequeueArgs) -> anyhow::Result<()> {
             admit_per_sec: args.admit_per_sec,
             max_active: 1_000_000,
             admission_ttl_s: 600,
+            challenge_difficulty: 0,
         }),
     };
     room.upsert(&announce(time::Duration::hours(1))).await?;

@@ -376,6 +376,7 @@ async fn create_event(
             admit_per_sec: sale.admit_per_sec,
             max_active: sale.max_active,
             admission_ttl_s: sale.admission_ttl_s,
+            challenge_difficulty: 0,
         },
     };
     let mut conn = Conn::open(targets.api, None).await?;

@@ -767,6 +767,10 @@ impl WaitingRoom {
             Settings::Replace(queue) => ("replace", Some(queue)),
             Settings::Keep => ("keep", None),
         };
+        let difficulty = match event.settings {
+            Settings::Initial(q) => q.challenge_difficulty,
+            Settings::Replace(_) | Settings::Keep => 0,
+        };
         let queue = queue.map_or([0; 3], |q| {
             [q.admit_per_sec, q.max_active, q.admission_ttl_s]
         });
@@ -785,6 +789,7 @@ impl WaitingRoom {
             .arg(&k.channel)
             .arg(sequence)
             .arg(new_seed()?.to_hex())
+            .arg(difficulty)
             .invoke_async(&mut self.redis.clone())
             .await?;
         let _: i64 = redis::cmd("SADD")

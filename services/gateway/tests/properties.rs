@@ -245,6 +245,7 @@ fn events_message() -> impl Strategy<Value = EventsMessage> + Clone {
         admit_per_sec: a,
         max_active: m,
         admission_ttl_s: t,
+        challenge_difficulty: 0,
     });
     prop_oneof![
         (info.clone(), settings.clone())

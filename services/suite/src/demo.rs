@@ -68,6 +68,7 @@ pub fn new_demo_event(now: OffsetDateTime) -> NewEvent {
             admit_per_sec: 1,
             max_active: 20,
             admission_ttl_s: 300,
+            challenge_difficulty: 0,
         },
     }
 }

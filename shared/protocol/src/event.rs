@@ -48,6 +48,20 @@ pub struct QueueSettings {
     pub max_active: u32,
     /// Seconds an admission (and its gate token) stays valid.
     pub admission_ttl_s: u32,
+    /// On create only: the join challenge's initial difficulty (0–32 leading zero bits, 0 =
+    /// off), carried to the gateway, which owns it from then on (its `QueueStats` shows the
+    /// live value). Omitted when 0; the api's `Event` never shows it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schema(maximum = 32)]
+    pub challenge_difficulty: u8,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if takes a reference"
+)]
+fn is_zero(value: &u8) -> bool {
+    *value == 0
 }
 
 /// `Event`: one sale as the public sees it.

@@ -75,6 +75,7 @@ const QUEUE: QueueSettings = QueueSettings {
     admit_per_sec: 50,
     max_active: 500,
     admission_ttl_s: 300,
+    challenge_difficulty: 0,
 };
 
 #[test]

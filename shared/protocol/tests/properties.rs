@@ -94,6 +94,7 @@ fn queue_settings() -> impl Strategy<Value = QueueSettings> {
             admit_per_sec,
             max_active,
             admission_ttl_s,
+            challenge_difficulty: u8::try_from(admit_per_sec % 33).unwrap_or(0),
         },
     )
 }

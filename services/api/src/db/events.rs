@@ -63,6 +63,7 @@ impl EventRow {
             admit_per_sec: unsigned(self.admit_per_sec),
             max_active: unsigned(self.max_active),
             admission_ttl_s: unsigned(self.admission_ttl_s),
+            challenge_difficulty: 0,
         }
     }
 

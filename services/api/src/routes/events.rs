@@ -176,6 +176,16 @@ pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError>
     };
     apply_queue(&mut row, new.queue);
     validate(&row, 0)?;
+    // The join challenge's initial difficulty travels to the gateway, which owns it from then
+    // on: the api does not keep it.
+    let mut challenge = Validator::default();
+    in_range(
+        &mut challenge,
+        "queue.challenge_difficulty",
+        new.queue.challenge_difficulty,
+        &(0..=flash_protocol::challenge::MAX_DIFFICULTY),
+    );
+    challenge.finish()?;
     let now = OffsetDateTime::now_utc();
     let mut tx = db.begin().await?;
     crate::db::events::save(&mut tx, &row).await?;
@@ -183,7 +193,10 @@ pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError>
         &mut tx,
         &[Outgoing::new(&EventCreated {
             event: row.queue_info(now),
-            queue: row.queue(),
+            queue: QueueSettings {
+                challenge_difficulty: new.queue.challenge_difficulty,
+                ..row.queue()
+            },
         })],
     )
     .await?;

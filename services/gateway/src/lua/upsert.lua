@@ -2,7 +2,8 @@
 -- KEYS: config, stats
 -- ARGV: name, opens_at_ms, settings ('initial' | 'replace' | 'keep'), admit_per_sec,
 --       max_active, admission_ttl_s, status, channel, seq, seed (a new draw seed, 64 hex
---       characters: kept only by the call that creates the queue)
+--       characters: kept only by the call that creates the queue), challenge_difficulty (the
+--       initial one: filled like the initial settings, never replaced from the api)
 -- Settings: a new event's initial ones fill only what the queue lacks (a late or repeated
 -- event.created never undoes an operator's change in the gateway); an admin's change through
 -- the api replaces them; an update that did not set them keeps them.
@@ -26,6 +27,9 @@ if mode == 'initial' then
   redis.call('HSETNX', KEYS[1], 'admit_per_sec', ARGV[4])
   redis.call('HSETNX', KEYS[1], 'max_active', ARGV[5])
   redis.call('HSETNX', KEYS[1], 'admission_ttl_s', ARGV[6])
+  if tonumber(ARGV[11] or '0') > 0 then
+    redis.call('HSETNX', KEYS[1], 'challenge_difficulty', ARGV[11])
+  end
 elseif mode == 'replace' and newer('settings_seq') then
   redis.call('HSET', KEYS[1], 'admit_per_sec', ARGV[4], 'max_active', ARGV[5],
     'admission_ttl_s', ARGV[6])

@@ -64,6 +64,7 @@ pub fn settings(admit_per_sec: u32, max_active: u32, admission_ttl_s: u32) -> Qu
         admit_per_sec,
         max_active,
         admission_ttl_s,
+        challenge_difficulty: 0,
     }
 }
 

@@ -181,7 +181,7 @@ pub async fn admin(base: &str) -> String {
         .to_owned()
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .expect("time")
 }

@@ -223,3 +223,82 @@ async fn an_operators_throttle_survives_unrelated_event_updates() {
     .await;
     replica.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_created_with_a_bot_check_reaches_the_queue_once_and_the_gateway_owns_it() {
+    let stores = Stores::new().await;
+    let replica = Replica::start(stores.suite_config()).await;
+    let base = &replica.base;
+    let admin = admin(base).await;
+    let client = reqwest::Client::new();
+    let now = time::OffsetDateTime::now_utc();
+    let too_hard = send(
+        client
+            .post(format!("{base}/api/v1/admin/events"))
+            .bearer_auth(&admin)
+            .json(&json!({
+                "name": "Too hard", "venue": "Loopback Hall",
+                "starts_at": crate::helpers::rfc3339(now + time::Duration::days(1)),
+                "sale_opens_at": crate::helpers::rfc3339(now),
+                "price_cents": 1000, "currency": "EUR", "inventory": 5, "max_per_user": 1,
+                "queue": {"admit_per_sec": 10, "max_active": 10, "admission_ttl_s": 60,
+                          "challenge_difficulty": 33}
+            })),
+    )
+    .await;
+    assert_eq!(too_hard.status, 422, "{too_hard:?}");
+    assert_eq!(
+        too_hard.body["errors"][0]["field"], "queue.challenge_difficulty",
+        "{too_hard:?}"
+    );
+
+    let event = event_on_sale(
+        base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 10, "max_active": 10, "admission_ttl_s": 60,
+               "challenge_difficulty": 12}),
+    )
+    .await;
+    let queue = format!("{base}/queue/v1/admin/events/{event}");
+    let difficulty = || async {
+        send(client.get(&queue).bearer_auth(&admin)).await.body["challenge_difficulty"].clone()
+    };
+    assert_eq!(
+        difficulty().await,
+        12,
+        "the initial difficulty reached the queue"
+    );
+    // The gateway owns it from then on: an operator's change survives the api's updates.
+    let lowered = send(
+        client
+            .patch(&queue)
+            .bearer_auth(&admin)
+            .json(&json!({"challenge_difficulty": 4})),
+    )
+    .await;
+    assert_eq!(lowered.body["challenge_difficulty"], 4, "{lowered:?}");
+    let changed = send(
+        client
+            .patch(format!("{base}/api/v1/admin/events/{event}"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "Renamed", "queue": {"admit_per_sec": 7}})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert!(
+        changed.body["queue"].get("challenge_difficulty").is_none(),
+        "the api does not keep it: {changed:?}"
+    );
+    crate::helpers::eventually("the api's change reaches the queue", || async {
+        let stats = send(client.get(&queue).bearer_auth(&admin)).await.body;
+        (stats["admit_per_sec"] == 7).then_some(stats)
+    })
+    .await;
+    assert_eq!(
+        difficulty().await,
+        4,
+        "the api's update left the bot check alone"
+    );
+    replica.stop().await;
+}
