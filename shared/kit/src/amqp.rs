@@ -20,6 +20,9 @@ use crate::stores::redact_url;
 
 /// How long opening a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long closing the connection may take at shutdown.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
 /// How often the supervisor looks at the connection.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -280,7 +283,11 @@ async fn supervise(url: String, names: Names, current: Weak<Current>, shutdown: 
             tracing::warn!("rabbitmq connection lost; reconnecting");
             sender.send_replace(None);
         }
-        match open(&url, &names).await {
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => break,
+            opened = open(&url, &names) => opened,
+        };
+        match opened {
             Ok(connection) => {
                 tracing::info!("rabbitmq reconnected");
                 sender.send_replace(Some(Arc::new(connection)));
@@ -300,7 +307,13 @@ async fn supervise(url: String, names: Names, current: Weak<Current>, shutdown: 
     if let Some(sender) = current.upgrade()
         && let Some(connection) = sender.send_replace(None)
     {
-        drop(connection.close(200, "shutting down".into()).await);
+        // A broker that does not answer the close must not hold the shutdown up.
+        if tokio::time::timeout(CLOSE_WITHIN, connection.close(200, "shutting down".into()))
+            .await
+            .is_err()
+        {
+            tracing::warn!("rabbitmq did not confirm the close in time; dropping the connection");
+        }
     }
 }
 
