@@ -29,6 +29,7 @@ run(async () => {
     await page.getByLabel('Admissions per second', { exact: true }).fill('20');
     await page.getByLabel('Buying at once, at most', { exact: true }).fill('40');
     await page.getByLabel('Time to buy (seconds)', { exact: true }).fill('180');
+    await page.getByLabel('Bot check difficulty (0 = off)', { exact: true }).fill('12');
     await accessible(page, 'create form');
     await page.getByRole('button', { name: 'Create event' }).click();
 
@@ -58,9 +59,9 @@ run(async () => {
     check(after.admit_per_sec === 7 && after.max_active === 40, `the queue runs at the new rate: ${JSON.stringify(after)}`);
     check(after.state === 'paused', 'still paused after the rate change');
 
-    // The bot check: off at first, what each setting costs shown next to it, then on.
+    // The bot check: as the form set it, what each setting costs shown next to it, then raised.
     const difficulty = page.getByLabel('Bot check difficulty (0 = off)');
-    check((await difficulty.inputValue()) === '0', 'the bot check starts off');
+    check((await difficulty.inputValue()) === '12', 'the bot check starts where the form set it');
     await difficulty.fill('40');
     await page.getByRole('button', { name: 'Apply bot check' }).click();
     await page.getByText('Enter a whole number from 0 to 32').first().waitFor();

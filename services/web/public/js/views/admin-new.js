@@ -6,6 +6,7 @@ import { h, replace } from '../dom.js';
 import { field, errorReporter, errorSummary } from '../forms.js';
 import { parseMoney, minorDigits } from '../format.js';
 import { requireAdmin } from '../app.js';
+import { SUGGESTED_DIFFICULTY } from '../challenge.js';
 
 const BOUNDS = {
   inventory: [0, 10_000_000],
@@ -13,6 +14,7 @@ const BOUNDS = {
   'queue.admit_per_sec': [1, 100_000],
   'queue.max_active': [1, 1_000_000],
   'queue.admission_ttl_s': [10, 3600],
+  'queue.challenge_difficulty': [0, 32],
 };
 
 /** `Date` → the value of a `datetime-local` input, in local time. */
@@ -42,6 +44,7 @@ export default async function adminNewView(ctx) {
     'queue.admit_per_sec': field({ label: 'Admissions per second', name: 'admit_per_sec', type: 'number', required: true, min: '1', max: '100000', value: '10', inputmode: 'numeric', hint: 'How many people in line are let in to buy each second.' }),
     'queue.max_active': field({ label: 'Buying at once, at most', name: 'max_active', type: 'number', required: true, min: '1', max: '1000000', value: '100', inputmode: 'numeric', hint: 'Admitted people who have not ordered yet; admissions wait while this many are buying.' }),
     'queue.admission_ttl_s': field({ label: 'Time to buy (seconds)', name: 'admission_ttl_s', type: 'number', required: true, min: '10', max: '3600', value: '300', inputmode: 'numeric', hint: 'How long an admitted buyer has to order, 10 to 3600.' }),
+    'queue.challenge_difficulty': field({ label: 'Bot check difficulty (0 = off)', name: 'challenge_difficulty', type: 'number', required: true, min: '0', max: '32', value: '0', inputmode: 'numeric', hint: `Newcomers solve a small puzzle in their browser first; ${SUGGESTED_DIFFICULTY} takes about a second on a phone. Change it live in the console.` }),
   };
   const summary = errorSummary();
   const errors = errorReporter(summary, fields);
@@ -62,6 +65,7 @@ export default async function adminNewView(ctx) {
       fields['queue.admit_per_sec'].wrap,
       fields['queue.max_active'].wrap,
       fields['queue.admission_ttl_s'].wrap,
+      fields['queue.challenge_difficulty'].wrap,
     ),
     submit,
   );
@@ -119,6 +123,7 @@ export default async function adminNewView(ctx) {
         admit_per_sec: integer('queue.admit_per_sec'),
         max_active: integer('queue.max_active'),
         admission_ttl_s: integer('queue.admission_ttl_s'),
+        challenge_difficulty: integer('queue.challenge_difficulty'),
       },
     };
     return { body, problems };
