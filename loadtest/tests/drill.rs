@@ -4,6 +4,7 @@
 
 use flash_drill::drill::analysis::Slos;
 use flash_drill::drill::client::TargetArgs;
+use flash_drill::drill::farm::FarmArgs;
 use flash_drill::drill::hostile::HostileArgs;
 use flash_drill::drill::plan::{Arrival, Behaviour};
 use flash_drill::drill::report::Report;
@@ -68,6 +69,12 @@ fn args(origin: std::net::SocketAddr, db: &str, users: usize, tickets: u32) -> B
                 slo_order_p99_ms: 10_000.0,
                 slo_error_rate: 0.001,
             },
+            farm: FarmArgs {
+                bot_farm: 0,
+                bot_farm_addresses: 4,
+                bot_farm_cores: 1,
+                bot_farm_connections: 4,
+            },
             shards: Some(1),
             signup_concurrency: 16,
             deadline_secs: 60,
@@ -108,12 +115,44 @@ async fn buyers_solve_the_queues_challenge_and_the_sale_holds() {
     let (origin_addr, origin) = start(&stores).await;
     let mut args = args(origin_addr, &stores.db.url, 120, 20);
     args.drill.sale.challenge_difficulty = 10;
+    args.drill.farm.bot_farm = 12;
+    args.drill.farm.bot_farm_addresses = 2;
     let report = burst(args).await.expect("the drill runs");
     assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
     // Every buyer got in line only by solving (a join without a solution is refused 428).
     assert!(report.joins.count >= 20, "{}", report.table());
     assert_eq!(outcome(&report, "failed"), 0, "{:?}", report.errors);
     assert!(outcome(&report, "paid") > 0);
+
+    // The farm came at t = 0: every account got a place, each for one solve it paid for.
+    let farm = report.farm.clone().expect("the farm's report");
+    assert_eq!(
+        (farm.accounts, farm.addresses, farm.difficulty),
+        (12, 2, 10)
+    );
+    assert_eq!(farm.places, 12, "{farm:?}");
+    assert!(farm.solves >= farm.places, "{farm:?}");
+    assert!(
+        farm.attempts >= farm.solves && farm.cpu_seconds > 0.0,
+        "{farm:?}"
+    );
+    assert!(farm.cpu_seconds_per_place.is_some_and(|s| s > 0.0));
+    assert!(farm.tickets <= 12 * 2, "{farm:?}");
+    // Its tickets are in the stock the checks count, and in the database.
+    let ledger = report.ledger.clone().expect("audited in the database");
+    let farm_paid = farm.outcomes.get("paid").copied().unwrap_or(0);
+    assert_eq!(
+        i64::try_from(outcome(&report, "paid") + farm_paid).expect("small"),
+        ledger.paid,
+        "the crowd's and the farm's paid orders are the database's"
+    );
+    let names: Vec<&str> = report.invariants.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.contains(&"the bot farm got no more than its accounts may"));
+    let text = report.table();
+    assert!(
+        text.contains("bot farm:") && text.contains("per place"),
+        "{text}"
+    );
     origin.stop().await;
 }
 

@@ -45,6 +45,8 @@ pub struct Inputs<'a> {
     pub event_status_at_end: String,
     pub opens_ms: Option<u64>,
     pub records: &'a [Record],
+    /// The bot farm's accounts (`--bot-farm`): beside the crowd, their tickets in its stock.
+    pub farm_records: &'a [Record],
     pub tally: &'a TallyInner,
     pub polls: &'a Latencies,
     pub samples: &'a [QueueSample],
@@ -279,6 +281,7 @@ pub fn report(inputs: Inputs<'_>) -> Report {
         slos,
         chaos: inputs.chaos,
         attacks: Vec::new(),
+        farm: None,
         ledger: inputs.ledger.map(|(ledger, _)| ledger),
         passed,
     }
@@ -289,9 +292,10 @@ fn invariants(inputs: &Inputs<'_>, accepted: u64) -> Vec<Check> {
     let tickets = i64::from(inputs.setup.tickets);
     let mut checks = Vec::new();
 
-    // Stock, from the buyers' side: tickets in orders paid or still pending.
+    // Stock, from the buyers' side (the farm's too): tickets in orders paid or still pending.
     let live: i64 = records
         .iter()
+        .chain(inputs.farm_records)
         .filter(|r| matches!(r.outcome, Outcome::Paid | Outcome::NotSettled))
         .map(|r| i64::from(r.quantity))
         .sum();
@@ -335,6 +339,7 @@ fn invariants(inputs: &Inputs<'_>, accepted: u64) -> Vec<Check> {
 
     let not_settled = records
         .iter()
+        .chain(inputs.farm_records)
         .filter(|r| r.outcome == Outcome::NotSettled)
         .count();
     checks.push(check(

@@ -5,6 +5,7 @@
 //! a drill with chaos must still end with every accepted order in a final state.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use flash_protocol::order::{CreateOrder, GATE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, Order};
@@ -39,7 +40,47 @@ pub struct Ctx {
     pub counters: Counters,
     pub tally: Tally,
     pub polls: Mutex<Latencies>,
+    /// What solving the queue's challenges cost this process's buyers.
+    pub solving: Solving,
+    /// At most this many challenges solved at once (a farm's cores); none: each buyer on a
+    /// device of their own.
+    solvers: Option<tokio::sync::Semaphore>,
     paths: Paths,
+}
+
+/// Challenges solved, the nonces tried, and the CPU time the solving took (each solve's
+/// thread CPU time, so a busy machine does not inflate it).
+#[derive(Debug, Default)]
+pub struct Solving {
+    pub solves: AtomicU64,
+    pub attempts: AtomicU64,
+    pub cpu_ns: AtomicU64,
+}
+
+impl Solving {
+    fn add(&self, attempts: u64, cpu: Duration) {
+        self.solves.fetch_add(1, Ordering::Relaxed);
+        self.attempts.fetch_add(attempts, Ordering::Relaxed);
+        self.cpu_ns.fetch_add(
+            u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// CPU-seconds spent solving.
+    #[must_use]
+    pub fn cpu_seconds(&self) -> f64 {
+        self.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 struct Paths {
@@ -72,6 +113,8 @@ impl Ctx {
             counters: Counters::default(),
             tally: Tally::default(),
             polls: Mutex::new(Latencies::new()),
+            solving: Solving::default(),
+            solvers: None,
             paths: Paths {
                 join: format!("{queue}/join"),
                 challenge: format!("{queue}/challenge"),
@@ -79,6 +122,15 @@ impl Ctx {
                 leave: format!("{queue}/leave"),
                 order: format!("/api/v1/events/{event}/orders"),
             },
+        }
+    }
+
+    /// Solves at most `cores` challenges at once.
+    #[must_use]
+    pub fn with_solvers(self, cores: usize) -> Self {
+        Self {
+            solvers: Some(tokio::sync::Semaphore::new(cores.max(1))),
+            ..self
         }
     }
 
@@ -379,18 +431,27 @@ impl Visit<'_> {
             return Err(self.fail("challenge: none given"));
         };
         // The work is CPU-bound: off the runtime's threads, as a farm's solver would run.
+        let _core = match &self.ctx.solvers {
+            Some(solvers) => solvers.acquire().await.ok(),
+            None => None,
+        };
         let solved = tokio::task::spawn_blocking(move || {
-            let nonce =
-                flash_protocol::challenge::solve(&challenge.challenge, challenge.difficulty, 0)
-                    .map(|(nonce, _)| nonce.to_string());
-            nonce.map(|nonce| flash_protocol::challenge::JoinProof {
-                challenge: challenge.challenge,
-                nonce,
+            let began = thread_cpu_time();
+            let solved =
+                flash_protocol::challenge::solve(&challenge.challenge, challenge.difficulty, 0);
+            let cpu = thread_cpu_time().saturating_sub(began);
+            solved.map(|(nonce, attempts)| {
+                let proof = flash_protocol::challenge::JoinProof {
+                    challenge: challenge.challenge,
+                    nonce: nonce.to_string(),
+                };
+                (proof, attempts, cpu)
             })
         })
         .await;
         match solved {
-            Ok(Some(proof)) => {
+            Ok(Some((proof, attempts, cpu))) => {
+                self.ctx.solving.add(attempts, cpu);
                 serde_json::to_vec(&proof).map_err(|error| self.fail(format!("challenge: {error}")))
             }
             _ => Err(self.fail("challenge: not solved")),

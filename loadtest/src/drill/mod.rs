@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod buyer;
 pub mod chaos;
 pub mod client;
+pub mod farm;
 pub mod hostile;
 pub mod plan;
 pub mod progress;
@@ -79,6 +80,8 @@ pub struct DrillArgs {
     pub behaviour: Behaviour,
     #[command(flatten)]
     pub slos: Slos,
+    #[command(flatten)]
+    pub farm: farm::FarmArgs,
     /// Drill processes (default: enough that none holds more than 12,000 buyers).
     #[arg(long)]
     pub shards: Option<usize>,
@@ -567,6 +570,15 @@ async fn drill(
         }
         None => None,
     };
+    let farm_members = farm::prepare(targets.api, &run, &args.farm)
+        .await
+        .context("signing up the bot farm")?;
+    if !farm_members.is_empty() {
+        say(format!(
+            "bot farm: {} accounts signed up",
+            farm_members.len()
+        ));
+    }
 
     // The event; t = 0 once every gateway knows it.
     const SETUP: Duration = Duration::from_secs(5);
@@ -607,6 +619,20 @@ async fn drill(
         }
         _ => None,
     };
+    let farm_task = (!farm_members.is_empty()).then(|| {
+        let strike = farm::Strike {
+            event: event.id,
+            api: targets.api,
+            gateways: targets.gateways.clone(),
+            t0,
+            deadline: t0 + Duration::from_secs(args.deadline_secs),
+            final_within: Duration::from_secs(args.final_within_secs),
+            max_per_user: args.sale.max_per_user,
+            difficulty: args.sale.challenge_difficulty,
+        };
+        let (farm_args, behaviour) = (args.farm.clone(), args.behaviour.clone());
+        tokio::spawn(async move { farm::run(strike, &farm_args, &behaviour, farm_members).await })
+    });
 
     // Chaos at its seconds.
     let redis = client::origin_addr(&args.redis_url.replacen("redis://", "http://", 1))
@@ -677,6 +703,13 @@ async fn drill(
     let attacks = match attack_task {
         Some(task) => Some(task.await.context("the attackers panicked")?),
         None => None,
+    };
+    let (farm, farm_records) = match farm_task {
+        Some(task) => {
+            let (report, records) = task.await.context("the bot farm panicked")?;
+            (Some(report), records)
+        }
+        None => (None, Vec::new()),
     };
     let mut chaos_done: Vec<Happened> = Vec::new();
     for task in chaos_tasks {
@@ -771,6 +804,7 @@ async fn drill(
         event_status_at_end: wire_name(&after.status),
         opens_ms: (schedule.opens_ms > 0).then_some(schedule.opens_ms),
         records: &records,
+        farm_records: &farm_records,
         tally: &tally,
         polls: &polls,
         samples: &samples,
@@ -784,6 +818,12 @@ async fn drill(
         report.passed &= check.ok;
         report.invariants.push(check);
         report.attacks = attacks;
+    }
+    if let Some(farm) = farm {
+        let check = farm.check(&farm_records, args.sale.max_per_user);
+        report.passed &= check.ok;
+        report.invariants.push(check);
+        report.farm = Some(farm);
     }
     Ok(report)
 }

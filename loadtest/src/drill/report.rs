@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::chaos::Happened;
+use super::farm::FarmReport;
 use super::hostile::Attack;
 use crate::audit::Ledger;
 use crate::stats::Summary;
@@ -137,6 +138,9 @@ pub struct Report {
     /// The hostile mix (`flash-drill abuse`): what each attacker did and got.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attacks: Vec<Attack>,
+    /// The bot farm beside the crowd (`--bot-farm`): what it got and what it paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub farm: Option<FarmReport>,
     pub ledger: Option<Ledger>,
     pub passed: bool,
 }
@@ -197,6 +201,38 @@ fn ms(value: f64) -> String {
     } else {
         format!("{value:.1}ms")
     }
+}
+
+/// The farm in a few lines: what it was, what it got, what it paid.
+fn farm_lines(farm: &FarmReport) -> Vec<String> {
+    let per_place = farm.cpu_seconds_per_place.map_or_else(
+        || "no place".into(),
+        |s| format!("{:.1} ms per place", s * 1000.0),
+    );
+    vec![
+        format!(
+            "{} accounts from {} addresses, solving on {} core(s) at difficulty {}",
+            farm.accounts, farm.addresses, farm.cores, farm.difficulty
+        ),
+        format!(
+            "got {} places{}, {} admissions, {} tickets",
+            farm.places,
+            farm.last_place_s
+                .map_or_else(String::new, |s| format!(" (the last at {s:.1}s)")),
+            farm.admissions,
+            farm.tickets
+        ),
+        format!(
+            "paid {:.2} CPU-seconds for {} solves ({per_place}; {} nonces tried)",
+            farm.cpu_seconds, farm.solves, farm.attempts
+        ),
+        format!(
+            "outcomes: {}; refused or failed: {} of {} requests",
+            list(&farm.outcomes),
+            list(&farm.errors),
+            farm.requests
+        ),
+    ]
 }
 
 fn list(map: &BTreeMap<String, u64>) -> String {
@@ -349,6 +385,12 @@ impl Report {
                 );
             }
         }
+        if let Some(farm) = &self.farm {
+            let _ = writeln!(out, "\nbot farm:");
+            for line in farm_lines(farm) {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
         let _ = writeln!(out, "\ninvariants:");
         for check in &self.invariants {
             let _ = writeln!(
@@ -482,6 +524,13 @@ impl Report {
                 );
             }
             page.push_str("</table>");
+        }
+        if let Some(farm) = &self.farm {
+            page.push_str("<h2>Bot farm</h2><ul>");
+            for line in farm_lines(farm) {
+                let _ = write!(page, "<li>{}</li>", esc(&line));
+            }
+            page.push_str("</ul>");
         }
         page.push_str("<h2>Over time</h2>");
         let marks: Vec<f64> = self.chaos.iter().map(|h| h.began_s).collect();

@@ -213,3 +213,98 @@ async fn unknown_events_and_closed_queues_answer_before_the_challenge() {
     assert_eq!(problem_code(response, 409).await, "QUEUE_CLOSED");
     gw.running.stop().await;
 }
+
+/// A challenge is checked by a MAC every replica can verify on its own, and its use is
+/// remembered in the shared Redis: issued by one replica, it is accepted by another, and
+/// then refused by both.
+#[tokio::test]
+async fn any_replica_verifies_a_challenge_and_none_takes_it_twice() {
+    let gw = TestGateway::spawn().await;
+    let event = gw.open_event(settings(10, 100, 60)).await;
+    assert_eq!(set_difficulty(&gw, event, 8).await.status(), 200);
+
+    let config = crate::helpers::config(&gw.redis, &gw.amqp);
+    let app = flash_gateway::Application::build(config)
+        .await
+        .expect("second replica");
+    let port = app.port();
+    let other = flash_kit::testing::Running::spawn(port, |shutdown| app.run_until(shutdown));
+    let client = reqwest::Client::new();
+    let at_other = |path: String, token: String, body: Option<serde_json::Value>| {
+        let request = client
+            .request(
+                if body.is_some() {
+                    Method::POST
+                } else {
+                    Method::GET
+                },
+                format!("http://127.0.0.1:{port}{path}"),
+            )
+            .bearer_auth(token);
+        async move {
+            match body {
+                Some(body) => request.json(&body),
+                None => request,
+            }
+            .send()
+            .await
+            .expect("the second replica answers")
+        }
+    };
+    let join_path = format!("/queue/v1/events/{event}/join");
+
+    // Issued by the first replica, used at the second.
+    let user = token_for(UserId::new_v7(), Role::User);
+    let issued = challenge(&gw, event, &user).await;
+    let nonce = solution(&issued);
+    let proof = json!({ "challenge": issued.challenge, "nonce": nonce });
+    let response = at_other(join_path.clone(), user.clone(), Some(proof.clone())).await;
+    assert_eq!(response.status(), 200, "the second replica verifies it");
+    let ticket: Ticket = response.json().await.expect("ticket");
+    assert_eq!(ticket.number, Some(1));
+    let left = gw
+        .call(
+            Method::POST,
+            &format!("/queue/v1/events/{event}/leave"),
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(left.status(), 204);
+    // Used once is used everywhere.
+    assert_eq!(
+        problem_code(
+            join_with(&gw, event, &user, &issued.challenge, &nonce).await,
+            403
+        )
+        .await,
+        "CHALLENGE_FAILED"
+    );
+    assert_eq!(
+        problem_code(
+            at_other(join_path.clone(), user.clone(), Some(proof)).await,
+            403
+        )
+        .await,
+        "CHALLENGE_FAILED"
+    );
+
+    // And the other way round.
+    let second = token_for(UserId::new_v7(), Role::User);
+    let response = at_other(
+        format!("/queue/v1/events/{event}/challenge"),
+        second.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let issued: Challenge = response.json().await.expect("challenge");
+    assert_eq!(
+        issued.difficulty, 8,
+        "the replica knows the operator's setting"
+    );
+    let response = join_with(&gw, event, &second, &issued.challenge, &solution(&issued)).await;
+    assert_eq!(response.status(), 200, "the first replica verifies it");
+    other.stop().await;
+    gw.running.stop().await;
+}
