@@ -42,6 +42,8 @@ pub struct AppState {
     pub gate: Arc<GateIssuer>,
     /// Join challenges (proof of work), issued and verified here.
     pub challenges: Arc<Challenges>,
+    /// The published draws (fairness records and participants files).
+    pub draws: Arc<crate::fairness::Draws>,
     pub limits: Arc<Limits>,
     /// Fires when the gateway begins shutting down: sockets close with 1012.
     pub shutdown: CancellationToken,
@@ -134,6 +136,7 @@ impl Application {
             auth: Arc::new(Authenticator::new(access_keys, VERIFIED_TOKEN_CACHE)),
             gate,
             challenges,
+            draws: Arc::default(),
             limits: Arc::new(Limits::new(config.limits, shared_limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),

@@ -23,6 +23,7 @@ pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod fairness;
 pub mod gate;
 pub mod hub;
 pub mod limits;

@@ -48,6 +48,17 @@ impl FrameBudget {
     }
 }
 
+/// A refusal by `limit`, counted.
+fn refused(limit: &'static str) -> impl Fn(std::time::Duration) -> Refused {
+    move |wait| {
+        ::metrics::counter!("rate_limited_total", "limit" => limit).increment(1);
+        Refused {
+            limit,
+            retry_after: wait,
+        }
+    }
+}
+
 /// A limiter for `per_sec` (0: unlimited) with `burst`.
 fn limiter<K>(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>>
 where
@@ -73,6 +84,11 @@ impl Limits {
     /// A join or status poll: refused when the user or the IP is over its limit.
     pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Refused> {
         self.polls.check(user, ip)
+    }
+
+    /// A public read (no user): refused when the IP is over its limit.
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), Refused> {
+        self.polls.check_address(ip)
     }
 
     /// Forgets keys back at full allowance (call periodically).
@@ -141,26 +157,23 @@ impl PollLimits {
 
     /// Refused when the user or the IP is over its limit.
     pub fn check(&self, user: UserId, ip: IpAddr) -> Result<(), Refused> {
-        let refused = |limit| {
-            move |wait| {
-                ::metrics::counter!("rate_limited_total", "limit" => limit).increment(1);
-                Refused {
-                    limit,
-                    retry_after: wait,
-                }
-            }
-        };
-        if let Some(limiter) = &self.ip {
-            limiter
-                .check_key(&ip)
-                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-                .map_err(refused("poll-address"))?;
-        }
+        self.check_address(ip)?;
         if let Some(limiter) = &self.user {
             limiter
                 .check_key(&user)
                 .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
                 .map_err(refused("poll-user"))?;
+        }
+        Ok(())
+    }
+
+    /// Refused when the IP is over its limit.
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), Refused> {
+        if let Some(limiter) = &self.ip {
+            limiter
+                .check_key(&ip)
+                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+                .map_err(refused("poll-address"))?;
         }
         Ok(())
     }

@@ -54,6 +54,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(leave))
         .routes(routes!(websocket))
+        .routes(routes!(fairness))
+        .routes(routes!(participants))
         .routes(routes!(admin_stats, admin_patch))
 }
 
@@ -147,7 +149,7 @@ fn ticket_of(
         Absent::NoSuchQueue | Absent::NotInQueue => ApiError::NotInQueue,
     })?;
     let gate = standing.gate(&state.gate, event, user)?;
-    Ok(standing.ticket(event, gate))
+    Ok(standing.ticket(event, user, gate))
 }
 
 /// A challenge to solve before joining, when the queue asks for one (its difficulty is above
@@ -305,6 +307,77 @@ async fn websocket(
         auth_deadline: state.ws_auth_timeout,
     };
     ws::limited(upgrade).on_upgrade(move |socket| ws::run(socket, context))
+}
+
+/// The event's draw (`sha256-commit-reveal-v1`): the commitment to its secret seed from the
+/// start, and from the opening on the seed and the participants file, so that anyone can
+/// recompute the pre-queue's order (docs/contract.md, "The draw"). Public.
+#[utoipa::path(get, path = "/queue/v1/events/{id}/fairness", operation_id = "getQueueFairness", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The draw's record", body = flash_protocol::draw::Fairness),
+        (status = 404, description = "`EVENT_NOT_FOUND`", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn fairness(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(event): Path<EventId>,
+) -> Result<Response, ApiError> {
+    state.limits.check_address(ip)?;
+    match state.draws.record(&state.room, event).await? {
+        crate::fairness::Published::Missing => Err(ApiError::EventNotFound),
+        crate::fairness::Published::Record(record) => {
+            // Unchanging once revealed; before that the seed appears at opening.
+            let cache = if record.seed.is_some() {
+                "public, max-age=86400"
+            } else {
+                "public, max-age=1"
+            };
+            Ok(([(header::CACHE_CONTROL, cache)], Json(record)).into_response())
+        }
+    }
+}
+
+/// The participants of the event's draw: the pseudonyms of the pre-queue at opening in number
+/// order, one per line (line i holds number i), each line ending in a newline. Frozen at
+/// opening; 404 until then. Public.
+#[utoipa::path(get, path = "/queue/v1/events/{id}/participants.txt", operation_id = "getQueueParticipants", tag = "queue",
+    params(("id" = EventId, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The participants file", body = String, content_type = "text/plain"),
+        (status = 404, description = "`EVENT_NOT_FOUND`: no queue, or its draw is not revealed yet", body = flash_protocol::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: wait for the seconds in `Retry-After`", body = flash_protocol::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn participants(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(event): Path<EventId>,
+) -> Result<Response, ApiError> {
+    state.limits.check_address(ip)?;
+    let crate::fairness::Published::Record(record) = state.draws.record(&state.room, event).await?
+    else {
+        return Err(ApiError::EventNotFound);
+    };
+    let (Some(total), Some(sha)) = (record.participants_count, record.participants_sha256) else {
+        return Err(ApiError::EventNotFound);
+    };
+    let length = total * flash_protocol::draw::PARTICIPANT_LINE as u64;
+    let body =
+        axum::body::Body::from_stream(crate::fairness::file(state.room.clone(), event, total));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable".to_owned(),
+            ),
+            (header::ETAG, format!("\"{sha}\"")),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// The queue as operators watch it (admin).

@@ -135,9 +135,9 @@ impl Standing {
         }
     }
 
-    /// The contract's `Ticket`.
+    /// The contract's `Ticket` of `user`.
     #[must_use]
-    pub fn ticket(&self, event: EventId, gate: Option<GateToken>) -> Ticket {
+    pub fn ticket(&self, event: EventId, user: UserId, gate: Option<GateToken>) -> Ticket {
         let (ahead, eta_s) = self.ahead_and_eta();
         let (gate_token, gate_expires_at) = gate.map(|g| (g.token, g.expires_at)).unzip();
         Ticket {
@@ -148,6 +148,8 @@ impl Standing {
             eta_s,
             gate_token,
             gate_expires_at,
+            pseudonym: (*self == Standing::PreQueue)
+                .then(|| flash_protocol::draw::pseudonym(event, user)),
         }
     }
 
@@ -289,10 +291,16 @@ mod tests {
         let (event, user) = (EventId::new_v7(), UserId::new_v7());
         let waiting = standing(&snapshot()).expect("standing");
         assert_eq!(waiting.gate(&issuer, event, user).expect("gate"), None);
-        let ticket = waiting.ticket(event, None);
+        let ticket = waiting.ticket(event, user, None);
         assert_eq!(
             (ticket.state, ticket.number, ticket.ahead),
             (TicketState::Waiting, Some(42), Some(21))
+        );
+        assert_eq!(ticket.pseudonym, None, "only pre-queue tickets carry it");
+        let early = Standing::PreQueue.ticket(event, user, None);
+        assert_eq!(
+            early.pseudonym,
+            Some(flash_protocol::draw::pseudonym(event, user))
         );
 
         let admitted = Standing::Admitted {
@@ -301,7 +309,7 @@ mod tests {
             ends_ms: 1_700_000_300_000,
         };
         let gate = admitted.gate(&issuer, event, user).expect("gate");
-        let ticket = admitted.ticket(event, gate.clone());
+        let ticket = admitted.ticket(event, user, gate.clone());
         assert_eq!(ticket.state, TicketState::Admitted);
         assert_eq!(ticket.gate_token, gate.map(|g| g.token));
         assert_eq!(

@@ -114,6 +114,19 @@ impl RawState {
     }
 }
 
+/// What Redis holds of an event's draw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawState {
+    /// `None` for a queue created before the draw existed.
+    pub seed: Option<Seed>,
+    /// When the pre-queue was frozen; the seed is revealed from then on.
+    pub opened_at_ms: Option<i64>,
+    /// Participants in the draw (frozen from opening on).
+    pub participants: u64,
+    /// The participants file's hash, once a replica has computed it.
+    pub participants_sha256: Option<String>,
+}
+
 /// One user's view of a queue, read atomically.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
@@ -952,6 +965,86 @@ impl WaitingRoom {
             admission_ttl_s: small(4)?,
             challenge_difficulty: u8::try_from(uint(field(&items, 13)?)?).unwrap_or(u8::MAX),
         }))
+    }
+
+    /// What Redis holds of an event's draw; `None` when the queue does not exist.
+    pub async fn draw_state(&self, event: EventId) -> Result<Option<DrawState>, RoomError> {
+        let k = self.queue(event);
+        /// `(state, seed, participants_sha256)`, `opened_at_ms`, the draw's size.
+        type Read = (
+            (Option<String>, Option<String>, Option<String>),
+            Option<i64>,
+            u64,
+        );
+        let ((state, seed, hash), opened_at_ms, participants): Read = redis::pipe()
+            .cmd("HMGET")
+            .arg(&k.config)
+            .arg("state")
+            .arg("seed")
+            .arg("participants_sha256")
+            .cmd("HGET")
+            .arg(&k.stats)
+            .arg("opened_at_ms")
+            .cmd("ZCARD")
+            .arg(&k.draw)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        if state.is_none() {
+            return Ok(None);
+        }
+        let seed = seed
+            .map(|text| Seed::parse_hex(&text).map_err(|e| RoomError::Protocol(e.to_string())))
+            .transpose()?;
+        Ok(Some(DrawState {
+            seed,
+            opened_at_ms,
+            participants,
+            participants_sha256: hash,
+        }))
+    }
+
+    /// Up to `count` of the draw's participants from position `from` (0-based), in number
+    /// order.
+    pub async fn participants(
+        &self,
+        event: EventId,
+        from: u64,
+        count: u64,
+    ) -> Result<Vec<UserId>, RoomError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.queue(event).draw)
+            .arg(from)
+            .arg(from + count - 1)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        members
+            .iter()
+            .map(|member| {
+                member
+                    .get(64..)
+                    .and_then(|user| user.parse().ok())
+                    .ok_or_else(|| RoomError::Protocol(format!("draw member {member:?}")))
+            })
+            .collect()
+    }
+
+    /// Keeps the hash of an opened draw's participants file (the first to compute it wins;
+    /// the file never changes after opening).
+    pub async fn keep_participants_hash(
+        &self,
+        event: EventId,
+        sha256: &str,
+    ) -> Result<(), RoomError> {
+        let _: i64 = redis::cmd("HSETNX")
+            .arg(self.queue(event).config)
+            .arg("participants_sha256")
+            .arg(sha256)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
     }
 
     /// The event is over: its queue leaves the set every replica ticks, and its keys expire

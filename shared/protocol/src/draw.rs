@@ -10,7 +10,9 @@
 //! Pure functions: the gateway computes each buyer's key when they join (so that opening only
 //! reads a sorted set in chunks), and anyone can recompute the order from the revealed seed.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::{EventId, UserId};
 
@@ -111,6 +113,110 @@ impl DrawKey {
     }
 }
 
+/// What anyone may check of a queue's draw (`GET /queue/v1/events/{id}/fairness`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Fairness {
+    pub event_id: EventId,
+    /// Always [`ALGORITHM`].
+    #[schema(example = "sha256-commit-reveal-v1")]
+    pub algorithm: String,
+    /// Lowercase hex SHA-256 of the 32 seed bytes, published when the queue is created and
+    /// never changed; `null` for a queue created before the draw existed.
+    pub commitment: Option<String>,
+    /// The seed (64 lowercase hex characters), revealed at opening; `null` until then.
+    pub seed: Option<String>,
+    /// When the pre-queue was frozen and the seed revealed; `null` until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub opened_at: Option<OffsetDateTime>,
+    /// Lines in the participants file (the pre-queue at opening); `null` until opening.
+    pub participants_count: Option<u64>,
+    /// Lowercase hex SHA-256 of the participants file's bytes; `null` until opening.
+    pub participants_sha256: Option<String>,
+    /// Where the participants file is (same origin): the pre-queue's pseudonyms in number
+    /// order, one per line, each ending in `\n`; `null` until opening.
+    pub participants_url: Option<String>,
+}
+
+/// Where an event's participants file is served.
+#[must_use]
+pub fn participants_path(event: EventId) -> String {
+    format!("/queue/v1/events/{event}/participants.txt")
+}
+
+/// One line of a participants file: a pseudonym and its newline.
+pub const PARTICIPANT_LINE: usize = 65;
+
+/// How a published draw fails to check out.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DrawFault {
+    #[error("the draw is not revealed yet (no seed, or no participants file)")]
+    NotRevealed,
+    #[error("the algorithm is {0:?}, not {ALGORITHM}")]
+    Algorithm(String),
+    #[error("the revealed seed is not 64 hex characters")]
+    BadSeed,
+    #[error("the revealed seed does not hash to the commitment")]
+    Commitment,
+    #[error("the participants file does not hash to participants_sha256")]
+    ParticipantsHash,
+    #[error("line {0} of the participants file is not a pseudonym and a newline")]
+    BadLine(u64),
+    #[error("the participants file has {lines} lines, participants_count says {count}")]
+    Count { lines: u64, count: u64 },
+    #[error("line {0} does not come after line {prev} in the draw's order", prev = .0 - 1)]
+    OutOfOrder(u64),
+}
+
+/// Checks a published draw: the seed against the commitment, the participants file against
+/// its hash and count, and that its lines are in ascending order of their keys. Returns the
+/// pseudonyms in number order (line i holds number i).
+pub fn verify(fairness: &Fairness, participants: &[u8]) -> Result<Vec<String>, DrawFault> {
+    if fairness.algorithm != ALGORITHM {
+        return Err(DrawFault::Algorithm(fairness.algorithm.clone()));
+    }
+    let (Some(commitment), Some(seed), Some(sha), Some(count)) = (
+        &fairness.commitment,
+        &fairness.seed,
+        &fairness.participants_sha256,
+        fairness.participants_count,
+    ) else {
+        return Err(DrawFault::NotRevealed);
+    };
+    let seed = Seed::parse_hex(seed).map_err(|_| DrawFault::BadSeed)?;
+    if seed.commitment() != *commitment {
+        return Err(DrawFault::Commitment);
+    }
+    if hex(&Sha256::digest(participants)) != *sha {
+        return Err(DrawFault::ParticipantsHash);
+    }
+    let mut pseudonyms = Vec::with_capacity(participants.len() / PARTICIPANT_LINE);
+    let mut previous: Option<DrawKey> = None;
+    for (i, line) in participants.chunks(PARTICIPANT_LINE).enumerate() {
+        let number = i as u64 + 1;
+        let well_formed = line.len() == PARTICIPANT_LINE
+            && line[64] == b'\n'
+            && line[..64]
+                .iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+        if !well_formed {
+            return Err(DrawFault::BadLine(number));
+        }
+        let pseudonym = String::from_utf8_lossy(&line[..64]).into_owned();
+        let key = seed.key(&pseudonym);
+        if previous.is_some_and(|p| p >= key) {
+            return Err(DrawFault::OutOfOrder(number));
+        }
+        previous = Some(key);
+        pseudonyms.push(pseudonym);
+    }
+    let lines = pseudonyms.len() as u64;
+    if lines != count {
+        return Err(DrawFault::Count { lines, count });
+    }
+    Ok(pseudonyms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +275,92 @@ mod tests {
         let mut by_hex = keys;
         by_hex.sort_by_key(DrawKey::to_hex);
         assert_eq!(by_bytes, by_hex);
+    }
+
+    /// A revealed draw of `n` buyers: its fairness record and participants file.
+    fn published(n: usize) -> (Fairness, Vec<u8>, Vec<String>) {
+        let seed = Seed::from_bytes([42; 32]);
+        let event: EventId = EVENT.parse().expect("id");
+        let mut drawn: Vec<(DrawKey, String)> = (0..n)
+            .map(|_| {
+                let p = pseudonym(event, UserId::new_v7());
+                (seed.key(&p), p)
+            })
+            .collect();
+        drawn.sort();
+        let order: Vec<String> = drawn.into_iter().map(|(_, p)| p).collect();
+        let file: Vec<u8> = order
+            .iter()
+            .flat_map(|p| format!("{p}\n").into_bytes())
+            .collect();
+        let fairness = Fairness {
+            event_id: event,
+            algorithm: ALGORITHM.into(),
+            commitment: Some(seed.commitment()),
+            seed: Some(seed.to_hex()),
+            opened_at: Some(OffsetDateTime::UNIX_EPOCH),
+            participants_count: Some(n as u64),
+            participants_sha256: Some(hex(&Sha256::digest(&file))),
+            participants_url: Some(participants_path(event)),
+        };
+        (fairness, file, order)
+    }
+
+    #[test]
+    fn a_published_draw_verifies_and_gives_the_order() {
+        let (fairness, file, order) = published(50);
+        assert_eq!(verify(&fairness, &file), Ok(order));
+        let (empty, none, _) = published(0);
+        assert_eq!(verify(&empty, &none), Ok(vec![]));
+    }
+
+    #[test]
+    fn any_tampering_with_a_draw_is_found() {
+        let (fairness, file, _) = published(20);
+        let rehash = |f: &Fairness, bytes: &[u8]| Fairness {
+            participants_sha256: Some(hex(&Sha256::digest(bytes))),
+            ..f.clone()
+        };
+        // Two lines swapped (and the hash made to match): out of order.
+        let mut swapped = file.clone();
+        let (a, b) = swapped.split_at_mut(PARTICIPANT_LINE * 4);
+        a[PARTICIPANT_LINE * 3..].swap_with_slice(&mut b[..PARTICIPANT_LINE]);
+        assert_eq!(
+            verify(&rehash(&fairness, &swapped), &swapped),
+            Err(DrawFault::OutOfOrder(5))
+        );
+        // A line dropped: the count says so.
+        let short = &file[PARTICIPANT_LINE..];
+        assert_eq!(
+            verify(&rehash(&fairness, short), short),
+            Err(DrawFault::Count {
+                lines: 19,
+                count: 20
+            })
+        );
+        // The file changed after its hash was published.
+        let mut edited = file.clone();
+        edited[0] = if edited[0] == b'a' { b'b' } else { b'a' };
+        assert_eq!(verify(&fairness, &edited), Err(DrawFault::ParticipantsHash));
+        // Another seed than the committed one.
+        let other = Fairness {
+            seed: Some(Seed::from_bytes([1; 32]).to_hex()),
+            ..fairness.clone()
+        };
+        assert_eq!(verify(&other, &file), Err(DrawFault::Commitment));
+        // Not a pseudonym per line.
+        let mut upper = file.clone();
+        upper[..64].make_ascii_uppercase();
+        upper[0] = b'G';
+        assert_eq!(
+            verify(&rehash(&fairness, &upper), &upper),
+            Err(DrawFault::BadLine(1))
+        );
+        // Not revealed yet.
+        let sealed = Fairness {
+            seed: None,
+            ..fairness
+        };
+        assert_eq!(verify(&sealed, &file), Err(DrawFault::NotRevealed));
     }
 }

@@ -43,6 +43,10 @@ pub struct Ticket {
         with = "time::serde::rfc3339::option"
     )]
     pub gate_expires_at: Option<OffsetDateTime>,
+    /// The buyer's pseudonym in the event's draw ([`crate::draw::pseudonym`]), set while the
+    /// ticket is `pre_queue`: the line of the published participants file that is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
 }
 
 /// An event's queue as a whole.

@@ -277,6 +277,7 @@ fn queue_bodies() {
             eta_s: Some(1),
             gate_token: None,
             gate_expires_at: None,
+            pseudonym: None,
         },
     );
     golden(
@@ -289,6 +290,9 @@ fn queue_bodies() {
             eta_s: None,
             gate_token: None,
             gate_expires_at: None,
+            pseudonym: Some(
+                "f81a8046788728fd1a006ff13b75684d34e631210f1edc7920a96da3f1afce6f".into(),
+            ),
         },
     );
     golden(
@@ -301,6 +305,32 @@ fn queue_bodies() {
             eta_s: Some(0),
             gate_token: Some("g.h.i".into()),
             gate_expires_at: Some(datetime!(2026-12-01 10:05:00 UTC)),
+            pseudonym: None,
+        },
+    );
+    let seed = flash_protocol::draw::Seed::from_bytes([7; 32]);
+    let sealed = flash_protocol::draw::Fairness {
+        event_id: event_id(),
+        algorithm: flash_protocol::draw::ALGORITHM.into(),
+        commitment: Some(seed.commitment()),
+        seed: None,
+        opened_at: None,
+        participants_count: None,
+        participants_sha256: None,
+        participants_url: None,
+    };
+    golden("fairness_sealed", &sealed);
+    golden(
+        "fairness_revealed",
+        &flash_protocol::draw::Fairness {
+            seed: Some(seed.to_hex()),
+            opened_at: Some(SALE_OPENS),
+            participants_count: Some(2),
+            participants_sha256: Some(
+                "2b1d55c2d3a40e6a4c65f6c1d0b93d2b5b7b6a2f1e9e4d1a1c3b5d7f9e1a3c5d".into(),
+            ),
+            participants_url: Some(flash_protocol::draw::participants_path(event_id())),
+            ..sealed
         },
     );
     golden(

@@ -414,9 +414,10 @@ fn ticket() -> impl Strategy<Value = Ticket> {
         any::<Option<u64>>(),
         proptest::option::of(text()),
         proptest::option::of(instant()),
+        proptest::option::of(text()),
     )
         .prop_map(
-            |(event, number, state, ahead, eta_s, gate_token, gate_expires_at)| Ticket {
+            |(event, number, state, ahead, eta_s, gate_token, gate_expires_at, pseudonym)| Ticket {
                 event_id: EventId(event),
                 number,
                 state,
@@ -424,6 +425,7 @@ fn ticket() -> impl Strategy<Value = Ticket> {
                 eta_s,
                 gate_token,
                 gate_expires_at,
+                pseudonym,
             },
         )
 }

@@ -3,6 +3,7 @@
 mod challenge;
 mod documents;
 mod events;
+mod fairness;
 mod health;
 mod helpers;
 mod http;
