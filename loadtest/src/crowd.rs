@@ -61,11 +61,27 @@ pub fn spread_source(i: usize, host: u8) -> IpAddr {
     ))
 }
 
-/// Where member `index` signs up and logs in from: its own source against a loopback api
-/// (`127.A.B.3`), the system's choice otherwise.
+/// Sources a crowd's sign-ups start from are picked per run among this many blocks, so that
+/// drills run one after another sign up from different addresses (each address may sign up 60
+/// in 10 minutes): one block holds 1,250 sources, 25,000 members.
+const SIGNUP_BLOCKS: usize = 52;
+const SOURCES_PER_BLOCK: usize = 1_250;
+
+/// The first sign-up source of the crowd named `run`.
+fn first_source(run: &str) -> usize {
+    let hash = run.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    hash % SIGNUP_BLOCKS * SOURCES_PER_BLOCK
+}
+
+/// Where member `index` of the crowd named `run` signs up and logs in from: its own source
+/// against a loopback api (`127.A.B.3`, [`MEMBERS_PER_SOURCE`] members each, from a block
+/// picked by `run`), the system's choice otherwise.
 #[must_use]
-pub fn signup_source(api: SocketAddr, index: usize) -> Option<IpAddr> {
-    (api.ip().is_loopback() && api.is_ipv4()).then(|| spread_source(index / MEMBERS_PER_SOURCE, 3))
+pub fn signup_source(api: SocketAddr, run: &str, index: usize) -> Option<IpAddr> {
+    (api.ip().is_loopback() && api.is_ipv4())
+        .then(|| spread_source(first_source(run) + index / MEMBERS_PER_SOURCE, 3))
 }
 
 /// Signs up and logs in `count` members (indices `0..count`) through `api` with `concurrency`
@@ -115,7 +131,7 @@ pub async fn sign_up_indices(
                 }
                 for slot in first..(first + MEMBERS_PER_SOURCE).min(indices.len()) {
                     let index = indices[slot];
-                    let source = signup_source(api, index);
+                    let source = signup_source(api, &run, index);
                     let conn = match &mut conn {
                         Some((open, conn)) if *open == source && !conn.is_closed() => conn,
                         _ => &mut conn.insert((source, Conn::open(api, source).await?)).1,
@@ -245,9 +261,25 @@ mod tests {
             IpAddr::V4(Ipv4Addr::new(127, 2, 1, 3))
         );
         let api: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
-        assert_eq!(signup_source(api, 0), signup_source(api, 19));
-        assert_ne!(signup_source(api, 19), signup_source(api, 20));
+        assert_eq!(signup_source(api, "r", 0), signup_source(api, "r", 19));
+        assert_ne!(signup_source(api, "r", 19), signup_source(api, "r", 20));
         let remote: SocketAddr = "10.0.0.1:8080".parse().expect("addr");
-        assert_eq!(signup_source(remote, 0), None);
+        assert_eq!(signup_source(remote, "r", 0), None);
+    }
+
+    #[test]
+    fn drills_one_after_another_sign_up_from_other_addresses() {
+        let api: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let runs = [
+            "1764841000-100",
+            "1764841090-101",
+            "1764841180-102",
+            "1764841270-103",
+        ];
+        let firsts: std::collections::HashSet<_> =
+            runs.iter().map(|run| signup_source(api, run, 0)).collect();
+        assert!(firsts.len() >= 3, "{firsts:?}");
+        // Every block stays within the sources there are.
+        const { assert!(SIGNUP_BLOCKS * SOURCES_PER_BLOCK <= 254 * 256) };
     }
 }
