@@ -7,6 +7,7 @@
 //!   suite, with the invariants and SLOs checked and reported.
 //! - [`audit`]: the invariants of a sale, checked in the api's database.
 //! - [`stats`]: latency histograms and their summaries.
+//! - [`draw`]: `verify-draw`, a whole published pre-queue draw checked from outside.
 //! - [`crowd`]: simulated buyers signed up and logged in through the public auth endpoints.
 //! - [`http`]: a lean HTTP/1.1 keep-alive client, one connection per worker.
 //! - [`socket`]: WebSocket clients with small buffers, from chosen source addresses.
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod bench;
 pub mod challenge_bench;
 pub mod crowd;
+pub mod draw;
 pub mod drill;
 pub mod http;
 pub mod logins_bench;

@@ -29,6 +29,9 @@ enum Cli {
     /// Audits one event's sale in the api's database (no oversell, stock adds up, one order
     /// per idempotency key and gate token, final states); exits non-zero on a violation.
     Audit(flash_drill::audit::AuditArgs),
+    /// Checks an event's published pre-queue draw: the seed against its commitment, the
+    /// participants file against its hash, and every line in the rule's order.
+    VerifyDraw(flash_drill::draw::VerifyDrawArgs),
     /// Signs up and logs in a crowd through the public auth endpoints and reports the rate.
     Crowd(flash_drill::crowd::CrowdArgs),
     /// Deletes the queues and exchanges under `--amqp-name-prefix` (benchmark clean-up).
@@ -91,6 +94,7 @@ fn run() -> anyhow::Result<()> {
         }
         Cli::Bench(bench) => runtime.block_on(flash_drill::bench::run(bench)),
         Cli::Audit(args) => runtime.block_on(flash_drill::audit::run(args)),
+        Cli::VerifyDraw(args) => runtime.block_on(flash_drill::draw::run(args)),
         Cli::Crowd(args) => runtime.block_on(flash_drill::crowd::run(args)),
         Cli::CleanBroker(target) => runtime.block_on(target.remove_topology()),
     }

@@ -232,6 +232,17 @@ async fn a_pre_queue_is_shuffled_once_at_opening_and_late_arrivals_queue_in_orde
         "{}",
         coverage.detail
     );
+    // The draw was published, checks out from outside, and gave each early buyer their line.
+    let draw = report
+        .invariants
+        .iter()
+        .find(|c| c.name == "the published draw verifies and numbers the pre-queue")
+        .expect("checked");
+    assert!(
+        draw.ok && draw.detail.contains(", 0 holding another number"),
+        "{}",
+        draw.detail
+    );
     // Enough tickets for everyone who stays: all of them buy.
     assert_eq!(outcome(&report, "sold out at checkout"), 0);
     assert!(outcome(&report, "paid") + outcome(&report, "payment failed") > 100);

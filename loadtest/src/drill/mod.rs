@@ -819,6 +819,11 @@ async fn drill(
         report.invariants.push(check);
         report.attacks = attacks;
     }
+    if schedule.opens_ms > 0 {
+        let check = draw_check(targets.gateways[0], event.id, &records).await;
+        report.passed &= check.ok;
+        report.invariants.push(check);
+    }
     if let Some(farm) = farm {
         let check = farm.check(&farm_records, args.sale.max_per_user);
         report.passed &= check.ok;
@@ -826,6 +831,37 @@ async fn drill(
         report.farm = Some(farm);
     }
     Ok(report)
+}
+
+/// The published draw verifies, and every early buyer holds the number of their line.
+async fn draw_check(
+    gateway: std::net::SocketAddr,
+    event: EventId,
+    records: &[buyer::Record],
+) -> report::Check {
+    let name = "the published draw verifies and numbers the pre-queue".to_owned();
+    match crate::draw::check(gateway, event).await {
+        Ok(checked) => {
+            let places = records
+                .iter()
+                .filter(|r| r.pre_queue)
+                .filter_map(|r| Some((r.user?, r.number?)));
+            let (drawn, wrong) = crate::draw::misplaced(&checked.order, event, places);
+            report::Check {
+                name,
+                ok: wrong == 0 && drawn > 0,
+                detail: format!(
+                    "seed, commitment and the {} participants check out; {drawn} early buyers found in it, {wrong} holding another number than their line",
+                    checked.order.len()
+                ),
+            }
+        }
+        Err(error) => report::Check {
+            name,
+            ok: false,
+            detail: format!("{error:#}"),
+        },
+    }
 }
 
 /// A unit enum's name on the wire (e.g. `sold_out`).

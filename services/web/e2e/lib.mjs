@@ -98,8 +98,8 @@ export async function buyer(tag) {
   return { email, password, id, token: await login(email, password) };
 }
 
-/** An event on sale now, created by the admin through the api. */
-export async function createEvent(adminToken, { name, inventory, maxPerUser, queue }) {
+/** An event on sale now (or opening in `opensInMs`), created by the admin through the api. */
+export async function createEvent(adminToken, { name, inventory, maxPerUser, queue, opensInMs = -60_000 }) {
   const now = Date.now();
   return expectCall(201, 'POST', '/api/v1/admin/events', {
     token: adminToken,
@@ -107,7 +107,7 @@ export async function createEvent(adminToken, { name, inventory, maxPerUser, que
       name,
       venue: 'Test Hall, Loopback',
       starts_at: new Date(now + 7 * 86_400_000).toISOString(),
-      sale_opens_at: new Date(now - 60_000).toISOString(),
+      sale_opens_at: new Date(now + opensInMs).toISOString(),
       price_cents: 2500,
       currency: 'EUR',
       inventory,

@@ -291,3 +291,17 @@ async fn a_person_solves_the_join_challenge_in_the_browser_without_noticing_much
     origin.stop().await;
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_buyer_checks_in_the_browser_that_their_place_was_drawn_fairly() {
+    let stores = Stores::new().await;
+    let (origin, pool, _) = serve(&stores).await;
+    let result = run_script("draw.mjs", &origin.base).await;
+    // Six joined through the api before the opening, the buyer in the browser the seventh.
+    assert_eq!(result["participants"], 7, "{result}");
+    let line = result["line"].as_u64().expect("the line the check found");
+    assert!((1..=7).contains(&line), "{result}");
+    assert_eq!(result["number"].as_u64(), Some(line), "{result}");
+    origin.stop().await;
+    pool.close().await;
+}

@@ -9,6 +9,8 @@ import { QueueConnection, fromTicket } from '../queue-client.js';
 import { LineProgress, assessWait } from '../progress.js';
 import { renderCheckout } from './checkout.js';
 import { joinQueue, checking } from '../challenge.js';
+import { fairnessCard } from './fairness-card.js';
+import * as session from '../session.js';
 
 const TRANSPORT = {
   connecting: ['reconnecting', 'Connecting…'],
@@ -43,6 +45,7 @@ export default async function queueView(ctx) {
   const transport = h('span', { class: 'badge reconnecting', id: 'transport' }, 'Connecting…');
   const next = h('section', { class: 'card', 'aria-labelledby': 'next-heading' });
   const actions = h('div', { class: 'row' });
+  const draw = fairnessCard({ eventId, userId: session.user()?.id, signal });
   replace(
     ctx.root,
     h('p', { class: 'muted' }, h('a', { href: `#/events/${eventId}` }, '← ', event.name)),
@@ -59,6 +62,7 @@ export default async function queueView(ctx) {
     panel,
     next,
     actions,
+    draw.element,
   );
 
   let place = null;
@@ -67,6 +71,7 @@ export default async function queueView(ctx) {
   let transportKind = 'connecting';
   let lastAnnounced = 0;
   let lastState = null;
+  let drawnFor;
   let checkoutAbort = null;
 
   const stopConnection = () => {
@@ -405,6 +410,11 @@ export default async function queueView(ctx) {
     place = { ...(place ?? {}), ...partial };
     const state = place.state;
     if (state === 'waiting') progress.record(place.ahead);
+    if (state !== lastState || (place.number ?? null) !== drawnFor) {
+      // The draw's card: its words before the opening, its check once there is a number.
+      drawnFor = place.number ?? null;
+      draw.show(place);
+    }
     if (state !== lastState) {
       renderNext(state);
       renderActions(state);
