@@ -115,10 +115,31 @@ pub async fn grant_admin(pool: &PgPool, email: &str, by: &str) -> Result<Grant, 
         tracing::info!(%email, user = %id, %by, "admin grant: already an admin");
         return Ok(Grant::AlreadyAdmin(UserId(id)));
     }
+    let mut tx = pool.begin().await?;
     sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    crate::db::audit::record(
+        &mut tx,
+        &crate::db::audit::Entry {
+            // The command line: no operator account acted.
+            actor: None,
+            action: flash_protocol::audit::AuditAction::AdminGrant,
+            event_id: None,
+            changes: flash_protocol::audit::changes(
+                &[("role", "user".into())],
+                &[
+                    ("user_id", id.to_string().into()),
+                    ("email", email.into()),
+                    ("role", "admin".into()),
+                ],
+            ),
+            dedup_id: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
     tracing::warn!(
         action = "admin.grant",
         %email,

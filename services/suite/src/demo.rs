@@ -88,7 +88,7 @@ pub async fn ensure(db: &PgPool, room: &WaitingRoom) -> Result<Demo, DemoError> 
         })
         .max_by_key(|row| row.id);
     let Some(row) = current else {
-        let event = flash_api::routes::events::create_event(db, new_demo_event(now)).await?;
+        let event = flash_api::routes::events::create_event(db, new_demo_event(now), None).await?;
         return Ok(Demo::Created(event.id));
     };
     let id = EventId(row.id);

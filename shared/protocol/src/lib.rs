@@ -19,6 +19,7 @@
 //!   AsyncAPI document of the WebSocket frames and the AMQP messages.
 
 pub mod asyncapi;
+pub mod audit;
 pub mod auth;
 pub mod challenge;
 pub mod claims;

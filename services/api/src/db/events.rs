@@ -84,6 +84,31 @@ impl EventRow {
         }
     }
 
+    /// The fields an operator sets, as the audit log names them (queue fields dotted).
+    #[must_use]
+    pub fn audit_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::json;
+        let at = |t: OffsetDateTime| {
+            json!(
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            )
+        };
+        vec![
+            ("name", json!(self.name)),
+            ("venue", json!(self.venue)),
+            ("starts_at", at(self.starts_at)),
+            ("sale_opens_at", at(self.sale_opens_at)),
+            ("price_cents", json!(self.price_cents)),
+            ("currency", json!(self.currency)),
+            ("inventory", json!(self.inventory)),
+            ("max_per_user", json!(self.max_per_user)),
+            ("queue.admit_per_sec", json!(self.admit_per_sec)),
+            ("queue.max_active", json!(self.max_active)),
+            ("queue.admission_ttl_s", json!(self.admission_ttl_s)),
+        ]
+    }
+
     /// What the gateway is told about the event.
     #[must_use]
     pub fn queue_info(&self, now: OffsetDateTime) -> EventQueueInfo {

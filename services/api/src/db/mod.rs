@@ -44,6 +44,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     Ok(())
 }
 
+pub mod audit;
 pub mod events;
 pub mod orders;
 pub mod outbox;

@@ -4,17 +4,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use flash_kit::auth::AdminUser;
 use flash_kit::http::{Json, Path};
+use flash_protocol::audit::{AuditAction, changes};
 use flash_protocol::event::bounds::{
     ADMISSION_TTL_S, ADMIT_PER_SEC, INVENTORY, MAX_ACTIVE, MAX_PER_USER, PRICE_CENTS, TEXT_CHARS,
 };
 use flash_protocol::event::{Event, EventPatch, EventStats, EventStatus, NewEvent, QueueSettings};
 use flash_protocol::messages::{EventCreated, EventSoldOut, EventUpdated};
-use flash_protocol::{ErrorCode, EventId};
+use flash_protocol::{ErrorCode, EventId, UserId};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::db::audit;
 use crate::db::events::EventRow;
 use crate::db::micros;
 use crate::db::outbox::{self, Outgoing};
@@ -151,14 +153,19 @@ pub async fn create(
     AdminUser(admin): AdminUser,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
-    let event = create_event(&state.db, new).await?;
+    let event = create_event(&state.db, new, Some(admin.sub)).await?;
     tracing::info!(event = %event.id, admin = %admin.sub, "event created");
     Ok((StatusCode::CREATED, Json(event)))
 }
 
-/// Validates and saves a new event and tells the gateway (outbox: `event.created`), in one
+/// Validates and saves a new event, records it in the audit log as made by `actor` (`None`:
+/// the service itself, at start-up) and tells the gateway (outbox: `event.created`), in one
 /// transaction: what `POST /api/v1/admin/events` does, also for events made at start-up.
-pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError> {
+pub async fn create_event(
+    db: &PgPool,
+    new: NewEvent,
+    actor: Option<UserId>,
+) -> Result<Event, ApiError> {
     let mut row = EventRow {
         id: Uuid::now_v7(),
         name: new.name.trim().to_owned(),
@@ -189,6 +196,24 @@ pub async fn create_event(db: &PgPool, new: NewEvent) -> Result<Event, ApiError>
     let now = OffsetDateTime::now_utc();
     let mut tx = db.begin().await?;
     crate::db::events::save(&mut tx, &row).await?;
+    let mut fields = row.audit_fields();
+    if new.queue.challenge_difficulty > 0 {
+        fields.push((
+            "queue.challenge_difficulty",
+            new.queue.challenge_difficulty.into(),
+        ));
+    }
+    audit::record(
+        &mut tx,
+        &audit::Entry {
+            actor,
+            action: AuditAction::EventCreate,
+            event_id: Some(EventId(row.id)),
+            changes: changes(&[], &fields),
+            dedup_id: None,
+        },
+    )
+    .await?;
     outbox::push(
         &mut tx,
         &[Outgoing::new(&EventCreated {
@@ -253,6 +278,7 @@ pub async fn update(
         .await?
         .ok_or_else(not_found)?;
     let was = row.status(now);
+    let before = row.audit_fields();
     let sold = i64::from(row.inventory) - i64::from(row.remaining);
     if let Some(name) = patch.name {
         row.name = name.trim().to_owned();
@@ -289,6 +315,17 @@ pub async fn update(
     }
     validate(&row, sold)?;
     crate::db::events::save(&mut tx, &row).await?;
+    audit::record(
+        &mut tx,
+        &audit::Entry {
+            actor: Some(admin.sub),
+            action: AuditAction::EventUpdate,
+            event_id: Some(id),
+            changes: changes(&before, &row.audit_fields()),
+            dedup_id: None,
+        },
+    )
+    .await?;
     // Queue settings travel only when this request set them: the gateway owns them otherwise
     // (an operator may have throttled the queue there).
     let mut messages = vec![Outgoing::new(&EventUpdated {

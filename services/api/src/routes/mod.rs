@@ -2,6 +2,7 @@
 //! them: each route is registered with its handler's `#[utoipa::path]`, so the document lists
 //! exactly the routes that are served.
 
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod orders;
@@ -46,6 +47,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(events::create))
         .routes(routes!(events::update))
         .routes(routes!(events::stats))
+        .routes(routes!(audit::list))
         .routes(routes!(orders::create))
         .routes(routes!(orders::get))
         .routes(routes!(orders::mine))

@@ -1,5 +1,6 @@
 //! The api against real Postgres and RabbitMQ: one test binary, one module per area.
 
+mod audit;
 mod auth;
 mod concurrency;
 mod documents;
