@@ -30,8 +30,14 @@ async fn creating_and_changing_an_event_is_recorded_once_with_who_and_what() {
     assert_eq!(created.event_id, Some(event.id));
     assert_eq!(created.actor_email.as_deref(), Some(ADMIN_EMAIL));
     assert!(created.actor.is_some());
-    assert_eq!(created.changes["name"], [Value::Null, json!("Test Concert")]);
-    assert_eq!(created.changes["queue.max_active"], [Value::Null, json!(500)]);
+    assert_eq!(
+        created.changes["name"],
+        [Value::Null, json!("Test Concert")]
+    );
+    assert_eq!(
+        created.changes["queue.max_active"],
+        [Value::Null, json!(500)]
+    );
     assert_eq!(created.changes["inventory"], [Value::Null, json!(100)]);
 
     // A change records what changed, and only that.
@@ -48,7 +54,10 @@ async fn creating_and_changing_an_event_is_recorded_once_with_who_and_what() {
     assert_eq!(records.len(), 2, "{records:?}");
     let updated = &records[0];
     assert_eq!(updated.action, AuditAction::EventUpdate);
-    assert!(updated.id > created.id && updated.at >= created.at, "newest first");
+    assert!(
+        updated.id > created.id && updated.at >= created.at,
+        "newest first"
+    );
     assert_eq!(
         serde_json::to_value(&updated.changes).expect("json"),
         json!({"name": ["Test Concert", "Renamed"], "queue.max_active": [500, 20]})
@@ -108,7 +117,11 @@ async fn the_database_refuses_to_change_or_delete_a_record() {
         let refused = sqlx::query(statement).execute(&api.pool).await;
         assert!(refused.is_err(), "{statement} must be refused");
     }
-    assert_eq!(log(&api, &admin, "").await.len(), 1, "the record is still there");
+    assert_eq!(
+        log(&api, &admin, "").await.len(),
+        1,
+        "the record is still there"
+    );
     api.stop().await;
 }
 
