@@ -73,6 +73,13 @@ run(async () => {
     const checked = await expectCall(200, 'GET', `/queue/v1/admin/events/${eventId}`, { token: admin });
     check(checked.challenge_difficulty === 18, `the queue asks newcomers for a challenge: ${JSON.stringify(checked)}`);
 
+    // The sale's changes, newest first: the rate change saved on the event, then its creation.
+    const changes = page.locator('#audit-log');
+    await until('the rate change is in the log', async () => (await changes.textContent()).includes('Changed the event'), 15_000);
+    const rows = await changes.locator('li.record').allTextContents();
+    check(/Changed the event.*queue\.admit_per_sec: 20 → 7/.test(rows[0]), `the newest change first: ${rows[0]}`);
+    check(rows.some((row) => /Created the event/.test(row) && row.includes(ADMIN.email)), `the creation, by whom: ${rows.join(' | ')}`);
+
     // Some history for the charts, then pictures.
     await page.waitForTimeout(2500);
     await accessible(page, 'live console');

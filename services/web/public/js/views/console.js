@@ -8,6 +8,7 @@ import { num, dateTime, isoString, EVENT_STATUS } from '../format.js';
 import { badge, requireAdmin } from '../app.js';
 import { sparkline } from '../chart.js';
 import { field, errorReporter, errorSummary } from '../forms.js';
+import { auditLog } from './audit-log.js';
 import { PHONE_ATTEMPTS_PER_SEC, SCRIPT_ATTEMPTS_PER_SEC, SUGGESTED_DIFFICULTY, expectedSeconds } from '../challenge.js';
 
 const QUEUE_STATE = {
@@ -125,6 +126,7 @@ export default async function consoleView(ctx) {
     pauseWords,
   );
 
+  const changes = auditLog({ eventId: id, signal });
   replace(
     ctx.root,
     h('p', { class: 'muted' }, h('a', { href: '#/admin' }, '← Console')),
@@ -143,6 +145,7 @@ export default async function consoleView(ctx) {
     h('h2', null, 'Over time'),
     h('div', { class: 'charts' }, Object.values(charts).map((c) => c.el)),
     h('p', { class: 'muted' }, 'Charts cover the last five minutes while this page is open; figures refresh every second.'),
+    changes.element,
   );
   replace(eventStatus, badge(event.status, EVENT_STATUS[event.status] ?? event.status));
 
@@ -288,6 +291,7 @@ export default async function consoleView(ctx) {
         }),
         round % 2 === 0 ? api.get(`/api/v1/admin/events/${id}/stats`, { auth: true, signal }) : null,
         round % 5 === 0 ? api.get(`/api/v1/events/${id}`, { signal }) : null,
+        round % 5 === 0 ? changes.refresh() : null,
       ]);
       if (fresh) {
         queue = fresh;
