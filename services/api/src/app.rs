@@ -177,7 +177,7 @@ impl Application {
         self.service.port()
     }
 
-    /// Starts the outbox relay, the payment-results consumer and the hold sweeper, serves
+    /// Starts the outbox relay, the payment-results and audit consumers and the hold sweeper, serves
     /// until `shutdown`, then drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = &self.state;
@@ -189,6 +189,11 @@ impl Application {
             self.background.clone(),
         ));
         workers.spawn(crate::payments::run(
+            state.db.clone(),
+            Arc::clone(&state.broker),
+            self.background.clone(),
+        ));
+        workers.spawn(crate::queue_audit::run(
             state.db.clone(),
             Arc::clone(&state.broker),
             self.background.clone(),

@@ -30,6 +30,7 @@ pub mod limits;
 pub mod orders;
 pub mod password;
 pub mod payments;
+pub mod queue_audit;
 pub mod relay;
 pub mod retention;
 pub mod routes;

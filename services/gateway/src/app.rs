@@ -44,6 +44,8 @@ pub struct AppState {
     pub challenges: Arc<Challenges>,
     /// The published draws (fairness records and participants files).
     pub draws: Arc<crate::fairness::Draws>,
+    /// Relays operators' queue changes to the api's audit log.
+    pub audit: Arc<crate::audit::AuditRelay>,
     pub limits: Arc<Limits>,
     /// Fires when the gateway begins shutting down: sockets close with 1012.
     pub shutdown: CancellationToken,
@@ -128,6 +130,10 @@ impl Application {
             .with(broker.check());
         let shared_limits = flash_kit::limits::RateLimiter::new(redis.clone(), keys.clone());
         let room = WaitingRoom::new(redis, keys);
+        let audit = Arc::new(crate::audit::AuditRelay::new(
+            room.clone(),
+            flash_kit::amqp::Publisher::new(Arc::clone(&broker)),
+        ));
         let state = AppState {
             joins: Arc::default(),
             statuses: Arc::default(),
@@ -137,6 +143,7 @@ impl Application {
             gate,
             challenges,
             draws: Arc::default(),
+            audit,
             limits: Arc::new(Limits::new(config.limits, shared_limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
@@ -213,6 +220,7 @@ impl Application {
         ));
         workers
             .spawn(Arc::clone(&state.hub).run(self.redis_client.clone(), self.background.clone()));
+        workers.spawn(Arc::clone(&state.audit).run(self.background.clone()));
         let limits = Arc::clone(&state.limits);
         let housekeeping_stop = self.background.clone();
         workers.spawn(async move {

@@ -28,6 +28,8 @@ pub enum ApiError {
     Store(#[from] RoomError),
     #[error("gate token signing: {0}")]
     Signing(#[from] flash_tokens::KeyError),
+    #[error("too many audit records wait to be relayed")]
+    AuditBacklog,
 }
 
 impl IntoResponse for ApiError {
@@ -64,6 +66,15 @@ impl IntoResponse for ApiError {
             ApiError::Signing(error) => {
                 tracing::error!(%error, "gate token signing failed");
                 Problem::from_code(ErrorCode::Internal)
+            }
+            ApiError::AuditBacklog => {
+                tracing::error!(
+                    "queue change refused: its audit record could not be kept (is the broker away?)"
+                );
+                Problem::new(
+                    ErrorCode::Unavailable,
+                    "Changes cannot be recorded in the audit log right now, so none is made; retry shortly",
+                )
             }
         };
         ProblemResponse(problem).into_response()

@@ -18,6 +18,7 @@
 //! - [`error`]: errors as problem+json.
 
 pub mod app;
+pub mod audit;
 pub mod challenge;
 pub mod coalesce;
 pub mod config;

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ticket::Absent;
-use crate::waiting_room::{Joined, Lacking};
+use crate::waiting_room::{Joined, Lacking, Patched};
 use crate::ws::{self, SocketContext};
 
 /// Where the gateway serves its OpenAPI document.
@@ -451,8 +451,14 @@ async fn admin_patch(
     Json(patch): Json<QueuePatch>,
 ) -> Result<Json<QueueStats>, ApiError> {
     validate(&patch)?;
-    if !state.room.patch(event, &patch).await? {
-        return Err(ApiError::EventNotFound);
+    match state.room.patch(event, admin.sub, &patch).await? {
+        Patched::Missing => return Err(ApiError::EventNotFound),
+        Patched::AuditBacklog => return Err(ApiError::AuditBacklog),
+        Patched::Done { recorded } => {
+            if recorded {
+                state.audit.written(event).await;
+            }
+        }
     }
     tracing::info!(%event, admin = %admin.sub, ?patch, "queue settings changed");
     state

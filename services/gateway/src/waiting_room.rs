@@ -114,6 +114,17 @@ impl RawState {
     }
 }
 
+/// What an operator's change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Patched {
+    /// No queue for this event.
+    Missing,
+    /// Too many audit records wait to be relayed (the broker is away): nothing changed.
+    AuditBacklog,
+    /// Applied; `recorded` when something changed (and its audit record was written).
+    Done { recorded: bool },
+}
+
 /// What Redis holds of an event's draw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DrawState {
@@ -888,10 +899,21 @@ impl WaitingRoom {
     }
 
     /// Applies an operator's change; `false` when the queue does not exist.
-    pub async fn patch(&self, event: EventId, patch: &QueuePatch) -> Result<bool, RoomError> {
+    pub async fn patch(
+        &self,
+        event: EventId,
+        actor: UserId,
+        patch: &QueuePatch,
+    ) -> Result<Patched, RoomError> {
         let k = self.queue(event);
         let mut invocation = self.scripts.patch.key(&k.config);
-        invocation.arg(&k.channel);
+        invocation
+            .key(&k.audit)
+            .arg(&k.channel)
+            .arg(uuid::Uuid::now_v7().to_string())
+            .arg(actor.to_string())
+            .arg(event.to_string())
+            .arg(crate::audit::MOST_WAITING);
         let fields = [
             ("admit_per_sec", patch.admit_per_sec),
             ("max_active", patch.max_active),
@@ -908,8 +930,71 @@ impl WaitingRoom {
         if let Some(difficulty) = patch.challenge_difficulty {
             invocation.arg("challenge_difficulty").arg(difficulty);
         }
-        let found: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
-        Ok(found == 1)
+        let (found, recorded): (i64, i64) =
+            invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(match found {
+            0 => Patched::Missing,
+            -1 => Patched::AuditBacklog,
+            _ => Patched::Done {
+                recorded: recorded == 1,
+            },
+        })
+    }
+
+    /// Marks `event` as having audit records to relay.
+    pub async fn mark_audit_pending(&self, event: EventId) -> Result<(), RoomError> {
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.keys.audit_pending())
+            .arg(event.to_string())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The events marked as having audit records to relay.
+    pub async fn audit_pending(&self) -> Result<Vec<EventId>, RoomError> {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.audit_pending())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+    }
+
+    /// Up to `count` of `event`'s audit records waiting to be relayed, oldest first.
+    pub async fn audit_records(
+        &self,
+        event: EventId,
+        count: u32,
+    ) -> Result<Vec<String>, RoomError> {
+        Ok(redis::cmd("LRANGE")
+            .arg(self.queue(event).audit)
+            .arg(0)
+            .arg(i64::from(count) - 1)
+            .query_async(&mut self.redis.clone())
+            .await?)
+    }
+
+    /// Takes one relayed record off `event`'s list (by its exact text, so that a record
+    /// another replica appended meanwhile stays).
+    pub async fn drop_audit_record(&self, event: EventId, record: &str) -> Result<(), RoomError> {
+        let _: i64 = redis::cmd("LREM")
+            .arg(self.queue(event).audit)
+            .arg(1)
+            .arg(record)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// `event` has nothing left to relay: no longer marked (a record written meanwhile is
+    /// found by the next sweep).
+    pub async fn audit_done(&self, event: EventId) -> Result<(), RoomError> {
+        let _: i64 = redis::cmd("SREM")
+            .arg(self.keys.audit_pending())
+            .arg(event.to_string())
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
     }
 
     /// The operators' view; `None` when the queue does not exist.

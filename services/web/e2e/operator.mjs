@@ -73,12 +73,21 @@ run(async () => {
     const checked = await expectCall(200, 'GET', `/queue/v1/admin/events/${eventId}`, { token: admin });
     check(checked.challenge_difficulty === 18, `the queue asks newcomers for a challenge: ${JSON.stringify(checked)}`);
 
-    // The sale's changes, newest first: the rate change saved on the event, then its creation.
+    // The sale's changes, newest first: the event's creation last; the rate saved on the event
+    // (api) and in the queue (gateway), the pause and the bot check (gateway, relayed).
     const changes = page.locator('#audit-log');
-    await until('the rate change is in the log', async () => (await changes.textContent()).includes('Changed the event'), 15_000);
+    await until(
+      'the bot check is in the log',
+      async () => (await changes.textContent()).includes('queue.challenge_difficulty: 12 → 18'),
+      20_000,
+    );
     const rows = await changes.locator('li.record').allTextContents();
-    check(/Changed the event.*queue\.admit_per_sec: 20 → 7/.test(rows[0]), `the newest change first: ${rows[0]}`);
-    check(rows.some((row) => /Created the event/.test(row) && row.includes(ADMIN.email)), `the creation, by whom: ${rows.join(' | ')}`);
+    const has = (pattern) => rows.some((row) => pattern.test(row) && row.includes(ADMIN.email));
+    check(/Created the event/.test(rows.at(-1)), `the creation comes last: ${rows.join(' | ')}`);
+    check(/Changed the queue.*challenge_difficulty: 12 → 18/.test(rows[0]), `the newest change first: ${rows[0]}`);
+    check(has(/Changed the event.*queue\.admit_per_sec: 20 → 7/), `the rate, on the event: ${rows.join(' | ')}`);
+    check(has(/Changed the queue.*queue\.admit_per_sec: 20 → 7/), `the rate, in the queue: ${rows.join(' | ')}`);
+    check(has(/Changed the queue.*queue\.paused: false → true/), `the pause: ${rows.join(' | ')}`);
 
     // Some history for the charts, then pictures.
     await page.waitForTimeout(2500);

@@ -55,7 +55,11 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 fn queue_arguments(queue: Queue, names: &Names) -> FieldTable {
     let mut args = FieldTable::default();
     match queue {
-        Queue::PayRequests | Queue::PayDead | Queue::ApiPaymentResults | Queue::GatewayEvents => {
+        Queue::PayRequests
+        | Queue::PayDead
+        | Queue::ApiPaymentResults
+        | Queue::GatewayEvents
+        | Queue::ApiAudit => {
             args.insert(
                 "x-queue-type".into(),
                 AMQPValue::LongString("quorum".into()),

@@ -9,7 +9,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::messages::{
     ATTEMPTS_HEADER, DEAD_REASON_HEADER, EventCreated, EventSoldOut, EventUpdated, Exchange,
-    ExchangeKind, GateConsumed, Message, PaymentCompleted, PaymentRequested, Queue,
+    ExchangeKind, GateConsumed, Message, PaymentCompleted, PaymentRequested, Queue, QueueUpdated,
     SEQUENCE_HEADER, TYPE_HEADER, routing,
 };
 use crate::ws::{
@@ -279,6 +279,13 @@ pub fn document() -> Value {
             "A gate token bought an order: the gateway frees the admission's slot.",
             "api",
             "gateway",
+        ),
+        amqp::<QueueUpdated>(
+            &mut schemas,
+            "queueUpdated",
+            "An operator changed a queue in the gateway: written with the change by one Redis script, relayed by any replica at least once (with confirms); the api records it in its audit log once per `id`.",
+            "gateway",
+            "api",
         ),
     ];
     for m in &broker_messages {

@@ -52,6 +52,13 @@ impl RedisKeys {
         format!("{}events", self.prefix)
     }
 
+    /// Set of event ids whose queue has audit records waiting to be relayed (a hint: every
+    /// queue's list is also swept now and then).
+    #[must_use]
+    pub fn audit_pending(&self) -> String {
+        format!("{}audit-pending", self.prefix)
+    }
+
     /// The counter of rate limit `limit` for `subject` (an address, a network, a user or token
     /// family id, a hashed account). Each subject is its own hash tag, so on Redis Cluster the
     /// limits spread over the shards. Braces in `subject` are replaced, so it cannot change
@@ -119,6 +126,9 @@ pub struct QueueKeys {
     /// Prefix of the per-user sets of used join challenges (`<prefix>:<user id>`), each
     /// expiring with the last challenge it holds.
     pub challenges_used: String,
+    /// List: operators' changes to this queue waiting to be relayed to the api's audit log
+    /// (JSON records, oldest first; bounded).
+    pub audit: String,
     /// Pub/sub channel on which replicas learn of changes to this queue.
     pub channel: String,
 }
@@ -140,13 +150,14 @@ impl QueueKeys {
             expired: format!("{base}:expired"),
             stats: format!("{base}:stats"),
             challenges_used: format!("{base}:challenge-used"),
+            audit: format!("{base}:audit"),
             channel: format!("{base}:notify"),
         }
     }
 
     /// Every key (not the channel), for scripts and cleanup.
     #[must_use]
-    pub fn all(&self) -> [&str; 12] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.config,
             &self.seq,
@@ -160,6 +171,7 @@ impl QueueKeys {
             &self.admitted_at,
             &self.expired,
             &self.stats,
+            &self.audit,
         ]
     }
 }

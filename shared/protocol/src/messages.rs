@@ -26,17 +26,19 @@ pub const ATTEMPTS_HEADER: &str = "x-flash-attempts";
 /// and ignore it.
 pub const SEQUENCE_HEADER: &str = "x-flash-seq";
 
-/// The two exchanges of the system.
+/// The exchanges of the system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Exchange {
     /// `flash.payments`, direct: payment requests, results, retries and dead letters.
     Payments,
     /// `flash.events`, topic: what the api tells the gateway about events and admissions.
     Events,
+    /// `flash.audit`, topic: operators' changes made outside the api, for its audit log.
+    Audit,
 }
 
 impl Exchange {
-    pub const ALL: [Exchange; 2] = [Exchange::Payments, Exchange::Events];
+    pub const ALL: [Exchange; 3] = [Exchange::Payments, Exchange::Events, Exchange::Audit];
 
     /// The name without any namespace prefix.
     #[must_use]
@@ -44,6 +46,7 @@ impl Exchange {
         match self {
             Exchange::Payments => "flash.payments",
             Exchange::Events => "flash.events",
+            Exchange::Audit => "flash.audit",
         }
     }
 
@@ -52,7 +55,7 @@ impl Exchange {
     pub const fn kind(self) -> ExchangeKind {
         match self {
             Exchange::Payments => ExchangeKind::Direct,
-            Exchange::Events => ExchangeKind::Topic,
+            Exchange::Events | Exchange::Audit => ExchangeKind::Topic,
         }
     }
 }
@@ -78,6 +81,8 @@ pub enum Queue {
     ApiPaymentResults,
     /// `gateway.events`: everything on `flash.events`, for the gateway (quorum).
     GatewayEvents,
+    /// `api.audit`: queue changes made in the gateway, for the api's audit log (quorum).
+    ApiAudit,
 }
 
 /// Routing keys on `flash.payments` that no message type owns.
@@ -91,12 +96,13 @@ pub mod routing {
 }
 
 impl Queue {
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 6] = [
         Queue::PayRequests,
         Queue::PayRetry,
         Queue::PayDead,
         Queue::ApiPaymentResults,
         Queue::GatewayEvents,
+        Queue::ApiAudit,
     ];
 
     #[must_use]
@@ -107,6 +113,7 @@ impl Queue {
             Queue::PayDead => "pay.requests.dead",
             Queue::ApiPaymentResults => "api.payment-results",
             Queue::GatewayEvents => "gateway.events",
+            Queue::ApiAudit => "api.audit",
         }
     }
 
@@ -119,6 +126,7 @@ impl Queue {
             Queue::PayDead => (Exchange::Payments, routing::PAYMENT_DEAD),
             Queue::ApiPaymentResults => (Exchange::Payments, PaymentCompleted::ROUTING_KEY),
             Queue::GatewayEvents => (Exchange::Events, routing::ALL_EVENTS),
+            Queue::ApiAudit => (Exchange::Audit, QueueUpdated::ROUTING_KEY),
         }
     }
 }
@@ -262,6 +270,24 @@ pub struct GateConsumed {
     pub consumed_at: OffsetDateTime,
 }
 message!(GateConsumed, Exchange::Events, "gate.consumed");
+
+/// An operator changed a queue's settings in the gateway (rate, buyers at once, window, pause,
+/// bot check): the api records it in its audit log, once per `id` however often it arrives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueueUpdated {
+    /// The record's id (a UUID): the same change sent again has the same id.
+    pub id: String,
+    pub event_id: EventId,
+    /// The operator.
+    pub actor: UserId,
+    /// When the change was made (the queue's clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `{"queue.field": [before, after]}`, only what changed.
+    #[schema(value_type = Object)]
+    pub changes: crate::audit::Changes,
+}
+message!(QueueUpdated, Exchange::Audit, "queue.updated");
 
 /// Any message on `flash.events`, decoded by its `type` header.
 #[derive(Clone, Debug, PartialEq, Eq)]

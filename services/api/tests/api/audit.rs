@@ -157,3 +157,72 @@ async fn an_admin_grant_from_the_command_line_is_recorded() {
     assert_eq!(grant.changes["email"], [Value::Null, json!(email)]);
     api.stop().await;
 }
+
+/// The gateway's queue changes arrive over RabbitMQ at least once: published while the api
+/// was away, they are written when it is back, each record once however often it came.
+#[tokio::test]
+async fn queue_changes_relayed_while_the_api_was_away_are_recorded_once() {
+    use flash_kit::amqp::{Broker, Publisher, declare_topology};
+    use flash_protocol::messages::QueueUpdated;
+    use flash_protocol::{EventId, UserId};
+
+    let stores = crate::helpers::Stores::new().await;
+    let broker = std::sync::Arc::new(
+        Broker::connect(&stores.amqp.url, stores.amqp.names.clone())
+            .await
+            .expect("broker"),
+    );
+    declare_topology(
+        &broker.channel().await.expect("channel"),
+        &stores.amqp.names,
+    )
+    .await
+    .expect("topology");
+    let publisher = Publisher::new(std::sync::Arc::clone(&broker));
+    let (event, operator) = (EventId::new_v7(), UserId::new_v7());
+    let change = |id: &str, max_active: u32| QueueUpdated {
+        id: id.to_owned(),
+        event_id: event,
+        actor: operator,
+        at: time::OffsetDateTime::now_utc(),
+        changes: [(
+            "queue.max_active".to_owned(),
+            [json!(100), json!(max_active)],
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let first = uuid::Uuid::now_v7().to_string();
+    let second = uuid::Uuid::now_v7().to_string();
+    for (id, value) in [(&first, 50), (&first, 50), (&second, 40)] {
+        publisher.send(id, &change(id, value)).await.expect("sent");
+    }
+
+    let config = stores.config();
+    let api = TestApi::spawn_with(config, stores).await;
+    let admin = api.admin_token().await;
+    let query = format!("?event_id={event}");
+    for _ in 0..100 {
+        if log(&api, &admin, &query).await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Give a third, duplicate write every chance to appear.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let records = log(&api, &admin, &query).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|r| r.action == AuditAction::QueueUpdate
+        && r.actor == Some(operator)
+        && r.actor_email.is_none()));
+    assert_eq!(
+        records[0].changes["queue.max_active"],
+        [json!(100), json!(40)]
+    );
+    assert_eq!(
+        records[1].changes["queue.max_active"],
+        [json!(100), json!(50)]
+    );
+    broker.close().await;
+    api.stop().await;
+}

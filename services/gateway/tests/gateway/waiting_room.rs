@@ -4,7 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use flash_gateway::waiting_room::{EventAnnouncement, Joined, Place, Settings, WaitingRoom};
+use flash_gateway::waiting_room::{
+    EventAnnouncement, Joined, Patched, Place, Settings, WaitingRoom,
+};
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::{TestRedis, TestRedisCluster};
 use flash_protocol::event::{EventStatus, QueueSettings};
@@ -698,17 +700,17 @@ async fn pause_stops_admissions_and_resume_restarts_them() {
 
 async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
     let event = f.open_event(settings(1000, 1000, 60)).await;
-    assert!(
+    let operator = UserId::new_v7();
+    let pause = |paused| QueuePatch {
+        paused: Some(paused),
+        ..QueuePatch::default()
+    };
+    assert_eq!(
         f.room
-            .patch(
-                event,
-                &QueuePatch {
-                    paused: Some(true),
-                    ..QueuePatch::default()
-                }
-            )
+            .patch(event, operator, &pause(true))
             .await
-            .expect("patch")
+            .expect("patch"),
+        Patched::Done { recorded: true }
     );
     for user in users(20) {
         f.number_of(event, user).await;
@@ -720,13 +722,7 @@ async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
     let stats = f.room.stats(event).await.expect("stats").expect("exists");
     assert_eq!(stats.state, QueueState::Paused);
     f.room
-        .patch(
-            event,
-            &QueuePatch {
-                paused: Some(false),
-                ..QueuePatch::default()
-            },
-        )
+        .patch(event, operator, &pause(false))
         .await
         .expect("patch");
     let mut admitted = 0;
@@ -738,11 +734,46 @@ async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(admitted, 20);
-    assert!(
-        !f.room
-            .patch(EventId::new_v7(), &QueuePatch::default())
+
+    // Each change wrote its audit record with the change, in order; a change that changes
+    // nothing writes none.
+    assert_eq!(
+        f.room
+            .patch(event, operator, &pause(false))
             .await
             .expect("patch"),
+        Patched::Done { recorded: false }
+    );
+    let records = f.room.audit_records(event, 10).await.expect("records");
+    assert_eq!(records.len(), 2, "{records:?}");
+    let first: serde_json::Value = serde_json::from_str(&records[0]).expect("json");
+    assert_eq!(
+        first["changes"],
+        serde_json::json!({"queue.paused": [false, true]})
+    );
+    assert_eq!(first["actor"], operator.to_string());
+    assert_eq!(first["event_id"], event.to_string());
+    let second: serde_json::Value = serde_json::from_str(&records[1]).expect("json");
+    assert_eq!(
+        second["changes"],
+        serde_json::json!({"queue.paused": [true, false]})
+    );
+    assert_ne!(first["id"], second["id"]);
+    f.room
+        .drop_audit_record(event, &records[0])
+        .await
+        .expect("drop");
+    assert_eq!(
+        f.room.audit_records(event, 10).await.expect("records"),
+        records[1..].to_vec(),
+        "only the relayed record is taken off"
+    );
+    assert_eq!(
+        f.room
+            .patch(EventId::new_v7(), operator, &QueuePatch::default())
+            .await
+            .expect("patch"),
+        Patched::Missing,
         "unknown event"
     );
 }

@@ -72,6 +72,7 @@ async fn paused_event(gw: &TestGateway) -> EventId {
     gw.room
         .patch(
             event,
+            UserId::new_v7(),
             &QueuePatch {
                 paused: Some(true),
                 ..QueuePatch::default()
@@ -86,6 +87,7 @@ async fn resume(gw: &TestGateway, event: EventId) {
     gw.room
         .patch(
             event,
+            UserId::new_v7(),
             &QueuePatch {
                 paused: Some(false),
                 ..QueuePatch::default()

@@ -302,3 +302,84 @@ async fn an_event_created_with_a_bot_check_reaches_the_queue_once_and_the_gatewa
     );
     replica.stop().await;
 }
+
+/// A change an operator makes in the gateway (any replica) reaches the api's audit log once:
+/// the change and its record are written together in Redis, relayed by whichever replica
+/// gets there first (both try), and kept once by the api.
+#[tokio::test]
+async fn an_operators_queue_changes_reach_the_audit_log_once_from_any_replica() {
+    let stores = Stores::new().await;
+    let config = stores.suite_config();
+    let (one, two) = (
+        Replica::start(config.clone()).await,
+        Replica::start(config).await,
+    );
+    let admin = admin(&one.base).await;
+    let event = event_on_sale(
+        &one.base,
+        &admin,
+        10,
+        json!({"admit_per_sec": 200, "max_active": 100, "admission_ttl_s": 60}),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let patch = |base: &str, body: Value| {
+        send(
+            client
+                .patch(format!("{base}/queue/v1/admin/events/{event}"))
+                .bearer_auth(&admin)
+                .json(&body),
+        )
+    };
+    let first = patch(&one.base, json!({"admit_per_sec": 3, "paused": true})).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let second = patch(&two.base, json!({"max_active": 50})).await;
+    assert_eq!(second.status, 200, "{second:?}");
+    // The same again changes nothing, and records nothing.
+    assert_eq!(
+        patch(&two.base, json!({"max_active": 50})).await.status,
+        200
+    );
+
+    let log = || async {
+        let answer = send(
+            client
+                .get(format!("{}/api/v1/admin/audit?event_id={event}", one.base))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer
+            .body
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["action"] == "queue.update")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    crate::helpers::eventually("both changes are in the audit log", || async {
+        (log().await.len() >= 2).then_some(())
+    })
+    .await;
+    // Both replicas relay every few seconds: still once each after a sweep.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let records = log().await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (newer, older) = (&records[0], &records[1]);
+    assert_eq!(
+        older["changes"],
+        json!({"queue.admit_per_sec": [200, 3], "queue.paused": [false, true]})
+    );
+    assert_eq!(newer["changes"], json!({"queue.max_active": [100, 50]}));
+    for record in &records {
+        assert_eq!(
+            record["actor_email"],
+            crate::helpers::ADMIN_EMAIL,
+            "{record}"
+        );
+        assert_eq!(record["event_id"], event.to_string());
+    }
+    one.stop().await;
+    two.stop().await;
+}
