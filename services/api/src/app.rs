@@ -202,7 +202,7 @@ impl Application {
             state.db.clone(),
             crate::holds::Sweeps {
                 every: Duration::from_millis(self.orders.sweep_ms.max(50)),
-                reask_after: self.orders.payment_reask(),
+                reask: self.orders.payment_reask(),
             },
             self.background.clone(),
         ));

@@ -175,6 +175,7 @@ pub mod defaults {
     pub const SWEEP_MS: u64 = 1000;
     pub const OUTBOX_BATCH: i64 = 500;
     pub const PAYMENT_REASK_SECS: u64 = 30;
+    pub const PAYMENT_REASK_MAX: u32 = 4;
     pub const LIMIT_LOGIN_PER_ADDRESS: &str = "300/min";
     pub const LIMIT_LOGIN_PER_NETWORK: &str = "3000/min";
     pub const LIMIT_SIGNUP_PER_ADDRESS: &str = "60/10min";
@@ -288,6 +289,10 @@ pub struct OrderConfig {
     /// again, with the same payment id (0: never).
     #[arg(long, env = "PAYMENT_REASK_SECS", default_value_t = defaults::PAYMENT_REASK_SECS)]
     pub payment_reask_secs: u64,
+    /// Times payment is asked for again at most, each ask waiting twice as long as the one
+    /// before (30 s, 60 s, 120 s, 240 s by default).
+    #[arg(long, env = "PAYMENT_REASK_MAX", default_value_t = defaults::PAYMENT_REASK_MAX)]
+    pub payment_reask_max: u32,
 }
 
 impl Default for OrderConfig {
@@ -300,6 +305,7 @@ impl Default for OrderConfig {
             sweep_ms: defaults::SWEEP_MS,
             outbox_batch: defaults::OUTBOX_BATCH,
             payment_reask_secs: defaults::PAYMENT_REASK_SECS,
+            payment_reask_max: defaults::PAYMENT_REASK_MAX,
         }
     }
 }
@@ -310,10 +316,13 @@ impl OrderConfig {
         Duration::from_secs(self.hold_secs)
     }
 
-    /// How long an order waits for its payment's outcome before it is asked for again.
+    /// When an order waiting for its payment's outcome is asked for again (`None`: never).
     #[must_use]
-    pub fn payment_reask(&self) -> Option<Duration> {
-        (self.payment_reask_secs > 0).then(|| Duration::from_secs(self.payment_reask_secs))
+    pub fn payment_reask(&self) -> Option<crate::holds::Reask> {
+        (self.payment_reask_secs > 0 && self.payment_reask_max > 0).then(|| crate::holds::Reask {
+            after: Duration::from_secs(self.payment_reask_secs),
+            most: self.payment_reask_max,
+        })
     }
 }
 

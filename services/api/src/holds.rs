@@ -46,20 +46,32 @@ pub async fn expire_holds(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(expired.len())
 }
 
-/// Asks again for the payment of orders still pending `after` their last request (a request
-/// the broker confirmed can still be lost, e.g. in a restart): the same payment id, so the
-/// pay worker charges once and the results consumer settles once. Returns how many.
-pub async fn reask_payments(pool: &PgPool, after: Duration) -> Result<usize, sqlx::Error> {
+/// When payment is asked for again: first `after` the order was taken, then each time twice
+/// as long after the previous ask, at most `most` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reask {
+    pub after: Duration,
+    pub most: u32,
+}
+
+/// Asks again for the payment of orders still pending past their next ask (a request the
+/// broker confirmed can still be lost, e.g. in a restart): the same payment id, so the pay
+/// worker charges once and the results consumer settles once. Returns how many.
+pub async fn reask_payments(pool: &PgPool, reask: Reask) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let pending: Vec<(Uuid, Uuid, i64, String, Uuid)> = sqlx::query_as(
-        "UPDATE orders SET payment_asked_at = now() WHERE id IN ( \
+        "UPDATE orders SET payment_asked_at = now(), payment_asks = payment_asks + 1 \
+         WHERE id IN ( \
            SELECT id FROM orders WHERE status = 'pending_payment' AND hold_expires_at > now() \
-             AND coalesce(payment_asked_at, created_at) <= now() - make_interval(secs => $1) \
+             AND payment_asks < $3 \
+             AND coalesce(payment_asked_at, created_at) \
+                 <= now() - make_interval(secs => $1 * power(2, payment_asks)) \
            ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING id, user_id, amount_cents, currency, payment_id",
     )
-    .bind(after.as_secs_f64())
+    .bind(reask.after.as_secs_f64())
     .bind(SWEEP_LIMIT)
+    .bind(i32::try_from(reask.most).unwrap_or(i32::MAX))
     .fetch_all(&mut *tx)
     .await?;
     let now = OffsetDateTime::now_utc();
@@ -114,7 +126,7 @@ pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
 #[derive(Clone, Copy, Debug)]
 pub struct Sweeps {
     pub every: Duration,
-    pub reask_after: Option<Duration>,
+    pub reask: Option<Reask>,
 }
 
 /// Sweeps every `sweeps.every` until `stop`.
@@ -136,8 +148,8 @@ pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
                 }
             }
         }
-        if let Some(after) = sweeps.reask_after
-            && let Err(error) = reask_payments(&pool, after).await
+        if let Some(reask) = sweeps.reask
+            && let Err(error) = reask_payments(&pool, reask).await
         {
             tracing::warn!(%error, "payment re-ask sweep failed");
         }

@@ -269,3 +269,46 @@ async fn unanswered_payments_are_asked_again_with_the_same_payment_id_until_sett
     assert_eq!(asked_after, 0, "a paid order is not asked for again");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn payment_is_asked_again_less_and_less_often_and_at_most_so_many_times() {
+    let stores = Stores::new().await;
+    let mut cfg = stores.config();
+    cfg.orders.payment_reask_secs = 1;
+    cfg.orders.payment_reask_max = 2;
+    let api = TestApi::spawn_with(cfg, stores).await;
+    let event = api.event(10, 2).await;
+    let buyer = api.users(1).await.remove(0);
+    let order = place(&api, &buyer, event.id, 1).await;
+
+    // Nobody answers: asked when taken, again after 1 s, again 2 s after that, then no more.
+    let started = tokio::time::Instant::now();
+    let deliveries = consume(
+        &api.stores.amqp,
+        Queue::PayRequests,
+        Duration::from_secs(4),
+        Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(deliveries.len(), 3, "asked once and again twice");
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "then nothing for 4 s"
+    );
+    let (asks, asked_at, created_at): (i32, time::OffsetDateTime, time::OffsetDateTime) =
+        sqlx::query_as(
+            "SELECT payment_asks, payment_asked_at, created_at FROM orders WHERE id = $1",
+        )
+        .bind(order.0)
+        .fetch_one(&api.pool)
+        .await
+        .expect("order");
+    assert_eq!(asks, 2);
+    // The second re-ask came 1 + 2 s after the order, not 1 + 1.
+    assert!(
+        asked_at - created_at >= time::Duration::milliseconds(2900),
+        "{}",
+        asked_at - created_at
+    );
+    api.stop().await;
+}
