@@ -68,6 +68,7 @@ impl IntoResponse for ApiError {
                 Problem::from_code(ErrorCode::Internal)
             }
             ApiError::AuditBacklog => {
+                ::metrics::counter!("gateway_audit_refused_total").increment(1);
                 tracing::error!(
                     "queue change refused: its audit record could not be kept (is the broker away?)"
                 );

@@ -693,6 +693,49 @@ async fn rate_and_capacity_hold_with_several_tick_runners() {
     assert_eq!((stats.admitted_active, stats.serving), (7, 7));
 }
 
+/// A change whose audit record has no room (the relay is stuck: 10,000 records wait) is not
+/// made: the queue runs as before and nothing goes unrecorded.
+#[tokio::test]
+async fn a_change_without_room_for_its_record_is_not_made() {
+    let redis = TestRedis::new();
+    let mut conn = connect_redis_in(&redis.url, RedisMode::Node)
+        .await
+        .expect("redis");
+    let f = Fixture {
+        room: WaitingRoom::new(conn.clone(), redis.keys()),
+        store: Store::Node(redis),
+    };
+    let event = f.open_event(settings(100, 100, 60)).await;
+    let waiting = vec!["{}"; flash_gateway::audit::MOST_WAITING as usize];
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(f.room.keys().queue(event).audit)
+        .arg(waiting)
+        .query_async(&mut conn)
+        .await
+        .expect("rpush");
+    let throttle = QueuePatch {
+        admit_per_sec: Some(3),
+        ..QueuePatch::default()
+    };
+    assert_eq!(
+        f.room
+            .patch(event, UserId::new_v7(), &throttle)
+            .await
+            .expect("patch"),
+        Patched::AuditBacklog
+    );
+    let stats = f.room.stats(event).await.expect("stats").expect("exists");
+    assert_eq!(stats.admit_per_sec, 100, "unchanged");
+    assert_eq!(
+        f.room
+            .audit_records(event, 20_000)
+            .await
+            .expect("records")
+            .len(),
+        flash_gateway::audit::MOST_WAITING as usize
+    );
+}
+
 #[tokio::test]
 async fn pause_stops_admissions_and_resume_restarts_them() {
     pause_stops_admissions_and_resume_restarts_them_on(&fixture().await).await;
