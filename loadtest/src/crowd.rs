@@ -64,7 +64,10 @@ pub fn spread_source(i: usize, host: u8) -> IpAddr {
 /// Sources a crowd's sign-ups start from are picked per run among this many blocks, so that
 /// drills run one after another sign up from different addresses (each address may sign up 60
 /// in 10 minutes): one block holds 1,250 sources, 25,000 members.
-const SIGNUP_BLOCKS: usize = 52;
+///
+/// The blocks stay below 127.200.0.0, where `flash-drill abuse`'s attackers come from (a
+/// crowd of more than 25,000 runs on into the next blocks).
+const SIGNUP_BLOCKS: usize = 40;
 const SOURCES_PER_BLOCK: usize = 1_250;
 
 /// The first sign-up source of the crowd named `run`.
@@ -280,6 +283,12 @@ mod tests {
             runs.iter().map(|run| signup_source(api, run, 0)).collect();
         assert!(firsts.len() >= 3, "{firsts:?}");
         // Every block stays within the sources there are.
-        const { assert!(SIGNUP_BLOCKS * SOURCES_PER_BLOCK <= 254 * 256) };
+        const { assert!(SIGNUP_BLOCKS * SOURCES_PER_BLOCK <= 199 * 256) };
+        assert!(
+            runs.iter()
+                .filter_map(|run| signup_source(api, run, 24_999))
+                .all(|ip| matches!(ip, IpAddr::V4(v4) if v4.octets()[1] < 200)),
+            "a block's last member signs up below the attackers' addresses"
+        );
     }
 }
