@@ -5,10 +5,8 @@
 
 use std::sync::Arc;
 
-use flash_kit::amqp::{Broker, Disposition, consume, message_type};
-use flash_protocol::messages::{
-    DecodeError, Message, PaymentCompleted, PaymentOutcome, Queue, decode,
-};
+use flash_kit::amqp::{Broker, Disposition, consume, decode_delivery};
+use flash_protocol::messages::{DecodeError, PaymentCompleted, PaymentOutcome, Queue};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -106,12 +104,7 @@ pub fn result_of(
     properties: &lapin::BasicProperties,
     body: &[u8],
 ) -> Result<PaymentCompleted, DecodeError> {
-    let kind = message_type(properties).unwrap_or_default();
-    if kind == PaymentCompleted::TYPE {
-        decode::<PaymentCompleted>(body)
-    } else {
-        Err(DecodeError::UnknownType(kind))
-    }
+    decode_delivery(properties, body)
 }
 
 /// Consumes payment results until `stop`.

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use flash_kit::amqp::{Broker, Disposition, consume, message_type};
+use flash_kit::amqp::{Broker, Disposition, consume, decode_delivery};
 use flash_protocol::audit::AuditAction;
-use flash_protocol::messages::{DecodeError, Message, Queue, QueueUpdated, decode};
+use flash_protocol::messages::{Queue, QueueUpdated};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -14,19 +14,6 @@ use crate::db::audit::{self, Entry};
 
 /// Records handled at once.
 const PREFETCH: u16 = 16;
-
-/// Decodes a delivery.
-pub fn record_of(
-    properties: &lapin::BasicProperties,
-    body: &[u8],
-) -> Result<QueueUpdated, DecodeError> {
-    let kind = message_type(properties).unwrap_or_default();
-    if kind == QueueUpdated::TYPE {
-        decode::<QueueUpdated>(body)
-    } else {
-        Err(DecodeError::UnknownType(kind))
-    }
-}
 
 /// Writes one relayed change; whether it was new.
 pub async fn apply(pool: &PgPool, update: &QueueUpdated) -> Result<bool, sqlx::Error> {
@@ -57,15 +44,16 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, stop: CancellationToken) {
         move |delivery| {
             let pool = pool.clone();
             async move {
-                let update = match record_of(&delivery.properties, &delivery.data) {
-                    Ok(update) => update,
-                    Err(error) => {
-                        tracing::error!(%error, "undecodable audit record dropped");
-                        ::metrics::counter!("api_audit_records_total", "written" => "poison")
-                            .increment(1);
-                        return Disposition::Reject;
-                    }
-                };
+                let update =
+                    match decode_delivery::<QueueUpdated>(&delivery.properties, &delivery.data) {
+                        Ok(update) => update,
+                        Err(error) => {
+                            tracing::error!(%error, "undecodable audit record dropped");
+                            ::metrics::counter!("api_audit_records_total", "written" => "poison")
+                                .increment(1);
+                            return Disposition::Reject;
+                        }
+                    };
                 match apply(&pool, &update).await {
                     Ok(written) => {
                         let label = if written { "new" } else { "duplicate" };

@@ -404,6 +404,20 @@ pub fn message_sequence(properties: &lapin::BasicProperties) -> Option<i64> {
     }
 }
 
+/// A delivery that must be a message of type `M`: its body decoded, or why it cannot be
+/// (another type, or a body that is not one).
+pub fn decode_delivery<M: flash_protocol::messages::Message>(
+    properties: &lapin::BasicProperties,
+    body: &[u8],
+) -> Result<M, flash_protocol::messages::DecodeError> {
+    let kind = message_type(properties).unwrap_or_default();
+    if kind == M::TYPE {
+        flash_protocol::messages::decode::<M>(body)
+    } else {
+        Err(flash_protocol::messages::DecodeError::UnknownType(kind))
+    }
+}
+
 /// A message's type: the `type` header, else the AMQP `type` property.
 #[must_use]
 pub fn message_type(properties: &lapin::BasicProperties) -> Option<String> {
