@@ -9,7 +9,7 @@
 use axum::body::Bytes;
 use flash_protocol::EventId;
 use flash_protocol::draw::{ALGORITHM, Fairness, PARTICIPANT_LINE, participants_path, pseudonym};
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -89,16 +89,16 @@ async fn lines(
     Ok(out)
 }
 
+/// The SHA-256 of the participants file, read as it would be sent.
 async fn file_hash(
     room: &WaitingRoom,
     event: EventId,
     draw: &DrawState,
 ) -> Result<String, RoomError> {
     let mut hasher = Sha256::new();
-    let mut from = 0;
-    while from < draw.participants {
-        hasher.update(lines(room, event, from, CHUNK).await?);
-        from += CHUNK;
+    let mut chunks = std::pin::pin!(file(room.clone(), event, draw.participants));
+    while let Some(chunk) = chunks.next().await {
+        hasher.update(chunk?);
     }
     Ok(flash_protocol::draw::hex(&hasher.finalize()))
 }

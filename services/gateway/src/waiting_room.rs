@@ -953,11 +953,7 @@ impl WaitingRoom {
 
     /// The events marked as having audit records to relay.
     pub async fn audit_pending(&self) -> Result<Vec<EventId>, RoomError> {
-        let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.audit_pending())
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+        self.event_set(self.keys.audit_pending()).await
     }
 
     /// Up to `count` of `event`'s audit records waiting to be relayed, oldest first.
@@ -1156,8 +1152,13 @@ impl WaitingRoom {
 
     /// Every event with a queue.
     pub async fn events(&self) -> Result<Vec<EventId>, RoomError> {
+        self.event_set(self.keys.events()).await
+    }
+
+    /// The event ids in the set `key`.
+    async fn event_set(&self, key: String) -> Result<Vec<EventId>, RoomError> {
         let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.events())
+            .arg(key)
             .query_async(&mut self.redis.clone())
             .await?;
         Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
