@@ -296,7 +296,7 @@ fn invariants(inputs: &Inputs<'_>, accepted: u64) -> Vec<Check> {
     let live: i64 = records
         .iter()
         .chain(inputs.farm_records)
-        .filter(|r| matches!(r.outcome, Outcome::Paid | Outcome::NotSettled))
+        .filter(|r| r.outcome.holds_tickets())
         .map(|r| i64::from(r.quantity))
         .sum();
     let remaining = i64::from(inputs.remaining_at_end);

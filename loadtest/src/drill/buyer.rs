@@ -242,6 +242,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The visit ended holding tickets: in an order paid, or one still pending.
+    #[must_use]
+    pub const fn holds_tickets(self) -> bool {
+        matches!(self, Self::Paid | Self::NotSettled)
+    }
+
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

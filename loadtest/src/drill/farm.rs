@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use flash_protocol::EventId;
 use serde::{Deserialize, Serialize};
 
-use super::buyer::{Ctx, Outcome, Record, visit};
+use super::buyer::{Ctx, Record, visit};
 use super::client::Targets;
 use super::plan::{Behaviour, Client, Traits};
 use super::report::Check;
@@ -75,7 +75,7 @@ impl FarmReport {
     pub fn check(&self, records: &[Record], max_per_user: u32) -> Check {
         let over: Vec<&Record> = records
             .iter()
-            .filter(|r| live(r) && r.quantity > max_per_user)
+            .filter(|r| r.outcome.holds_tickets() && r.quantity > max_per_user)
             .collect();
         let ok = over.is_empty()
             && self.places <= self.accounts as u64
@@ -92,10 +92,6 @@ impl FarmReport {
             ),
         }
     }
-}
-
-fn live(record: &Record) -> bool {
-    matches!(record.outcome, Outcome::Paid | Outcome::NotSettled)
 }
 
 /// The farm's accounts, signed up through the real path before the sale (a farm makes its
@@ -202,7 +198,7 @@ fn summarize(
         admissions: records.iter().filter(|r| r.admitted_ms.is_some()).count() as u64,
         tickets: records
             .iter()
-            .filter(|r| live(r))
+            .filter(|r| r.outcome.holds_tickets())
             .map(|r| u64::from(r.quantity))
             .sum(),
         last_place_s: records
@@ -223,6 +219,7 @@ fn summarize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drill::buyer::Outcome;
 
     fn record(outcome: Outcome, quantity: u32) -> Record {
         Record {
