@@ -223,12 +223,7 @@ async fn any_replica_verifies_a_challenge_and_none_takes_it_twice() {
     let event = gw.open_event(settings(10, 100, 60)).await;
     assert_eq!(set_difficulty(&gw, event, 8).await.status(), 200);
 
-    let config = crate::helpers::config(&gw.redis, &gw.amqp);
-    let app = flash_gateway::Application::build(config)
-        .await
-        .expect("second replica");
-    let port = app.port();
-    let other = flash_kit::testing::Running::spawn(port, |shutdown| app.run_until(shutdown));
+    let (port, other) = gw.replica().await;
     let client = reqwest::Client::new();
     let at_other = |path: String, token: String, body: Option<serde_json::Value>| {
         let request = client

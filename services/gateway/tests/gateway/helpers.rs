@@ -145,6 +145,19 @@ impl TestGateway {
         }
     }
 
+    /// Another replica on this gateway's stores (same keys and names): its port, and the
+    /// running service.
+    pub async fn replica(&self) -> (u16, Running) {
+        let app = Application::build(config(&self.redis, &self.amqp))
+            .await
+            .expect("second replica");
+        let port = app.port();
+        (
+            port,
+            Running::spawn(port, |shutdown| app.run_until(shutdown)),
+        )
+    }
+
     /// Announces an event as the api would (status and opening time).
     pub async fn announce(
         &self,

@@ -333,12 +333,7 @@ async fn shutdown_closes_with_1012_and_a_reconnect_elsewhere_keeps_the_place() {
     let first = frame(&mut client, Duration::from_secs(2)).await;
 
     // A second replica on the same stores.
-    let config = crate::helpers::config(&gw.redis, &gw.amqp);
-    let app = flash_gateway::Application::build(config)
-        .await
-        .expect("second replica");
-    let port = app.port();
-    let other = flash_kit::testing::Running::spawn(port, |shutdown| app.run_until(shutdown));
+    let (port, other) = gw.replica().await;
 
     let TestGateway { running, .. } = gw;
     let stopping = tokio::spawn(running.stop());
