@@ -191,6 +191,7 @@ impl Application {
         workers.spawn(crate::payments::run(
             state.db.clone(),
             Arc::clone(&state.broker),
+            Duration::from_millis(self.orders.result_redelivery_ms),
             self.background.clone(),
         ));
         workers.spawn(crate::queue_audit::run(

@@ -176,6 +176,7 @@ pub mod defaults {
     pub const OUTBOX_BATCH: i64 = 500;
     pub const PAYMENT_REASK_SECS: u64 = 30;
     pub const PAYMENT_REASK_MAX: u32 = 4;
+    pub const RESULT_REDELIVERY_MS: u64 = 500;
     pub const LIMIT_LOGIN_PER_ADDRESS: &str = "300/min";
     pub const LIMIT_LOGIN_PER_NETWORK: &str = "3000/min";
     pub const LIMIT_SIGNUP_PER_ADDRESS: &str = "60/10min";
@@ -293,6 +294,11 @@ pub struct OrderConfig {
     /// before (30 s, 60 s, 120 s, 240 s by default).
     #[arg(long, env = "PAYMENT_REASK_MAX", default_value_t = defaults::PAYMENT_REASK_MAX)]
     pub payment_reask_max: u32,
+    /// Milliseconds a payment result that failed to apply waits, per delivery so far (at
+    /// most 5 s), before it is delivered again; after 10 deliveries it goes to
+    /// `api.payment-results.dead`.
+    #[arg(long, env = "PAYMENT_RESULT_REDELIVERY_MS", default_value_t = defaults::RESULT_REDELIVERY_MS)]
+    pub result_redelivery_ms: u64,
 }
 
 impl Default for OrderConfig {
@@ -306,6 +312,7 @@ impl Default for OrderConfig {
             outbox_batch: defaults::OUTBOX_BATCH,
             payment_reask_secs: defaults::PAYMENT_REASK_SECS,
             payment_reask_max: defaults::PAYMENT_REASK_MAX,
+            result_redelivery_ms: defaults::RESULT_REDELIVERY_MS,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Background sweeps, safe with many replicas (`FOR UPDATE SKIP LOCKED`): orders unpaid past
 //! their hold expire and return their tickets, exactly once; orders whose payment went
 //! unanswered are asked for again; events whose start has passed are announced as ended
-//! (their queue closes). Old rows are retired by [`crate::retention`].
+//! (their queue closes). Old rows are retired by [`crate::retention`]. The refund gauges are
+//! read here too.
 
 use std::time::Duration;
 
@@ -129,14 +130,32 @@ pub struct Sweeps {
     pub reask: Option<Reask>,
 }
 
+/// How often the refund gauges are read from the orders.
+const REFUND_GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// Sets `api_refunds_pending` and `api_refund_oldest_pending_seconds` from the orders.
+pub async fn refresh_refund_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let (pending, oldest) = crate::payments::pending_refunds(pool).await?;
+    ::metrics::gauge!("api_refunds_pending").set(pending as f64);
+    ::metrics::gauge!("api_refund_oldest_pending_seconds").set(oldest);
+    Ok(())
+}
+
 /// Sweeps every `sweeps.every` until `stop`.
 pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
     let mut interval = tokio::time::interval(sweeps.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gauges_read: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
+        }
+        if gauges_read.is_none_or(|at| at.elapsed() >= REFUND_GAUGES_EVERY) {
+            gauges_read = Some(tokio::time::Instant::now());
+            if let Err(error) = refresh_refund_gauges(&pool).await {
+                tracing::warn!(%error, "refund gauges not read");
+            }
         }
         loop {
             match expire_holds(&pool).await {

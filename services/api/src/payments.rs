@@ -1,45 +1,103 @@
-//! Consumer of payment results (`api.payment-results`): approved → `paid`; declined →
-//! `payment_failed` with the tickets returned to stock. Applied once per payment (the result
-//! is recorded under its `payment_id`), only to an order still waiting for it; duplicates and
-//! late results change nothing. Acknowledged only after the transaction commits.
+//! Consumer of payment and refund results (`api.payment-results`): approved → `paid`;
+//! declined → `payment_failed` with the tickets returned to stock; approved after the order
+//! stopped waiting (its hold expired) → a refund asked for through the outbox, in the same
+//! transaction; a refund's outcome → the order's `refund`. Applied once per payment (the result
+//! is recorded under its `payment_id`, a refund's outcome only moves a pending refund), only
+//! to an order still waiting for it; duplicates change nothing. Acknowledged only after the
+//! transaction commits. A result that cannot be read, or that fails to apply
+//! [`RESULT_MAX_DELIVERIES`] times, goes to `api.payment-results.dead` with the reason
+//! (confirmed before it is acknowledged): never dropped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use flash_kit::amqp::{Broker, Disposition, consume, decode_delivery};
-use flash_protocol::messages::{DecodeError, PaymentCompleted, PaymentOutcome, Queue};
+use flash_kit::amqp::{
+    Broker, Disposition, Publisher, consume, earlier_deliveries, message_type, with_headers,
+};
+use flash_protocol::messages::{
+    DecodeError, Exchange, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
+    PaymentRefunded, PaymentResult, Queue, RESULT_MAX_DELIVERIES, RefundOutcome, routing,
+};
+use flash_protocol::order::RefundStatus;
+use lapin::message::Delivery;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::db::outbox::{self, Outgoing};
 use crate::stock;
 
 /// Results handled at once.
 const PREFETCH: u16 = 32;
+/// Longest wait before a redelivery.
+const REDELIVERY_MAX: Duration = Duration::from_secs(5);
 
-/// What applying a result did.
+/// What applying a payment's result did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
     Paid,
     Failed,
     /// Seen before (same `payment_id`).
     Duplicate,
-    /// The order was no longer waiting (expired, or another payment settled it).
+    /// Declined after the order stopped waiting (expired): nothing to do.
     Late,
+    /// Approved after the order stopped waiting: its refund was asked for.
+    Refunding,
     /// No such order, or another payment id: nothing to apply it to.
     Unknown,
+}
+
+impl Applied {
+    /// Its `applied` label on `api_payment_results_total`.
+    #[must_use]
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Applied::Paid => "paid",
+            Applied::Failed => "failed",
+            Applied::Duplicate => "duplicate",
+            Applied::Late => "late",
+            Applied::Refunding => "refunding",
+            Applied::Unknown => "unknown",
+        }
+    }
+}
+
+/// What applying a refund's outcome did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefundApplied {
+    Refunded,
+    Failed,
+    /// The refund was settled already.
+    Duplicate,
+    /// No refund of this payment was asked for.
+    Unknown,
+}
+
+impl RefundApplied {
+    /// Its `outcome` label on `api_refunds_total`.
+    #[must_use]
+    pub const fn label(&self) -> &'static str {
+        match self {
+            RefundApplied::Refunded => "refunded",
+            RefundApplied::Failed => "failed",
+            RefundApplied::Duplicate => "duplicate",
+            RefundApplied::Unknown => "unknown",
+        }
+    }
 }
 
 /// Applies one result in one transaction.
 pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let order: Option<(String, Uuid, Uuid, Uuid, i32)> = sqlx::query_as(
-        "SELECT status, payment_id, event_id, user_id, quantity FROM orders WHERE id = $1 \
-         FOR UPDATE",
+    let order: Option<(String, Uuid, Uuid, Uuid, i32, i64, String)> = sqlx::query_as(
+        "SELECT status, payment_id, event_id, user_id, quantity, amount_cents, currency \
+         FROM orders WHERE id = $1 FOR UPDATE",
     )
     .bind(result.order_id.0)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, payment_id, event, user, quantity)) = order else {
+    let Some((status, payment_id, event, user, quantity, amount_cents, currency)) = order else {
         return Ok(Applied::Unknown);
     };
     if payment_id != result.payment_id.0 {
@@ -64,8 +122,29 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
         return Ok(Applied::Duplicate);
     }
     if status != "pending_payment" {
+        if result.outcome == PaymentOutcome::Declined {
+            tx.commit().await?;
+            return Ok(Applied::Late);
+        }
+        // Money was taken for an order that gives no ticket: give it back.
+        sqlx::query(
+            "UPDATE orders SET refund_status = $2, refund_at = now(), updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(result.order_id.0)
+        .bind(RefundStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let refund = PaymentRefundRequested {
+            payment_id: result.payment_id,
+            order_id: result.order_id,
+            amount_cents,
+            currency,
+            requested_at: OffsetDateTime::now_utc(),
+        };
+        outbox::push(&mut tx, &[Outgoing::new(&refund)]).await?;
         tx.commit().await?;
-        return Ok(Applied::Late);
+        return Ok(Applied::Refunding);
     }
     let applied = match result.outcome {
         PaymentOutcome::Approved => {
@@ -97,18 +176,154 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
     Ok(applied)
 }
 
-/// The payment result in a delivery of `api.payment-results` (its type from the `type`
-/// header or property), or why it can never be applied: another type, or a body that is not
-/// a `payment.completed`.
+/// Applies a refund's outcome: only a pending refund of this very payment moves.
+pub async fn apply_refund(
+    pool: &PgPool,
+    refunded: &PaymentRefunded,
+) -> Result<RefundApplied, sqlx::Error> {
+    let status = match refunded.outcome {
+        RefundOutcome::Refunded => RefundStatus::Refunded,
+        RefundOutcome::Failed => RefundStatus::Failed,
+    };
+    let moved = sqlx::query(
+        "UPDATE orders SET refund_status = $3, refund_at = $4, updated_at = now() \
+         WHERE id = $1 AND payment_id = $2 AND refund_status = $5",
+    )
+    .bind(refunded.order_id.0)
+    .bind(refunded.payment_id.0)
+    .bind(status.as_str())
+    .bind(refunded.processed_at)
+    .bind(RefundStatus::Pending.as_str())
+    .execute(pool)
+    .await?;
+    if moved.rows_affected() == 1 {
+        return Ok(match status {
+            RefundStatus::Failed => RefundApplied::Failed,
+            _ => RefundApplied::Refunded,
+        });
+    }
+    let asked: Option<Option<String>> =
+        sqlx::query_scalar("SELECT refund_status FROM orders WHERE id = $1 AND payment_id = $2")
+            .bind(refunded.order_id.0)
+            .bind(refunded.payment_id.0)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match asked {
+        Some(Some(_)) => RefundApplied::Duplicate,
+        _ => RefundApplied::Unknown,
+    })
+}
+
+/// The result in a delivery of `api.payment-results` (its type from the `type` header or
+/// property), or why it can never be applied: another type, or a body that does not decode.
 pub fn result_of(
     properties: &lapin::BasicProperties,
     body: &[u8],
-) -> Result<PaymentCompleted, DecodeError> {
-    decode_delivery(properties, body)
+) -> Result<PaymentResult, DecodeError> {
+    PaymentResult::decode(&message_type(properties).unwrap_or_default(), body)
 }
 
-/// Consumes payment results until `stop`.
-pub async fn run(pool: PgPool, broker: Arc<Broker>, stop: CancellationToken) {
+/// Applies one delivered result and counts it.
+async fn handle(
+    pool: &PgPool,
+    dead_letters: &Publisher,
+    redelivery_step: Duration,
+    delivery: &Delivery,
+) -> Disposition {
+    let result = match result_of(&delivery.properties, &delivery.data) {
+        Ok(result) => result,
+        Err(error) => {
+            tracing::error!(%error, "undecodable payment result dead-lettered");
+            ::metrics::counter!("api_payment_results_total", "applied" => "poison").increment(1);
+            return dead_letter(dead_letters, delivery, &format!("undecodable: {error}")).await;
+        }
+    };
+    let applied = match &result {
+        PaymentResult::Completed(completed) => apply(pool, completed).await.map(|applied| {
+            if applied == Applied::Refunding {
+                tracing::warn!(order = %completed.order_id, payment = %completed.payment_id,
+                    "payment approved after the order stopped waiting: refund asked for");
+                ::metrics::counter!("api_refunds_total", "outcome" => "requested").increment(1);
+            }
+            ::metrics::counter!("api_payment_results_total", "applied" => applied.label())
+                .increment(1);
+        }),
+        PaymentResult::Refunded(refunded) => apply_refund(pool, refunded).await.map(|applied| {
+            if applied == RefundApplied::Failed {
+                tracing::error!(order = %refunded.order_id, payment = %refunded.payment_id,
+                        reason = refunded.reason.as_deref().unwrap_or(""),
+                        "the provider refused a refund: give the money back by hand");
+            }
+            ::metrics::counter!("api_refunds_total", "outcome" => applied.label()).increment(1);
+        }),
+    };
+    match applied {
+        Ok(()) => Disposition::Ack,
+        Err(error) => {
+            let deliveries = earlier_deliveries(&delivery.properties).saturating_add(1);
+            if deliveries >= RESULT_MAX_DELIVERIES {
+                let reason = format!("not applied in {deliveries} deliveries: {error}");
+                tracing::error!(%reason, "payment result dead-lettered");
+                return dead_letter(dead_letters, delivery, &reason).await;
+            }
+            tracing::warn!(%error, deliveries, "cannot apply a payment result; redelivering");
+            tokio::time::sleep(
+                redelivery_step
+                    .saturating_mul(deliveries)
+                    .min(REDELIVERY_MAX),
+            )
+            .await;
+            Disposition::Requeue
+        }
+    }
+}
+
+/// Moves a result to `api.payment-results.dead` with the reason, acknowledging it only once
+/// the copy is confirmed (requeued otherwise).
+async fn dead_letter(publisher: &Publisher, delivery: &Delivery, reason: &str) -> Disposition {
+    let deliveries = earlier_deliveries(&delivery.properties).saturating_add(1);
+    let properties = with_headers(&delivery.properties, deliveries, Some(reason));
+    match publisher
+        .publish(
+            Exchange::Payments,
+            routing::RESULT_DEAD,
+            &delivery.data,
+            properties,
+        )
+        .await
+    {
+        Ok(()) => {
+            ::metrics::counter!("api_payment_results_total", "applied" => "dead").increment(1);
+            Disposition::Ack
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot dead-letter a payment result; requeued");
+            tokio::time::sleep(REDELIVERY_MAX).await;
+            Disposition::Requeue
+        }
+    }
+}
+
+/// How many refunds wait for the provider, and how long the oldest has waited.
+pub async fn pending_refunds(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    let (count, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(refund_at))::float8 FROM orders \
+         WHERE refund_status = 'pending'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((count, oldest.unwrap_or(0.0).max(0.0)))
+}
+
+/// Consumes payment and refund results until `stop`; a result that failed to apply waits
+/// `redelivery_step` per delivery so far (at most 5 s) before it is delivered again.
+pub async fn run(
+    pool: PgPool,
+    broker: Arc<Broker>,
+    redelivery_step: Duration,
+    stop: CancellationToken,
+) {
+    let dead_letters = Arc::new(Publisher::new(Arc::clone(&broker)));
     consume(
         broker,
         Queue::ApiPaymentResults,
@@ -117,40 +332,8 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, stop: CancellationToken) {
         stop,
         move |delivery| {
             let pool = pool.clone();
-            async move {
-                let result = match result_of(&delivery.properties, &delivery.data) {
-                    Ok(result) => result,
-                    Err(error) => {
-                        tracing::error!(%error, "undecodable payment result dropped");
-                        ::metrics::counter!("api_payment_results_total", "applied" => "poison")
-                            .increment(1);
-                        return Disposition::Reject;
-                    }
-                };
-                match apply(&pool, &result).await {
-                    Ok(applied) => {
-                        if applied == Applied::Late && result.outcome == PaymentOutcome::Approved {
-                            tracing::warn!(order = %result.order_id, payment = %result.payment_id,
-                            "payment approved after the order stopped waiting: refund it");
-                        }
-                        let label = match applied {
-                            Applied::Paid => "paid",
-                            Applied::Failed => "failed",
-                            Applied::Duplicate => "duplicate",
-                            Applied::Late => "late",
-                            Applied::Unknown => "unknown",
-                        };
-                        ::metrics::counter!("api_payment_results_total", "applied" => label)
-                            .increment(1);
-                        Disposition::Ack
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot apply a payment result; redelivering");
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                        Disposition::Requeue
-                    }
-                }
-            }
+            let dead_letters = Arc::clone(&dead_letters);
+            async move { handle(&pool, &dead_letters, redelivery_step, &delivery).await }
         },
     )
     .await;

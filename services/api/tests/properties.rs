@@ -18,7 +18,8 @@ use flash_protocol::claims::{
     ACCESS_AUDIENCE, ACCESS_ISSUER, AccessClaims, GATE_AUDIENCE, GATE_ISSUER, GateClaims, Role,
 };
 use flash_protocol::messages::{
-    DecodeError, Message as _, PaymentCompleted, PaymentOutcome, TYPE_HEADER,
+    DecodeError, Message as _, PaymentCompleted, PaymentOutcome, PaymentRefunded, PaymentResult,
+    TYPE_HEADER,
 };
 use flash_protocol::order::{GATE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER};
 use flash_protocol::{ErrorCode, EventId, OrderId, PaymentId, UserId};
@@ -95,6 +96,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// Message types a payment result may carry: its own, another, near misses.
 const LIKELY_TYPES: &[&str] = &[
     PaymentCompleted::TYPE,
+    PaymentRefunded::TYPE,
     "payment.requested",
     "payment.completed ",
     "PAYMENT.COMPLETED",
@@ -259,25 +261,35 @@ proptest! {
         }
     }
 
-    /// Payment results over AMQP: any headers and body give the result iff the type is
-    /// `payment.completed` and the body is one; otherwise `UnknownType` naming the type, or a
-    /// body error naming `payment.completed`.
+    /// Payment and refund results over AMQP: any headers and body give the result iff the
+    /// type is `payment.completed` or `payment.refunded` and the body is one; otherwise
+    /// `UnknownType` naming the type, or a body error naming the type.
     #[test]
     fn payment_results_decode_or_are_refused(properties in delivery_properties(), body in body()) {
         let kind = message_type(&properties).unwrap_or_default();
+        let known = [PaymentCompleted::TYPE, PaymentRefunded::TYPE];
         match result_of(&properties, &body) {
-            Ok(result) => {
+            Ok(PaymentResult::Completed(result)) => {
                 prop_assert_eq!(kind.as_str(), PaymentCompleted::TYPE);
                 prop_assert_eq!(serde_json::from_slice::<PaymentCompleted>(&body).ok(), Some(result));
             }
+            Ok(PaymentResult::Refunded(result)) => {
+                prop_assert_eq!(kind.as_str(), PaymentRefunded::TYPE);
+                prop_assert_eq!(serde_json::from_slice::<PaymentRefunded>(&body).ok(), Some(result));
+            }
             Err(DecodeError::UnknownType(named)) => {
-                prop_assert_ne!(kind.as_str(), PaymentCompleted::TYPE);
+                prop_assert!(!known.contains(&kind.as_str()), "{} refused", kind);
                 prop_assert_eq!(named, kind);
             }
             Err(DecodeError::Body { type_name, .. }) => {
-                prop_assert_eq!(kind.as_str(), PaymentCompleted::TYPE);
-                prop_assert_eq!(type_name, PaymentCompleted::TYPE);
-                prop_assert!(serde_json::from_slice::<PaymentCompleted>(&body).is_err(), "a valid body refused");
+                prop_assert_eq!(kind.as_str(), type_name);
+                prop_assert!(known.contains(&type_name), "{}", type_name);
+                let valid = if type_name == PaymentCompleted::TYPE {
+                    serde_json::from_slice::<PaymentCompleted>(&body).is_ok()
+                } else {
+                    serde_json::from_slice::<PaymentRefunded>(&body).is_ok()
+                };
+                prop_assert!(!valid, "a valid body refused");
             }
         }
     }
@@ -287,6 +299,6 @@ proptest! {
     fn published_payment_results_round_trip(result in payment_completed()) {
         let body = serde_json::to_vec(&result).map_err(fail)?;
         let published = properties::<PaymentCompleted>(&result.payment_id.to_string());
-        prop_assert_eq!(result_of(&published, &body).ok(), Some(result));
+        prop_assert_eq!(result_of(&published, &body).ok(), Some(PaymentResult::Completed(result)));
     }
 }

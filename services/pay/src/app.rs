@@ -1,4 +1,5 @@
-//! The pay worker's [`Application`]: broker connection, the requests consumer and the ops port.
+//! The pay worker's [`Application`]: broker connection, the payment and refund consumers and
+//! the ops port.
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use axum::Router;
 use flash_kit::amqp::{Broker, Publisher, consume};
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
-use flash_protocol::messages::{Names, Queue};
+use flash_protocol::messages::{Names, PaymentRefundRequested, PaymentRequested, Queue};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -85,11 +86,11 @@ impl Application {
         self.service.port()
     }
 
-    /// Consumes payment requests until `shutdown`; then stops taking new ones, finishes and
+    /// Consumes payment and refund requests until `shutdown`; then stops taking new ones, finishes and
     /// settles those in flight (within the shutdown grace), and closes the connection.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let mut workers = tokio::task::JoinSet::new();
-        let worker = self.worker;
+        let worker = Arc::clone(&self.worker);
         workers.spawn(consume(
             Arc::clone(&self.broker),
             Queue::PayRequests,
@@ -98,7 +99,19 @@ impl Application {
             self.background.clone(),
             move |delivery| {
                 let worker = Arc::clone(&worker);
-                async move { worker.handle(&delivery).await }
+                async move { worker.handle::<PaymentRequested>(&delivery).await }
+            },
+        ));
+        let worker = self.worker;
+        workers.spawn(consume(
+            Arc::clone(&self.broker),
+            Queue::PayRefunds,
+            "flash-pay-refunds",
+            self.prefetch,
+            self.background.clone(),
+            move |delivery| {
+                let worker = Arc::clone(&worker);
+                async move { worker.handle::<PaymentRefundRequested>(&delivery).await }
             },
         ));
         let result = self.service.run_with_workers(shutdown, workers).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use flash_protocol::messages::PaymentRequested;
+use flash_protocol::messages::{PaymentRefundRequested, PaymentRequested};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
@@ -16,6 +16,14 @@ pub enum Verdict {
     Declined(String),
 }
 
+/// The provider's answer to a refund.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundVerdict {
+    Refunded,
+    /// Refused for good, with the provider's reason: someone must give the money back by hand.
+    Failed(String),
+}
+
 /// A failure worth trying again later (the provider was unreachable, overloaded, timed out).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -24,12 +32,21 @@ pub struct Transient(pub String);
 /// Charges a payment. `attempt` counts from 1. Implementations must be idempotent by
 /// `payment_id` (a real provider takes it as its idempotency key): charging the same payment
 /// again yields the same verdict, never a second charge.
+///
+/// Refunds are idempotent by `payment_id` too: a payment is refunded in full at most once,
+/// and asking again yields the same verdict.
 pub trait Provider: Send + Sync + 'static {
     fn charge<'a>(
         &'a self,
         request: &'a PaymentRequested,
         attempt: u32,
     ) -> BoxFuture<'a, Result<Verdict, Transient>>;
+
+    fn refund<'a>(
+        &'a self,
+        request: &'a PaymentRefundRequested,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<RefundVerdict, Transient>>;
 }
 
 /// Reasons a simulated decline gives.
@@ -41,6 +58,11 @@ const SALT_REASON: u64 = 2;
 const SALT_TRANSIENT: u64 = 0x100;
 const SALT_LATENCY: u64 = 0x200;
 const SALT_LATENCY_2: u64 = 0x300;
+/// A refund's draws are its payment's, moved apart by this.
+const SALT_REFUND: u64 = 0x1000;
+
+/// Why the simulated provider refuses a refund: it never captured that payment.
+pub const NOT_CAPTURED: &str = "not_captured";
 
 /// A provider whose every decision is a pure function of the seed, the `payment_id` and the
 /// attempt: reproducible in tests and drills, and the same verdict for a redelivered request.
@@ -83,6 +105,30 @@ impl Simulated {
         self.draw(payment, SALT_TRANSIENT + u64::from(attempt)) < self.config.transient_rate
     }
 
+    /// What the provider says to refunding this payment: refunded when it approved the
+    /// charge, refused (`not_captured`) when it declined it.
+    #[must_use]
+    pub fn refund_verdict(&self, payment: Uuid) -> RefundVerdict {
+        match self.verdict(payment) {
+            Verdict::Approved => RefundVerdict::Refunded,
+            Verdict::Declined(_) => RefundVerdict::Failed(NOT_CAPTURED.to_owned()),
+        }
+    }
+
+    /// Latency and transient failure for a call: a refund's attempts are drawn apart from the
+    /// charge's.
+    async fn call(&self, payment: Uuid, attempt: u32, salt: u64) -> Result<(), Transient> {
+        let draw = attempt.saturating_add(u32::try_from(salt).unwrap_or(0));
+        let latency = self.latency(payment, draw);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if self.fails(payment, draw) {
+            return Err(Transient("the provider is unavailable (simulated)".into()));
+        }
+        Ok(())
+    }
+
     /// The latency of this attempt: log-normal with the configured median and 99th percentile.
     #[must_use]
     pub fn latency(&self, payment: Uuid, attempt: u32) -> Duration {
@@ -112,14 +158,20 @@ impl Provider for Simulated {
     ) -> BoxFuture<'a, Result<Verdict, Transient>> {
         Box::pin(async move {
             let payment = request.payment_id.0;
-            let latency = self.latency(payment, attempt);
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            if self.fails(payment, attempt) {
-                return Err(Transient("the provider is unavailable (simulated)".into()));
-            }
+            self.call(payment, attempt, 0).await?;
             Ok(self.verdict(payment))
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        request: &'a PaymentRefundRequested,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<RefundVerdict, Transient>> {
+        Box::pin(async move {
+            let payment = request.payment_id.0;
+            self.call(payment, attempt, SALT_REFUND).await?;
+            Ok(self.refund_verdict(payment))
         })
     }
 }
@@ -179,6 +231,24 @@ mod tests {
         let p99 = latencies[latencies.len() * 99 / 100].as_secs_f64() * 1000.0;
         assert!((45.0..55.0).contains(&p50), "p50 {p50} ms");
         assert!((210.0..290.0).contains(&p99), "p99 {p99} ms");
+    }
+
+    #[test]
+    fn a_payment_is_refunded_exactly_when_it_was_approved() {
+        let provider = simulated(0.3, 0.0);
+        let mut refused = 0;
+        for _ in 0..2000 {
+            let id = Uuid::new_v4();
+            match (provider.verdict(id), provider.refund_verdict(id)) {
+                (Verdict::Approved, RefundVerdict::Refunded) => {}
+                (Verdict::Declined(_), RefundVerdict::Failed(reason)) => {
+                    assert_eq!(reason, NOT_CAPTURED);
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((450..750).contains(&refused), "{refused} refused of 2,000");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The consumer of `pay.requests`: charge, publish the one outcome with a confirm, then ack.
+//! The consumer of `pay.requests` (charges) and `pay.refunds` (refunds): carry the request
+//! out through the provider, publish its one outcome with a confirm, then ack.
 //!
-//! - A transient failure is re-published to the retry queue with a per-message TTL (the
-//!   backoff) and the next attempt number in a header; when the TTL runs out the broker
-//!   dead-letters it back to `payment.requested`. After the last attempt it goes to
+//! - A transient failure is re-published to the request's retry queue with a per-message TTL
+//!   (the backoff) and the next attempt number in a header; when the TTL runs out the broker
+//!   dead-letters it back to the request's queue. After the last attempt it goes to
 //!   `pay.requests.dead` with the reason.
 //! - An undecodable or invalid request goes to `pay.requests.dead` at once, with the reason.
 //! - The delivery is acked only after what replaces it (outcome, retry or dead letter) is
@@ -14,21 +15,150 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flash_kit::amqp::{Disposition, Publisher, message_type};
+pub use flash_kit::amqp::{MAX_REASON_BYTES, attempt_of, bounded_reason, with_headers};
 use flash_protocol::messages::{
-    ATTEMPTS_HEADER, DEAD_REASON_HEADER, DecodeError, Exchange, Message as _, PaymentCompleted,
-    PaymentOutcome, PaymentRequested, decode, routing,
+    DecodeError, Exchange, Message, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
+    PaymentRefunded, PaymentRequested, RefundOutcome, decode, routing,
 };
+use futures::future::BoxFuture;
 use lapin::message::Delivery;
-use lapin::types::AMQPValue;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
-use crate::provider::{Provider, Verdict};
+use crate::provider::{Provider, RefundVerdict, Transient, Verdict};
 
-/// Outcomes remembered for redeliveries.
+/// Outcomes remembered for redeliveries, of each kind.
 const REMEMBERED: u64 = 200_000;
+
+/// Outcomes this process published, by payment id, to publish again as they were.
+pub struct Remembered {
+    charges: moka::sync::Cache<Uuid, PaymentCompleted>,
+    refunds: moka::sync::Cache<Uuid, PaymentRefunded>,
+}
+
+/// A request the worker carries out through the provider: a charge or a refund.
+pub trait Job: Message + Clone + Send + Sync + 'static {
+    /// Its one outcome, published for the api.
+    type Outcome: Message + Clone + Send + Sync + 'static;
+    /// Routing key of the queue its retries wait in.
+    const RETRY_KEY: &'static str;
+    /// Counter of the outcomes published, labelled `outcome` and `delivery`.
+    const OUTCOMES_METRIC: &'static str;
+
+    fn payment(&self) -> Uuid;
+    /// The amount and currency, checked before the provider is asked.
+    fn money(&self) -> (i64, &str);
+    fn requested_at(&self) -> OffsetDateTime;
+    /// Asks the provider (attempt counts from 1).
+    fn perform<'a>(
+        &'a self,
+        provider: &'a dyn Provider,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<Self::Outcome, Transient>>;
+    /// The outcome's `outcome` label.
+    fn label(outcome: &Self::Outcome) -> &'static str;
+    fn remembered(remembered: &Remembered) -> &moka::sync::Cache<Uuid, Self::Outcome>;
+}
+
+impl Job for PaymentRequested {
+    type Outcome = PaymentCompleted;
+    const RETRY_KEY: &'static str = routing::PAYMENT_RETRY;
+    const OUTCOMES_METRIC: &'static str = "pay_processed_total";
+
+    fn payment(&self) -> Uuid {
+        self.payment_id.0
+    }
+
+    fn money(&self) -> (i64, &str) {
+        (self.amount_cents, &self.currency)
+    }
+
+    fn requested_at(&self) -> OffsetDateTime {
+        self.requested_at
+    }
+
+    fn perform<'a>(
+        &'a self,
+        provider: &'a dyn Provider,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<PaymentCompleted, Transient>> {
+        Box::pin(async move {
+            let (outcome, reason) = match provider.charge(self, attempt).await? {
+                Verdict::Approved => (PaymentOutcome::Approved, None),
+                Verdict::Declined(reason) => (PaymentOutcome::Declined, Some(reason)),
+            };
+            Ok(PaymentCompleted {
+                payment_id: self.payment_id,
+                order_id: self.order_id,
+                outcome,
+                reason,
+                processed_at: OffsetDateTime::now_utc(),
+            })
+        })
+    }
+
+    fn label(outcome: &PaymentCompleted) -> &'static str {
+        match outcome.outcome {
+            PaymentOutcome::Approved => "approved",
+            PaymentOutcome::Declined => "declined",
+        }
+    }
+
+    fn remembered(remembered: &Remembered) -> &moka::sync::Cache<Uuid, PaymentCompleted> {
+        &remembered.charges
+    }
+}
+
+impl Job for PaymentRefundRequested {
+    type Outcome = PaymentRefunded;
+    const RETRY_KEY: &'static str = routing::REFUND_RETRY;
+    const OUTCOMES_METRIC: &'static str = "pay_refunds_total";
+
+    fn payment(&self) -> Uuid {
+        self.payment_id.0
+    }
+
+    fn money(&self) -> (i64, &str) {
+        (self.amount_cents, &self.currency)
+    }
+
+    fn requested_at(&self) -> OffsetDateTime {
+        self.requested_at
+    }
+
+    fn perform<'a>(
+        &'a self,
+        provider: &'a dyn Provider,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<PaymentRefunded, Transient>> {
+        Box::pin(async move {
+            let (outcome, reason) = match provider.refund(self, attempt).await? {
+                RefundVerdict::Refunded => (RefundOutcome::Refunded, None),
+                RefundVerdict::Failed(reason) => (RefundOutcome::Failed, Some(reason)),
+            };
+            Ok(PaymentRefunded {
+                payment_id: self.payment_id,
+                order_id: self.order_id,
+                outcome,
+                reason,
+                processed_at: OffsetDateTime::now_utc(),
+            })
+        })
+    }
+
+    fn label(outcome: &PaymentRefunded) -> &'static str {
+        match outcome.outcome {
+            RefundOutcome::Refunded => "refunded",
+            RefundOutcome::Failed => "failed",
+        }
+    }
+
+    fn remembered(remembered: &Remembered) -> &moka::sync::Cache<Uuid, PaymentRefunded> {
+        &remembered.refunds
+    }
+}
 
 /// Everything a delivery's handling needs.
 pub struct Worker {
@@ -36,7 +166,7 @@ pub struct Worker {
     provider: Arc<dyn Provider>,
     publisher: Publisher,
     calls: Semaphore,
-    outcomes: moka::sync::Cache<Uuid, PaymentCompleted>,
+    outcomes: Remembered,
 }
 
 impl Worker {
@@ -47,46 +177,50 @@ impl Worker {
             provider,
             publisher,
             calls: Semaphore::new(config.concurrency.max(1)),
-            outcomes: moka::sync::Cache::new(REMEMBERED),
+            outcomes: Remembered {
+                charges: moka::sync::Cache::new(REMEMBERED),
+                refunds: moka::sync::Cache::new(REMEMBERED),
+            },
         }
     }
 
-    /// Handles one delivery and says how to settle it.
-    pub async fn handle(&self, delivery: &Delivery) -> Disposition {
+    /// Handles one delivery of a `J` request (a charge from `pay.requests`, a refund from
+    /// `pay.refunds`) and says how to settle it.
+    pub async fn handle<J: Job>(&self, delivery: &Delivery) -> Disposition {
         ::metrics::gauge!("pay_in_flight").increment(1.0);
-        let disposition = self.handle_inner(delivery).await;
+        let disposition = self.handle_inner::<J>(delivery).await;
         ::metrics::gauge!("pay_in_flight").decrement(1.0);
         disposition
     }
 
-    async fn handle_inner(&self, delivery: &Delivery) -> Disposition {
+    async fn handle_inner<J: Job>(&self, delivery: &Delivery) -> Disposition {
         let attempt = attempt_of(&delivery.properties);
-        let request = match request_of(&delivery.properties, &delivery.data) {
+        let request = match request_of::<J>(&delivery.properties, &delivery.data) {
             Ok(request) => request,
             Err(poison) => {
                 let reason = poison.to_string();
-                tracing::warn!(%reason, "payment request dead-lettered");
+                tracing::warn!(%reason, kind = J::TYPE, "request dead-lettered");
                 return self.dead_letter(delivery, "poison", &reason, attempt).await;
             }
         };
-        let payment = request.payment_id.0;
-        if let Some(done) = self.outcomes.get(&payment) {
-            return self.complete(&done, "redelivered").await;
+        let payment = request.payment();
+        if let Some(done) = J::remembered(&self.outcomes).get(&payment) {
+            return self.complete::<J>(payment, &done, "redelivered").await;
         }
 
         let started = Instant::now();
-        let verdict = {
+        let outcome = {
             let Ok(_permit) = self.calls.acquire().await else {
                 return Disposition::Requeue;
             };
             match tokio::time::timeout(
                 self.config.provider_timeout(),
-                self.provider.charge(&request, attempt),
+                request.perform(self.provider.as_ref(), attempt),
             )
             .await
             {
-                Ok(verdict) => verdict,
-                Err(_) => Err(crate::provider::Transient(format!(
+                Ok(outcome) => outcome,
+                Err(_) => Err(Transient(format!(
                     "the provider did not answer within {} ms",
                     self.config.provider_timeout_ms
                 ))),
@@ -94,72 +228,65 @@ impl Worker {
         };
         ::metrics::histogram!("pay_provider_seconds").record(started.elapsed().as_secs_f64());
 
-        match verdict {
-            Ok(verdict) => {
-                let (outcome, reason) = match verdict {
-                    Verdict::Approved => (PaymentOutcome::Approved, None),
-                    Verdict::Declined(reason) => (PaymentOutcome::Declined, Some(reason)),
-                };
-                let completed = PaymentCompleted {
-                    payment_id: request.payment_id,
-                    order_id: request.order_id,
-                    outcome,
-                    reason,
-                    processed_at: OffsetDateTime::now_utc(),
-                };
-                let disposition = self.complete(&completed, "new").await;
+        match outcome {
+            Ok(outcome) => {
+                let disposition = self.complete::<J>(payment, &outcome, "new").await;
                 if disposition == Disposition::Ack {
-                    self.outcomes.insert(payment, completed);
-                    let waited = OffsetDateTime::now_utc() - request.requested_at;
-                    ::metrics::histogram!("pay_request_to_outcome_seconds")
+                    J::remembered(&self.outcomes).insert(payment, outcome);
+                    let waited = OffsetDateTime::now_utc() - request.requested_at();
+                    ::metrics::histogram!("pay_request_to_outcome_seconds", "kind" => J::TYPE)
                         .record(waited.as_seconds_f64().max(0.0));
                 }
                 disposition
             }
             Err(failure) if attempt >= self.config.max_attempts => {
                 let reason = format!("retries exhausted after {attempt} attempts: {failure}");
-                tracing::warn!(%payment, %reason, "payment request dead-lettered");
+                tracing::warn!(%payment, %reason, kind = J::TYPE, "request dead-lettered");
                 self.dead_letter(delivery, "exhausted", &reason, attempt)
                     .await
             }
-            Err(failure) => self.retry(delivery, attempt + 1, &failure.0).await,
+            Err(failure) => {
+                self.retry(delivery, J::RETRY_KEY, attempt + 1, &failure.0)
+                    .await
+            }
         }
     }
 
     /// Publishes the outcome (message id: the payment id) and acks once it is confirmed.
-    async fn complete(&self, completed: &PaymentCompleted, kind: &'static str) -> Disposition {
-        match self
-            .publisher
-            .send(&completed.payment_id.to_string(), completed)
-            .await
-        {
+    async fn complete<J: Job>(
+        &self,
+        payment: Uuid,
+        outcome: &J::Outcome,
+        kind: &'static str,
+    ) -> Disposition {
+        match self.publisher.send(&payment.to_string(), outcome).await {
             Ok(()) => {
-                let outcome = match completed.outcome {
-                    PaymentOutcome::Approved => "approved",
-                    PaymentOutcome::Declined => "declined",
-                };
-                ::metrics::counter!("pay_processed_total", "outcome" => outcome, "delivery" => kind)
+                ::metrics::counter!(J::OUTCOMES_METRIC, "outcome" => J::label(outcome), "delivery" => kind)
                     .increment(1);
                 Disposition::Ack
             }
             Err(error) => {
-                tracing::warn!(%error, payment = %completed.payment_id, "cannot publish the outcome; requeued");
+                tracing::warn!(%error, kind = J::TYPE, "cannot publish the outcome; requeued");
                 ::metrics::counter!("pay_publish_failures_total").increment(1);
                 Disposition::Requeue
             }
         }
     }
 
-    /// Parks the request in the retry queue for its backoff, as attempt `next`.
-    async fn retry(&self, delivery: &Delivery, next: u32, failure: &str) -> Disposition {
+    /// Parks the request in its retry queue for its backoff, as attempt `next`.
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        retry_key: &'static str,
+        next: u32,
+        failure: &str,
+    ) -> Disposition {
         let wait = self.config.backoff(next);
         let properties = with_headers(&delivery.properties, next, None)
             .with_expiration(wait.as_millis().to_string().into());
-        let disposition = self
-            .move_to(delivery, routing::PAYMENT_RETRY, properties)
-            .await;
+        let disposition = self.move_to(delivery, retry_key, properties).await;
         if disposition == Disposition::Ack {
-            tracing::debug!(%failure, next, wait_ms = wait.as_millis() as u64, "payment retry scheduled");
+            tracing::debug!(%failure, next, wait_ms = wait.as_millis() as u64, "retry scheduled");
             ::metrics::counter!("pay_retries_total").increment(1);
         }
         disposition
@@ -206,31 +333,16 @@ impl Worker {
     }
 }
 
-/// The attempt a delivery is (1 unless a retry said otherwise, in the attempts header).
-#[must_use]
-pub fn attempt_of(properties: &lapin::BasicProperties) -> u32 {
-    let value = properties
-        .headers()
-        .as_ref()
-        .and_then(|headers| headers.inner().get(ATTEMPTS_HEADER).cloned());
-    let attempt = match value {
-        Some(AMQPValue::LongUInt(n)) => i64::from(n),
-        Some(AMQPValue::LongInt(n)) => i64::from(n),
-        Some(AMQPValue::LongLongInt(n)) => n,
-        Some(AMQPValue::ShortInt(n)) => i64::from(n),
-        Some(AMQPValue::ShortUInt(n)) => i64::from(n),
-        _ => 1,
-    };
-    u32::try_from(attempt.max(1)).unwrap_or(u32::MAX)
-}
-
-/// Why a payment request can never be handled; its text is the dead letter's reason.
+/// Why a request can never be handled; its text is the dead letter's reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Poison {
-    /// The delivery's type (header, else property) is not `payment.requested`.
-    #[error("undecodable: type {0:?} is not {expected}", expected = PaymentRequested::TYPE)]
-    WrongType(String),
-    /// The body is not a `payment.requested`.
+    /// The delivery's type (header, else property) is not the queue's request type.
+    #[error("undecodable: type {found:?} is not {expected}")]
+    WrongType {
+        found: String,
+        expected: &'static str,
+    },
+    /// The body is not the request it says it is.
     #[error("undecodable: {0}")]
     Undecodable(#[from] DecodeError),
     #[error("invalid: amount_cents is negative")]
@@ -239,59 +351,22 @@ pub enum Poison {
     Currency(String),
 }
 
-/// The request in a delivery, or why it can never be handled.
-pub fn request_of(
-    properties: &lapin::BasicProperties,
-    body: &[u8],
-) -> Result<PaymentRequested, Poison> {
+/// The `J` request in a delivery, or why it can never be handled.
+pub fn request_of<J: Job>(properties: &lapin::BasicProperties, body: &[u8]) -> Result<J, Poison> {
     let kind = message_type(properties).unwrap_or_default();
-    if kind != PaymentRequested::TYPE {
-        return Err(Poison::WrongType(kind));
+    if kind != J::TYPE {
+        return Err(Poison::WrongType {
+            found: kind,
+            expected: J::TYPE,
+        });
     }
-    let request: PaymentRequested = decode(body)?;
-    if request.amount_cents < 0 {
+    let request: J = decode(body)?;
+    let (amount_cents, currency) = request.money();
+    if amount_cents < 0 {
         return Err(Poison::NegativeAmount);
     }
-    if request.currency.len() != 3 || !request.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Poison::Currency(request.currency));
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Poison::Currency(currency.to_owned()));
     }
     Ok(request)
-}
-
-/// Longest dead-letter reason, in bytes. The reason travels in a header, and a delivery's
-/// headers must fit in one AMQP frame (128 KiB by default): a reason quoting a huge field of
-/// a poison request would make every dead-lettering of it fail (the broker closes the
-/// connection), so the request would be redelivered forever.
-pub const MAX_REASON_BYTES: usize = 1024;
-
-/// `reason` cut to at most [`MAX_REASON_BYTES`] (at a character boundary).
-#[must_use]
-pub fn bounded_reason(reason: &str) -> &str {
-    let mut end = reason.len().min(MAX_REASON_BYTES);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
-/// A delivery's properties with the attempt (and a dead-letter reason, bounded) in its
-/// headers, persistent.
-#[must_use]
-pub fn with_headers(
-    properties: &lapin::BasicProperties,
-    attempt: u32,
-    reason: Option<&str>,
-) -> lapin::BasicProperties {
-    let mut headers = properties.headers().clone().unwrap_or_default();
-    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
-    if let Some(reason) = reason {
-        headers.insert(
-            DEAD_REASON_HEADER.into(),
-            AMQPValue::LongString(bounded_reason(reason).into()),
-        );
-    }
-    properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2)
 }

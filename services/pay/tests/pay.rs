@@ -9,11 +9,11 @@ use flash_kit::amqp::properties;
 use flash_kit::config::CommonConfig;
 use flash_kit::testing::{Running, TcpProxy, TestAmqp};
 use flash_pay::config::{ProviderConfig, WorkerConfig};
-use flash_pay::provider::{Provider, Simulated, Transient, Verdict};
+use flash_pay::provider::{NOT_CAPTURED, Provider, RefundVerdict, Simulated, Transient, Verdict};
 use flash_pay::{Application, Config};
 use flash_protocol::messages::{
-    ATTEMPTS_HEADER, DEAD_REASON_HEADER, Message as _, Names, PaymentCompleted, PaymentOutcome,
-    PaymentRequested, Queue,
+    ATTEMPTS_HEADER, DEAD_REASON_HEADER, Message, Names, PaymentCompleted, PaymentOutcome,
+    PaymentRefundRequested, PaymentRefunded, PaymentRequested, Queue, RefundOutcome,
 };
 use flash_protocol::{OrderId, PaymentId, UserId};
 use futures::future::BoxFuture;
@@ -96,19 +96,30 @@ impl Broker {
     }
 
     async fn publish(&self, request: &PaymentRequested) {
-        self.publish_with(
-            &serde_json::to_vec(request).expect("json"),
-            properties::<PaymentRequested>(&request.payment_id.to_string()),
+        self.send(request, &request.payment_id.to_string()).await;
+    }
+
+    /// Publishes a message as the api's relay does.
+    async fn send<M: Message>(&self, message: &M, id: &str) {
+        self.publish_to(
+            M::ROUTING_KEY,
+            &serde_json::to_vec(message).expect("json"),
+            properties::<M>(id),
         )
         .await;
     }
 
     async fn publish_with(&self, body: &[u8], properties: lapin::BasicProperties) {
+        self.publish_to(PaymentRequested::ROUTING_KEY, body, properties)
+            .await;
+    }
+
+    async fn publish_to(&self, routing_key: &str, body: &[u8], properties: lapin::BasicProperties) {
         let confirm = self
             .channel
             .basic_publish(
                 self.names.exchange(PaymentRequested::EXCHANGE).into(),
-                PaymentRequested::ROUTING_KEY.into(),
+                routing_key.into(),
                 BasicPublishOptions::default(),
                 body,
                 properties,
@@ -182,6 +193,32 @@ impl Broker {
             .collect()
     }
 
+    /// Refund outcomes (every message on the results queue must be one).
+    async fn refunds_within(&self, n: usize, wait: Duration) -> Vec<(String, PaymentRefunded)> {
+        self.take_within(Queue::ApiPaymentResults, n, wait)
+            .await
+            .into_iter()
+            .map(|m| {
+                assert_eq!(
+                    header(&m, "type").as_deref(),
+                    Some(PaymentRefunded::TYPE),
+                    "not a refund outcome"
+                );
+                let id = m
+                    .delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned())
+                    .unwrap_or_default();
+                (
+                    id,
+                    serde_json::from_slice(&m.delivery.data).expect("refund outcome"),
+                )
+            })
+            .collect()
+    }
+
     async fn count(&self, queue: Queue) -> u32 {
         self.channel
             .queue_declare(
@@ -218,7 +255,8 @@ async fn start(config: Config, provider: Option<Arc<dyn Provider>>) -> Running {
     Running::spawn(app.port(), |shutdown| app.run_until(shutdown))
 }
 
-/// Fails the first `failures` attempts of every payment, then approves; records attempts.
+/// Fails the first `failures` attempts of every payment (and refund), then approves (or
+/// refunds); records attempts.
 struct Flaky {
     failures: u32,
     attempts: Mutex<Vec<u32>>,
@@ -239,6 +277,135 @@ impl Provider for Flaky {
             }
         })
     }
+
+    fn refund<'a>(
+        &'a self,
+        _request: &'a PaymentRefundRequested,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<RefundVerdict, Transient>> {
+        Box::pin(async move {
+            self.attempts.lock().expect("lock").push(attempt);
+            if attempt <= self.failures {
+                Err(Transient(format!("simulated outage on attempt {attempt}")))
+            } else {
+                Ok(RefundVerdict::Refunded)
+            }
+        })
+    }
+}
+
+fn refund_of(request: &PaymentRequested) -> PaymentRefundRequested {
+    PaymentRefundRequested {
+        payment_id: request.payment_id,
+        order_id: request.order_id,
+        amount_cents: request.amount_cents,
+        currency: request.currency.clone(),
+        requested_at: OffsetDateTime::now_utc(),
+    }
+}
+
+#[tokio::test]
+async fn refunds_an_approved_payment_once_and_refuses_one_never_captured() {
+    let amqp = TestAmqp::new();
+    let running = start(config(&amqp), None).await;
+    let broker = Broker::open(&amqp).await;
+    let refund = refund_of(&request());
+    broker.send(&refund, "r1").await;
+    let results = broker.refunds_within(1, WAIT).await;
+    assert_eq!(results.len(), 1);
+    let (message_id, outcome) = &results[0];
+    assert_eq!(message_id, &refund.payment_id.to_string());
+    assert_eq!(outcome.payment_id, refund.payment_id);
+    assert_eq!(outcome.order_id, refund.order_id);
+    assert_eq!(outcome.outcome, RefundOutcome::Refunded);
+    assert_eq!(outcome.reason, None);
+    // Asked again (the api's outbox publishes at least once): the same outcome, as it was.
+    broker.send(&refund, "r1-again").await;
+    let again = broker.refunds_within(1, WAIT).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(&again[0].1, outcome);
+    let metrics = running.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("pay_refunds_total{outcome=\"refunded\",delivery=\"new\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pay_refunds_total{outcome=\"refunded\",delivery=\"redelivered\"} 1"),
+        "{metrics}"
+    );
+    running.stop().await;
+    assert_eq!(broker.count(Queue::PayRefunds).await, 0);
+
+    // A provider that declines every charge never captured the money: the refund fails, with
+    // the provider's reason.
+    let mut declining = config(&amqp);
+    declining.provider = instant(1.0);
+    let running = start(declining, None).await;
+    let refund = refund_of(&request());
+    broker.send(&refund, "r2").await;
+    let results = broker.refunds_within(1, WAIT).await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].1.outcome, RefundOutcome::Failed);
+    assert_eq!(results[0].1.reason.as_deref(), Some(NOT_CAPTURED));
+    running.stop().await;
+    assert_eq!(broker.count(Queue::PayDead).await, 0);
+}
+
+#[tokio::test]
+async fn a_refund_is_retried_through_its_own_queue_and_poison_refunds_dead_letter() {
+    let amqp = TestAmqp::new();
+    let flaky = Arc::new(Flaky {
+        failures: 2,
+        attempts: Mutex::new(Vec::new()),
+    });
+    let running = start(config(&amqp), Some(flaky.clone())).await;
+    let broker = Broker::open(&amqp).await;
+    // A charge's body sent as a refund, and a refund of negative money: never done.
+    broker
+        .publish_to(
+            PaymentRefundRequested::ROUTING_KEY,
+            b"{}",
+            flash_kit::amqp::properties_for(PaymentRequested::TYPE, "p1"),
+        )
+        .await;
+    let mut negative = serde_json::to_value(refund_of(&request())).expect("json");
+    negative["amount_cents"] = (-5).into();
+    broker
+        .publish_to(
+            PaymentRefundRequested::ROUTING_KEY,
+            &serde_json::to_vec(&negative).expect("json"),
+            flash_kit::amqp::properties_for(PaymentRefundRequested::TYPE, "p2"),
+        )
+        .await;
+    let refund = refund_of(&request());
+    broker.send(&refund, "r1").await;
+    let results = broker.refunds_within(1, WAIT).await;
+    assert_eq!(results.len(), 1, "one outcome after the retries");
+    assert_eq!(results[0].1.payment_id, refund.payment_id);
+    assert_eq!(results[0].1.outcome, RefundOutcome::Refunded);
+    assert_eq!(*flaky.attempts.lock().expect("lock"), [1, 2, 3]);
+    let dead = broker.take(Queue::PayDead, 2).await;
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|m| header(m, DEAD_REASON_HEADER).expect("reason"))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "invalid: amount_cents is negative");
+    assert_eq!(
+        reasons[1],
+        "undecodable: type \"payment.requested\" is not payment.refund_requested"
+    );
+    running.stop().await;
+    assert_eq!(broker.count(Queue::PayRefundsRetry).await, 0);
+    assert_eq!(broker.count(Queue::PayRetry).await, 0);
+    assert!(
+        broker
+            .refunds_within(1, Duration::from_secs(1))
+            .await
+            .is_empty(),
+        "no second outcome"
+    );
 }
 
 #[tokio::test]

@@ -116,7 +116,7 @@ proptest! {
     fn deliveries_are_requests_or_typed_poison(properties in delivery_properties(), body in body()) {
         let kind = message_type(&properties).unwrap_or_default();
         let decoded = serde_json::from_slice::<PaymentRequested>(&body);
-        match request_of(&properties, &body) {
+        match request_of::<PaymentRequested>(&properties, &body) {
             Ok(request) => {
                 prop_assert_eq!(kind.as_str(), PaymentRequested::TYPE);
                 prop_assert!(request.amount_cents >= 0 && valid_currency(&request.currency), "{:?} taken", request);
@@ -126,9 +126,10 @@ proptest! {
                 let reason = poison.to_string();
                 prop_assert!(reason.starts_with("undecodable: ") || reason.starts_with("invalid: "), "{}", reason);
                 match poison {
-                    Poison::WrongType(named) => {
+                    Poison::WrongType { found, expected } => {
                         prop_assert_ne!(kind.as_str(), PaymentRequested::TYPE);
-                        prop_assert_eq!(named, kind);
+                        prop_assert_eq!(found, kind);
+                        prop_assert_eq!(expected, PaymentRequested::TYPE);
                     }
                     Poison::Undecodable(DecodeError::Body { type_name, .. }) => {
                         prop_assert_eq!(kind.as_str(), PaymentRequested::TYPE);
@@ -155,7 +156,7 @@ proptest! {
     #[test]
     fn published_requests_are_taken(request in payment_requested()) {
         let body = serde_json::to_vec(&request).map_err(fail)?;
-        let outcome = request_of(&properties::<PaymentRequested>(&request.payment_id.to_string()), &body);
+        let outcome = request_of::<PaymentRequested>(&properties::<PaymentRequested>(&request.payment_id.to_string()), &body);
         if request.amount_cents >= 0 && valid_currency(&request.currency) {
             prop_assert_eq!(outcome.ok(), Some(request));
         } else {
@@ -233,7 +234,7 @@ proptest! {
             body["currency"] = serde_json::Value::String(huge.clone());
         }
         let body = serde_json::to_vec(&body).map_err(fail)?;
-        let poison = request_of(&properties::<PaymentRequested>("id"), &body)
+        let poison = request_of::<PaymentRequested>(&properties::<PaymentRequested>("id"), &body)
             .err()
             .ok_or_else(|| fail("a huge field was taken"))?;
         let reason = poison.to_string();

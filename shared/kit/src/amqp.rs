@@ -4,7 +4,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use flash_protocol::messages::{Exchange, ExchangeKind, Names, Queue};
+use flash_protocol::messages::{
+    ATTEMPTS_HEADER, DEAD_REASON_HEADER, Exchange, ExchangeKind, Names, Queue,
+};
 use futures::future::BoxFuture;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
@@ -51,34 +53,25 @@ pub enum AmqpError {
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The queue arguments of each queue: quorum queues for work that must survive a broker node,
-/// and the retry queue's dead-letter wiring back to `payment.requested`.
+/// and the retry queues' dead-letter wiring back to the queue they retry.
 fn queue_arguments(queue: Queue, names: &Names) -> FieldTable {
     let mut args = FieldTable::default();
-    match queue {
-        Queue::PayRequests
-        | Queue::PayDead
-        | Queue::ApiPaymentResults
-        | Queue::GatewayEvents
-        | Queue::ApiAudit => {
-            args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
-        }
-        Queue::PayRetry => {
-            // Messages wait here for their per-message TTL (`expiration`), then dead-letter
-            // back to the requests queue.
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(names.exchange(Exchange::Payments).into()),
-            );
-            args.insert(
-                "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(
-                    <flash_protocol::messages::PaymentRequested as flash_protocol::messages::Message>::ROUTING_KEY.into(),
-                ),
-            );
-        }
+    if let Some(back_to) = queue.retries_to() {
+        // Messages wait here for their per-message TTL (`expiration`), then dead-letter
+        // back to the queue they are retried from.
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.exchange(Exchange::Payments).into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(back_to.into()),
+        );
+    } else {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     args
 }
@@ -114,16 +107,18 @@ pub async fn declare_topology(channel: &Channel, names: &Names) -> Result<(), la
                 queue_arguments(queue, names),
             )
             .await?;
-        let (exchange, routing_key) = queue.binding();
-        channel
-            .queue_bind(
-                name.into(),
-                names.exchange(exchange).into(),
-                routing_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (exchange, routing_keys) = queue.bindings();
+        for routing_key in routing_keys {
+            channel
+                .queue_bind(
+                    name.clone().into(),
+                    names.exchange(exchange).into(),
+                    (*routing_key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
     }
     Ok(())
 }
@@ -696,4 +691,74 @@ pub async fn settle(acker: &lapin::Acker, disposition: Disposition) -> Result<()
         })
         .await?;
     Ok(())
+}
+
+/// An integer header of a delivery, whatever integer type the sender gave it.
+#[must_use]
+pub fn integer_header(properties: &lapin::BasicProperties, name: &str) -> Option<i64> {
+    let value = properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(name).cloned());
+    match value {
+        Some(AMQPValue::LongUInt(n)) => Some(i64::from(n)),
+        Some(AMQPValue::LongInt(n)) => Some(i64::from(n)),
+        Some(AMQPValue::LongLongInt(n)) => Some(n),
+        Some(AMQPValue::ShortInt(n)) => Some(i64::from(n)),
+        Some(AMQPValue::ShortUInt(n)) => Some(i64::from(n)),
+        _ => None,
+    }
+}
+
+/// The attempt a delivery is (1 unless a retry said otherwise, in the attempts header).
+#[must_use]
+pub fn attempt_of(properties: &lapin::BasicProperties) -> u32 {
+    let attempt = integer_header(properties, ATTEMPTS_HEADER).unwrap_or(1);
+    u32::try_from(attempt.max(1)).unwrap_or(u32::MAX)
+}
+
+/// How often a quorum queue delivered this message before (its `x-delivery-count` header:
+/// absent on the first delivery).
+#[must_use]
+pub fn earlier_deliveries(properties: &lapin::BasicProperties) -> u32 {
+    let count = integer_header(properties, "x-delivery-count").unwrap_or(0);
+    u32::try_from(count.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Longest dead-letter reason, in bytes. The reason travels in a header, and a delivery's
+/// headers must fit in one AMQP frame (128 KiB by default): a reason quoting a huge field of
+/// a poison message would make every dead-lettering of it fail (the broker closes the
+/// connection), so the message would be redelivered forever.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to at most [`MAX_REASON_BYTES`] (at a character boundary).
+#[must_use]
+pub fn bounded_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// A delivery's properties with the attempt (and a dead-letter reason, bounded) in its
+/// headers, persistent.
+#[must_use]
+pub fn with_headers(
+    properties: &lapin::BasicProperties,
+    attempt: u32,
+    reason: Option<&str>,
+) -> lapin::BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempt));
+    if let Some(reason) = reason {
+        headers.insert(
+            DEAD_REASON_HEADER.into(),
+            AMQPValue::LongString(bounded_reason(reason).into()),
+        );
+    }
+    properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2)
 }

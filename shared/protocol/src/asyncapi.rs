@@ -9,8 +9,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::messages::{
     ATTEMPTS_HEADER, DEAD_REASON_HEADER, EventCreated, EventSoldOut, EventUpdated, Exchange,
-    ExchangeKind, GateConsumed, Message, PaymentCompleted, PaymentRequested, Queue, QueueUpdated,
-    SEQUENCE_HEADER, TYPE_HEADER, routing,
+    ExchangeKind, GateConsumed, Message, PaymentCompleted, PaymentRefundRequested, PaymentRefunded,
+    PaymentRequested, Queue, QueueUpdated, RESULT_MAX_DELIVERIES, SEQUENCE_HEADER, TYPE_HEADER,
 };
 use crate::ws::{
     AUTH_DEADLINE_SECS, CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_NOT_IN_QUEUE, CLOSE_POLICY,
@@ -252,6 +252,20 @@ pub fn document() -> Value {
             "pay",
             "api",
         ),
+        amqp::<PaymentRefundRequested>(
+            &mut schemas,
+            "paymentRefundRequested",
+            "A payment was approved after its order stopped waiting (its hold expired): give the money back. Sent once per payment, from the api's outbox in the same transaction that recorded the late approval.",
+            "api",
+            "pay",
+        ),
+        amqp::<PaymentRefunded>(
+            &mut schemas,
+            "paymentRefunded",
+            "A refund's one outcome (`refunded`, or `failed` with a reason: an operator must act); the api applies it once.",
+            "pay",
+            "api",
+        ),
         amqp::<EventCreated>(
             &mut schemas,
             "eventCreated",
@@ -290,7 +304,9 @@ pub fn document() -> Value {
     ];
     for m in &broker_messages {
         // A payment request is retried and may go to the dead letters: its headers say so.
-        let extra: Vec<(&str, Value)> = if m.type_header == PaymentRequested::TYPE {
+        let extra: Vec<(&str, Value)> = if m.type_header == PaymentRequested::TYPE
+            || m.type_header == PaymentRefundRequested::TYPE
+        {
             vec![
                 (
                     ATTEMPTS_HEADER,
@@ -341,13 +357,7 @@ pub fn document() -> Value {
                 "bindings": {"amqp": {"deliveryMode": 2, "mandatory": true, "bindingVersion": "0.3.0"}},
             }),
         );
-        let queue = Queue::ALL
-            .iter()
-            .find(|q| {
-                let (exchange, key) = q.binding();
-                exchange == m.exchange && (key == m.routing_key || key == routing::ALL_EVENTS)
-            })
-            .map_or("", |q| q.base_name());
+        let queue = Queue::receiving(m.exchange, m.routing_key).map_or("", Queue::base_name);
         operations.insert(
             format!("{}Consumes{}", m.receiver, upper_first(m.id)),
             json!({
@@ -362,11 +372,13 @@ pub fn document() -> Value {
     let queues: Vec<String> = Queue::ALL
         .iter()
         .map(|q| {
-            let (exchange, key) = q.binding();
+            let (exchange, keys) = q.bindings();
+            let keys: Vec<String> = keys.iter().map(|key| format!("`{key}`")).collect();
             format!(
-                "- `{}`: bound to `{}` with `{key}`",
+                "- `{}`: bound to `{}` with {}",
                 q.base_name(),
-                exchange.base_name()
+                exchange.base_name(),
+                keys.join(" and ")
             )
         })
         .collect();
@@ -381,11 +393,15 @@ pub fn document() -> Value {
                  exchange on RabbitMQ (bodies JSON, persistent, published with confirms; every \
                  consumer acknowledges after applying and applies each message once). Queues \
                  (quorum), with their bindings:\n\n{}\n\nA payment request that fails for a \
-                 while is retried through `{}` with a growing delay; one that can never succeed \
-                 goes to `{}` with its reason in `{DEAD_REASON_HEADER}`.",
+                 while is retried through `{}` (a refund request through `{}`) with a growing \
+                 delay; one that can never succeed goes to `{}` with its reason in \
+                 `{DEAD_REASON_HEADER}`. A payment result the api cannot read, or cannot apply \
+                 in {RESULT_MAX_DELIVERIES} deliveries, goes to `{}` the same way.",
                 queues.join("\n"),
                 Queue::PayRetry.base_name(),
+                Queue::PayRefundsRetry.base_name(),
                 Queue::PayDead.base_name(),
+                Queue::ApiPaymentResultsDead.base_name(),
             ),
             "license": {"name": "Apache-2.0"},
         },

@@ -16,7 +16,7 @@ use crate::ids::{EventId, OrderId, PaymentId, UserId};
 pub const CONTENT_TYPE: &str = "application/json";
 /// Header naming the message type.
 pub const TYPE_HEADER: &str = "type";
-/// Header on dead-lettered payment requests saying why.
+/// Header on dead-lettered messages (payment and refund requests, payment results) saying why.
 pub const DEAD_REASON_HEADER: &str = "x-flash-dead-reason";
 /// Header counting the delivery attempts of a payment request.
 pub const ATTEMPTS_HEADER: &str = "x-flash-attempts";
@@ -29,7 +29,8 @@ pub const SEQUENCE_HEADER: &str = "x-flash-seq";
 /// The exchanges of the system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Exchange {
-    /// `flash.payments`, direct: payment requests, results, retries and dead letters.
+    /// `flash.payments`, direct: payment and refund requests, their results, retries and
+    /// dead letters.
     Payments,
     /// `flash.events`, topic: what the api tells the gateway about events and admissions.
     Events,
@@ -75,10 +76,19 @@ pub enum Queue {
     /// `pay.requests.retry`: requests waiting out their backoff (per-message TTL), then
     /// dead-lettered back to `payment.requested`.
     PayRetry,
-    /// `pay.requests.dead`: requests that can never succeed, with the reason in a header.
+    /// `pay.requests.dead`: payment and refund requests that can never succeed, with the
+    /// reason in a header.
     PayDead,
-    /// `api.payment-results`: payment outcomes for the api (quorum).
+    /// `pay.refunds`: refund requests for the pay worker (quorum).
+    PayRefunds,
+    /// `pay.refunds.retry`: refund requests waiting out their backoff, then dead-lettered
+    /// back to `payment.refund_requested`.
+    PayRefundsRetry,
+    /// `api.payment-results`: payment and refund outcomes for the api (quorum).
     ApiPaymentResults,
+    /// `api.payment-results.dead`: results the api could not apply after
+    /// [`RESULT_MAX_DELIVERIES`] deliveries, or could not read, with the reason in a header.
+    ApiPaymentResultsDead,
     /// `gateway.events`: everything on `flash.events`, for the gateway (quorum).
     GatewayEvents,
     /// `api.audit`: queue changes made in the gateway, for the api's audit log (quorum).
@@ -91,16 +101,23 @@ pub mod routing {
     pub const PAYMENT_RETRY: &str = "payment.retry";
     /// Requests sent to the dead-letter queue.
     pub const PAYMENT_DEAD: &str = "payment.dead";
+    /// Refund requests sent to their retry queue.
+    pub const REFUND_RETRY: &str = "payment.refund_retry";
+    /// Results the api sends to its dead-letter queue.
+    pub const RESULT_DEAD: &str = "payment.result_dead";
     /// Binding of the gateway's queue: every event message.
     pub const ALL_EVENTS: &str = "#";
 }
 
 impl Queue {
-    pub const ALL: [Queue; 6] = [
+    pub const ALL: [Queue; 9] = [
         Queue::PayRequests,
         Queue::PayRetry,
         Queue::PayDead,
+        Queue::PayRefunds,
+        Queue::PayRefundsRetry,
         Queue::ApiPaymentResults,
+        Queue::ApiPaymentResultsDead,
         Queue::GatewayEvents,
         Queue::ApiAudit,
     ];
@@ -111,23 +128,55 @@ impl Queue {
             Queue::PayRequests => "pay.requests",
             Queue::PayRetry => "pay.requests.retry",
             Queue::PayDead => "pay.requests.dead",
+            Queue::PayRefunds => "pay.refunds",
+            Queue::PayRefundsRetry => "pay.refunds.retry",
             Queue::ApiPaymentResults => "api.payment-results",
+            Queue::ApiPaymentResultsDead => "api.payment-results.dead",
             Queue::GatewayEvents => "gateway.events",
             Queue::ApiAudit => "api.audit",
         }
     }
 
-    /// The exchange and routing key the queue is bound with.
+    /// The exchange the queue is bound to, and the routing keys it is bound with.
     #[must_use]
-    pub const fn binding(self) -> (Exchange, &'static str) {
+    pub const fn bindings(self) -> (Exchange, &'static [&'static str]) {
         match self {
-            Queue::PayRequests => (Exchange::Payments, PaymentRequested::ROUTING_KEY),
-            Queue::PayRetry => (Exchange::Payments, routing::PAYMENT_RETRY),
-            Queue::PayDead => (Exchange::Payments, routing::PAYMENT_DEAD),
-            Queue::ApiPaymentResults => (Exchange::Payments, PaymentCompleted::ROUTING_KEY),
-            Queue::GatewayEvents => (Exchange::Events, routing::ALL_EVENTS),
-            Queue::ApiAudit => (Exchange::Audit, QueueUpdated::ROUTING_KEY),
+            Queue::PayRequests => (Exchange::Payments, &[PaymentRequested::ROUTING_KEY]),
+            Queue::PayRetry => (Exchange::Payments, &[routing::PAYMENT_RETRY]),
+            Queue::PayDead => (Exchange::Payments, &[routing::PAYMENT_DEAD]),
+            Queue::PayRefunds => (Exchange::Payments, &[PaymentRefundRequested::ROUTING_KEY]),
+            Queue::PayRefundsRetry => (Exchange::Payments, &[routing::REFUND_RETRY]),
+            Queue::ApiPaymentResults => (
+                Exchange::Payments,
+                &[PaymentCompleted::ROUTING_KEY, PaymentRefunded::ROUTING_KEY],
+            ),
+            Queue::ApiPaymentResultsDead => (Exchange::Payments, &[routing::RESULT_DEAD]),
+            Queue::GatewayEvents => (Exchange::Events, &[routing::ALL_EVENTS]),
+            Queue::ApiAudit => (Exchange::Audit, &[QueueUpdated::ROUTING_KEY]),
         }
+    }
+
+    /// For a retry queue, the routing key its messages go back to once their per-message TTL
+    /// (the backoff) runs out.
+    #[must_use]
+    pub const fn retries_to(self) -> Option<&'static str> {
+        match self {
+            Queue::PayRetry => Some(PaymentRequested::ROUTING_KEY),
+            Queue::PayRefundsRetry => Some(PaymentRefundRequested::ROUTING_KEY),
+            _ => None,
+        }
+    }
+
+    /// The queue that receives messages sent with `routing_key` on `exchange`, if any.
+    #[must_use]
+    pub fn receiving(exchange: Exchange, routing_key: &str) -> Option<Queue> {
+        Queue::ALL.into_iter().find(|queue| {
+            let (bound, keys) = queue.bindings();
+            bound == exchange
+                && keys
+                    .iter()
+                    .any(|key| *key == routing_key || *key == routing::ALL_EVENTS)
+        })
     }
 }
 
@@ -214,6 +263,49 @@ pub struct PaymentCompleted {
 }
 message!(PaymentCompleted, Exchange::Payments, "payment.completed");
 
+/// The api asks for a payment to be given back: it was approved after its order stopped
+/// waiting for it (the hold expired), so no ticket goes with it. Sent once per payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PaymentRefundRequested {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub amount_cents: i64,
+    pub currency: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+message!(
+    PaymentRefundRequested,
+    Exchange::Payments,
+    "payment.refund_requested"
+);
+
+/// What became of a refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundOutcome {
+    Refunded,
+    /// The provider refused it for good (`reason` says why): an operator must act.
+    Failed,
+}
+
+/// The pay worker reports a refund's one outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PaymentRefunded {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub outcome: RefundOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub processed_at: OffsetDateTime,
+}
+message!(PaymentRefunded, Exchange::Payments, "payment.refunded");
+
+/// Deliveries of one payment result after which the api stops trying to apply it and moves
+/// it to `api.payment-results.dead` (quorum queues count deliveries in `x-delivery-count`).
+pub const RESULT_MAX_DELIVERIES: u32 = 10;
+
 /// What the gateway needs to know of an event to run its queue (its settings travel beside).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventQueueInfo {
@@ -288,6 +380,24 @@ pub struct QueueUpdated {
     pub changes: crate::audit::Changes,
 }
 message!(QueueUpdated, Exchange::Audit, "queue.updated");
+
+/// Any message on `api.payment-results`, decoded by its `type` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentResult {
+    Completed(PaymentCompleted),
+    Refunded(PaymentRefunded),
+}
+
+impl PaymentResult {
+    /// Decodes an `api.payment-results` message from its `type` header and body.
+    pub fn decode(type_header: &str, body: &[u8]) -> Result<Self, DecodeError> {
+        match type_header {
+            PaymentCompleted::TYPE => decode(body).map(Self::Completed),
+            PaymentRefunded::TYPE => decode(body).map(Self::Refunded),
+            other => Err(DecodeError::UnknownType(other.to_owned())),
+        }
+    }
+}
 
 /// Any message on `flash.events`, decoded by its `type` header.
 #[derive(Clone, Debug, PartialEq, Eq)]

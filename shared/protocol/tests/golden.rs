@@ -15,7 +15,8 @@ use flash_protocol::event::{
 };
 use flash_protocol::messages::{
     EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, EventsMessage, GateConsumed, Message,
-    PaymentCompleted, PaymentOutcome, PaymentRequested,
+    PaymentCompleted, PaymentOutcome, PaymentRefundRequested, PaymentRefunded, PaymentRequested,
+    PaymentResult, RefundOutcome,
 };
 use flash_protocol::order::{CreateOrder, Order, OrderStatus};
 use flash_protocol::queue::{QueuePatch, QueueState, QueueStats, Ticket, TicketState};
@@ -171,8 +172,41 @@ fn orders() {
             status: OrderStatus::PendingPayment,
             created_at: at,
             updated_at: at,
+            refund: None,
         },
     );
+    golden(
+        "order_refunded",
+        &Order {
+            id: order_id(),
+            event_id: event_id(),
+            quantity: 2,
+            amount_cents: 9000,
+            currency: "EUR".into(),
+            status: OrderStatus::Expired,
+            created_at: at,
+            updated_at: datetime!(2026-12-01 10:10:05 UTC),
+            refund: Some(flash_protocol::order::Refund {
+                status: flash_protocol::order::RefundStatus::Refunded,
+                at: datetime!(2026-12-01 10:10:07 UTC),
+            }),
+        },
+    );
+    for status in [
+        flash_protocol::order::RefundStatus::Pending,
+        flash_protocol::order::RefundStatus::Refunded,
+        flash_protocol::order::RefundStatus::Failed,
+    ] {
+        assert_eq!(
+            serde_json::to_value(status).expect("serialise"),
+            serde_json::json!(status.as_str())
+        );
+        assert_eq!(
+            flash_protocol::order::RefundStatus::parse(status.as_str()),
+            Some(status)
+        );
+    }
+    assert_eq!(flash_protocol::order::RefundStatus::parse("done"), None);
     golden("create_order", &CreateOrder { quantity: 2 });
     let names: Vec<String> = [
         OrderStatus::PendingPayment,
@@ -474,6 +508,43 @@ fn amqp_messages() {
             processed_at: datetime!(2026-12-01 10:00:06 UTC),
         },
     );
+    golden(
+        "payment_refund_requested",
+        &PaymentRefundRequested {
+            payment_id: PaymentId(uuid(PAYMENT)),
+            order_id: order_id(),
+            amount_cents: 9000,
+            currency: "EUR".into(),
+            requested_at: datetime!(2026-12-01 10:10:06 UTC),
+        },
+    );
+    golden(
+        "payment_refunded",
+        &PaymentRefunded {
+            payment_id: PaymentId(uuid(PAYMENT)),
+            order_id: order_id(),
+            outcome: RefundOutcome::Refunded,
+            reason: None,
+            processed_at: datetime!(2026-12-01 10:10:07 UTC),
+        },
+    );
+    let body = serde_json::to_vec(&PaymentRefunded {
+        payment_id: PaymentId(uuid(PAYMENT)),
+        order_id: order_id(),
+        outcome: RefundOutcome::Failed,
+        reason: Some("not_captured".into()),
+        processed_at: datetime!(2026-12-01 10:10:07 UTC),
+    })
+    .expect("encode");
+    assert!(matches!(
+        PaymentResult::decode(PaymentRefunded::TYPE, &body),
+        Ok(PaymentResult::Refunded(PaymentRefunded {
+            outcome: RefundOutcome::Failed,
+            ..
+        }))
+    ));
+    assert!(PaymentResult::decode(PaymentCompleted::TYPE, &body).is_err());
+    assert!(PaymentResult::decode("payment.requested", &body).is_err());
     let info = EventQueueInfo {
         event_id: event_id(),
         name: "Midnight Orchestra".into(),
@@ -543,9 +614,30 @@ fn messages_carry_their_routing() {
     assert_eq!(EventSoldOut::ROUTING_KEY, "event.sold_out");
     assert_eq!(GateConsumed::ROUTING_KEY, "gate.consumed");
     assert_eq!(
-        Queue::PayRequests.binding(),
-        (Exchange::Payments, "payment.requested")
+        Queue::PayRequests.bindings(),
+        (Exchange::Payments, &["payment.requested"][..])
     );
+    assert_eq!(
+        Queue::receiving(Exchange::Payments, "payment.refunded"),
+        Some(Queue::ApiPaymentResults)
+    );
+    assert_eq!(
+        Queue::receiving(Exchange::Payments, "payment.refund_requested"),
+        Some(Queue::PayRefunds)
+    );
+    assert_eq!(
+        Queue::receiving(Exchange::Events, "gate.consumed"),
+        Some(Queue::GatewayEvents)
+    );
+    assert_eq!(
+        Queue::receiving(Exchange::Payments, "payment.nothing"),
+        None
+    );
+    assert_eq!(
+        Queue::PayRefundsRetry.retries_to(),
+        Some("payment.refund_requested")
+    );
+    assert_eq!(Queue::PayRefunds.retries_to(), None);
     assert_eq!(Queue::ApiPaymentResults.base_name(), "api.payment-results");
     assert_eq!(Queue::PayDead.base_name(), "pay.requests.dead");
     let names = Names::new("t1.");

@@ -390,19 +390,46 @@ fn order() -> impl Strategy<Value = Order> {
         order_status(),
         instant(),
         instant(),
+        proptest::option::of(refund()),
     )
         .prop_map(
-            |(id, event, quantity, amount_cents, currency, status, created_at, updated_at)| Order {
-                id: OrderId(id),
-                event_id: EventId(event),
+            |(
+                id,
+                event,
                 quantity,
                 amount_cents,
                 currency,
                 status,
                 created_at,
                 updated_at,
+                refund,
+            )| {
+                Order {
+                    id: OrderId(id),
+                    event_id: EventId(event),
+                    quantity,
+                    amount_cents,
+                    currency,
+                    status,
+                    created_at,
+                    updated_at,
+                    refund,
+                }
             },
         )
+}
+
+fn refund() -> impl Strategy<Value = flash_protocol::order::Refund> {
+    use flash_protocol::order::{Refund, RefundStatus};
+    (
+        prop_oneof![
+            Just(RefundStatus::Pending),
+            Just(RefundStatus::Refunded),
+            Just(RefundStatus::Failed),
+        ],
+        instant(),
+    )
+        .prop_map(|(status, at)| Refund { status, at })
 }
 
 fn ticket() -> impl Strategy<Value = Ticket> {

@@ -1,6 +1,6 @@
 //! Orders as the buyer sees them.
 
-use flash_protocol::order::{Order, OrderStatus};
+use flash_protocol::order::{Order, OrderStatus, Refund, RefundStatus};
 use flash_protocol::{EventId, OrderId};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -16,6 +16,8 @@ pub struct OrderRow {
     pub status: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub refund_status: Option<String>,
+    pub refund_at: Option<OffsetDateTime>,
 }
 
 /// `SELECT` of an [`OrderRow`] followed by `$tail` (a literal, so the query stays static).
@@ -23,7 +25,7 @@ macro_rules! select_order {
     ($tail:literal) => {
         concat!(
             "SELECT id, event_id, quantity, amount_cents, currency, status, created_at, ",
-            "updated_at FROM orders ",
+            "updated_at, refund_status, refund_at FROM orders ",
             $tail
         )
     };
@@ -52,6 +54,12 @@ impl OrderRow {
             status: parse_status(&self.status),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            refund: self
+                .refund_status
+                .as_deref()
+                .and_then(RefundStatus::parse)
+                .zip(self.refund_at)
+                .map(|(status, at)| Refund { status, at }),
         }
     }
 }

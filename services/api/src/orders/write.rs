@@ -303,6 +303,7 @@ async fn decide_and_write(
         status: OrderStatus::PendingPayment,
         created_at: now,
         updated_at: now,
+        refund: None,
     };
     let resolve = |index: usize, replay: bool| -> Outcome {
         match &decisions[index] {

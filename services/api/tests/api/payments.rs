@@ -4,8 +4,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flash_kit::amqp::publish;
-use flash_protocol::messages::{PaymentCompleted, PaymentOutcome, PaymentRequested, Queue};
-use flash_protocol::order::{Order, OrderStatus};
+use flash_protocol::messages::{
+    DEAD_REASON_HEADER, Message as _, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
+    PaymentRefunded, PaymentRequested, Queue, RefundOutcome,
+};
+use flash_protocol::order::{Order, OrderStatus, Refund, RefundStatus};
 use flash_protocol::{OrderId, PaymentId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -309,6 +312,328 @@ async fn payment_is_asked_again_less_and_less_often_and_at_most_so_many_times() 
         asked_at - created_at >= time::Duration::milliseconds(2900),
         "{}",
         asked_at - created_at
+    );
+    api.stop().await;
+}
+
+/// Publishes a refund's outcome as the pay worker does.
+async fn send_refunded(api: &TestApi, refunded: &PaymentRefunded) {
+    let connection =
+        lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    publish(
+        &channel,
+        &api.stores.amqp.names,
+        &refunded.payment_id.to_string(),
+        refunded,
+    )
+    .await
+    .expect("publish");
+    drop(connection.close(200, "sent".into()).await);
+}
+
+async fn order_of(api: &TestApi, buyer: &User, order: OrderId) -> Order {
+    serde_json::from_value(
+        api.get_json(&format!("/api/v1/orders/{order}"), Some(&buyer.access))
+            .await
+            .ok(200),
+    )
+    .expect("order")
+}
+
+async fn refund_of(api: &TestApi, buyer: &User, order: OrderId) -> Option<Refund> {
+    order_of(api, buyer, order).await.refund
+}
+
+/// The refund requests in the api's outbox, oldest first.
+async fn refunds_asked(api: &TestApi) -> Vec<PaymentRefundRequested> {
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE message_type = $1 AND routing_key = $2 ORDER BY id",
+    )
+    .bind(PaymentRefundRequested::TYPE)
+    .bind(PaymentRefundRequested::ROUTING_KEY)
+    .fetch_all(&api.pool)
+    .await
+    .expect("outbox");
+    payloads
+        .into_iter()
+        .map(|payload| serde_json::from_value(payload).expect("a refund request"))
+        .collect()
+}
+
+async fn metrics(api: &TestApi) -> String {
+    api.running
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics")
+}
+
+#[tokio::test]
+async fn a_payment_approved_after_the_hold_is_refunded_once_and_the_order_shows_it() {
+    let stores = Stores::new().await;
+    let mut cfg = stores.config();
+    cfg.orders.hold_secs = 1;
+    let api = TestApi::spawn_with(cfg, stores).await;
+    let event = api.event(10, 10).await;
+    let buyer = api.users(1).await.remove(0);
+    let refunded = place(&api, &buyer, event.id, 2).await;
+    let refused = place(&api, &buyer, event.id, 1).await;
+    let declined = place(&api, &buyer, event.id, 1).await;
+    for order in [refunded, refused, declined] {
+        wait_status(&api, &buyer, order, OrderStatus::Expired).await;
+        assert_eq!(refund_of(&api, &buyer, order).await, None, "no refund yet");
+    }
+    let expired = order_of(&api, &buyer, refunded).await;
+
+    // Approved twice (the pay worker publishes at least once) and declined once, all late.
+    let payment = payment_id(&api, refunded).await;
+    send_result(&api, refunded, payment, PaymentOutcome::Approved).await;
+    send_result(&api, refunded, payment, PaymentOutcome::Approved).await;
+    let refused_payment = payment_id(&api, refused).await;
+    send_result(&api, refused, refused_payment, PaymentOutcome::Approved).await;
+    send_result(
+        &api,
+        declined,
+        payment_id(&api, declined).await,
+        PaymentOutcome::Declined,
+    )
+    .await;
+    api.eventually("both refunds are pending", || async {
+        refund_of(&api, &buyer, refunded).await.map(|r| r.status) == Some(RefundStatus::Pending)
+            && refund_of(&api, &buyer, refused).await.map(|r| r.status)
+                == Some(RefundStatus::Pending)
+    })
+    .await;
+    let asked = refunds_asked(&api).await;
+    assert_eq!(
+        asked.len(),
+        2,
+        "one refund asked per late approval: {asked:?}"
+    );
+    assert_eq!(asked[0].payment_id, payment);
+    assert_eq!(asked[0].order_id, refunded);
+    assert_eq!(asked[0].amount_cents, expired.amount_cents);
+    assert_eq!(asked[0].currency, expired.currency);
+    assert_eq!(asked[1].payment_id, refused_payment);
+    let pending = order_of(&api, &buyer, refunded).await;
+    assert_eq!(pending.status, OrderStatus::Expired, "still no ticket");
+    assert_eq!(
+        api.remaining(event.id).await,
+        10,
+        "no ticket comes back twice"
+    );
+    // The gauges see them (read every 5 s).
+    api.eventually("the gauge counts the pending refunds", || async {
+        metrics(&api).await.contains("api_refunds_pending 2")
+    })
+    .await;
+
+    // The provider answers: refunded (twice: applied once), and refused for the other.
+    let at = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("time");
+    let outcome = PaymentRefunded {
+        payment_id: payment,
+        order_id: refunded,
+        outcome: RefundOutcome::Refunded,
+        reason: None,
+        processed_at: at,
+    };
+    send_refunded(&api, &outcome).await;
+    send_refunded(
+        &api,
+        &PaymentRefunded {
+            processed_at: at + time::Duration::minutes(5),
+            ..outcome.clone()
+        },
+    )
+    .await;
+    send_refunded(
+        &api,
+        &PaymentRefunded {
+            payment_id: refused_payment,
+            order_id: refused,
+            outcome: RefundOutcome::Failed,
+            reason: Some("not_captured".into()),
+            processed_at: at,
+        },
+    )
+    .await;
+    // Outcomes of refunds nobody asked for change nothing.
+    send_refunded(
+        &api,
+        &PaymentRefunded {
+            payment_id: PaymentId::new_v7(),
+            order_id: declined,
+            ..outcome.clone()
+        },
+    )
+    .await;
+    send_refunded(
+        &api,
+        &PaymentRefunded {
+            payment_id: payment_id(&api, declined).await,
+            order_id: declined,
+            ..outcome.clone()
+        },
+    )
+    .await;
+    api.eventually("every refund outcome is applied", || async {
+        metrics(&api)
+            .await
+            .contains("api_refunds_total{outcome=\"unknown\"} 2")
+    })
+    .await;
+    assert_eq!(
+        refund_of(&api, &buyer, refunded).await,
+        Some(Refund {
+            status: RefundStatus::Refunded,
+            at
+        }),
+        "applied once: the first outcome's time"
+    );
+    assert_eq!(
+        refund_of(&api, &buyer, refused).await.map(|r| r.status),
+        Some(RefundStatus::Failed)
+    );
+    assert_eq!(refund_of(&api, &buyer, declined).await, None);
+    let listed: Vec<Order> = serde_json::from_value(
+        api.get_json("/api/v1/me/orders", Some(&buyer.access))
+            .await
+            .ok(200),
+    )
+    .expect("orders");
+    let shown = listed
+        .iter()
+        .find(|order| order.id == refunded)
+        .expect("listed");
+    assert_eq!(shown.refund.map(|r| r.status), Some(RefundStatus::Refunded));
+    let text = metrics(&api).await;
+    for line in [
+        "api_refunds_total{outcome=\"requested\"} 2",
+        "api_refunds_total{outcome=\"refunded\"} 1",
+        "api_refunds_total{outcome=\"failed\"} 1",
+        "api_refunds_total{outcome=\"duplicate\"} 1",
+        "api_payment_results_total{applied=\"refunding\"} 2",
+        "api_payment_results_total{applied=\"duplicate\"} 1",
+        "api_payment_results_total{applied=\"late\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert_eq!(refunds_asked(&api).await.len(), 2, "nothing asked again");
+    api.stop().await;
+}
+
+/// A result the api cannot read, or cannot apply however often it is delivered, is moved to
+/// `api.payment-results.dead` with the reason (never dropped), and the results behind it are
+/// applied.
+#[tokio::test]
+async fn results_that_cannot_be_read_or_applied_go_to_the_dead_letters() {
+    let stores = Stores::new().await;
+    let mut cfg = stores.config();
+    cfg.orders.result_redelivery_ms = 10;
+    let api = TestApi::spawn_with(cfg, stores).await;
+    let event = api.event(10, 10).await;
+    let buyer = api.users(1).await.remove(0);
+    let stuck = place(&api, &buyer, event.id, 1).await;
+    let fine = place(&api, &buyer, event.id, 1).await;
+
+    let connection =
+        lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    // Not JSON, though it says it is a result.
+    channel
+        .basic_publish(
+            api.stores
+                .amqp
+                .names
+                .exchange(PaymentCompleted::EXCHANGE)
+                .into(),
+            PaymentCompleted::ROUTING_KEY.into(),
+            Default::default(),
+            b"{not json",
+            flash_kit::amqp::properties_for(PaymentCompleted::TYPE, "garbage"),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    // A declined result whose reason Postgres cannot store (a NUL character): every attempt
+    // to apply it fails.
+    publish(
+        &channel,
+        &api.stores.amqp.names,
+        "nul",
+        &PaymentCompleted {
+            payment_id: payment_id(&api, stuck).await,
+            order_id: stuck,
+            outcome: PaymentOutcome::Declined,
+            reason: Some("card\u{0}declined".into()),
+            processed_at: OffsetDateTime::now_utc(),
+        },
+    )
+    .await
+    .expect("publish");
+    drop(connection.close(200, "sent".into()).await);
+    send_result(
+        &api,
+        fine,
+        payment_id(&api, fine).await,
+        PaymentOutcome::Approved,
+    )
+    .await;
+    wait_status(&api, &buyer, fine, OrderStatus::Paid).await;
+
+    let dead = consume(
+        &api.stores.amqp,
+        Queue::ApiPaymentResultsDead,
+        Duration::from_secs(3),
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut reasons: Vec<(String, String)> = dead
+        .iter()
+        .map(|delivery| {
+            let headers = delivery.properties.headers().clone().unwrap_or_default();
+            let reason = match headers.inner().get(DEAD_REASON_HEADER) {
+                Some(lapin::types::AMQPValue::LongString(reason)) => reason.to_string(),
+                other => panic!("reason header {other:?}"),
+            };
+            (reason, String::from_utf8_lossy(&delivery.data).into_owned())
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].0.starts_with("not applied in 10 deliveries: "),
+        "{reasons:?}"
+    );
+    assert!(reasons[0].1.contains(&stuck.to_string()), "the body kept");
+    assert!(reasons[1].0.starts_with("undecodable: "), "{reasons:?}");
+    assert_eq!(reasons[1].1, "{not json");
+    assert_eq!(
+        status_of(&api, &buyer, stuck).await,
+        OrderStatus::PendingPayment,
+        "a result that was not applied changed nothing"
+    );
+    let text = metrics(&api).await;
+    assert!(
+        text.contains("api_payment_results_total{applied=\"dead\"} 2"),
+        "{text}"
     );
     api.stop().await;
 }
