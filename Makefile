@@ -33,7 +33,7 @@ export PATH := $(FLASH_NODE_DIR)/bin:$(PATH)
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps build up drill abuse test fmt lint unit validate documents web-deps clean-test-data
+.PHONY: help deps build up drill drill-late-payments abuse test fmt lint unit validate documents web-deps clean-test-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ up: deps build ## Run the whole suite on http://127.0.0.1:8080 (FLASH_ADDR) unti
 
 drill: deps build ## A flash-sale drill (20,000 buyers, 2,000 tickets) against `make up`'s suite, started if not running (DRILL_ARGS="…" for more options)
 	@bash loadtest/drill.sh $(DRILL_ARGS)
+
+drill-late-payments: deps build ## The drill with payments that land after their hold (ORDER_HOLD_SECS=2, a provider taking ~1.5 s): each must be refunded exactly once; starts its own suite (2,000 buyers, 300 tickets; DRILL_ARGS="…" for more)
+	@ORDER_HOLD_SECS=2 HOLD_SWEEP_MS=250 PAY_LATENCY_P50_MS=1500 PAY_LATENCY_P99_MS=5000 bash loadtest/drill.sh --late-payments --users 2000 --tickets 300 $(DRILL_ARGS)
 
 abuse: deps build ## The drill with attackers beside the burst (flash-drill abuse) against a suite at the production Argon2 cost, started if not running (1,000 buyers, 200 tickets; DRILL_ARGS="…" for more)
 	@DRILL_KIND=abuse ARGON2_MEMORY_KIB=19456 ARGON2_ITERATIONS=2 bash loadtest/drill.sh --users 1000 --tickets 200 --signup-concurrency 8 $(DRILL_ARGS)

@@ -4,8 +4,9 @@
 //! Checked: stock never below zero and never oversold; stock accounting adds up (remaining +
 //! tickets in live orders = inventory); no buyer over `max_per_user`; each buyer's holdings
 //! row agrees with their live orders; every order has exactly one idempotency key and one
-//! consumed gate token (no key made two orders, no token bought twice); and, when asked,
-//! every order has reached a final state.
+//! consumed gate token (no key made two orders, no token bought twice); every payment
+//! approved after its order stopped waiting was asked to be refunded exactly once; and, when
+//! asked, every order and every refund has reached a final state.
 
 use std::io::Write as _;
 
@@ -33,6 +34,20 @@ pub struct Ledger {
     pub orders_without_one_key: i64,
     /// Orders without exactly one consumed gate token.
     pub orders_without_one_token: i64,
+    /// Payments approved after their order stopped waiting (money taken, no ticket).
+    #[serde(default)]
+    pub late_approvals: i64,
+    /// Of those, the ones not asked to be refunded exactly once.
+    #[serde(default)]
+    pub late_approvals_without_one_refund: i64,
+    /// Refunds waiting for the provider.
+    #[serde(default)]
+    pub refunds_pending: i64,
+    #[serde(default)]
+    pub refunded: i64,
+    /// Refunds the provider refused.
+    #[serde(default)]
+    pub refunds_failed: i64,
 }
 
 /// One broken invariant.
@@ -54,7 +69,13 @@ pub async fn ledger(pool: &PgPool, event: Uuid) -> Result<Option<Ledger>, sqlx::
     sqlx::query_as(
         "WITH o AS (SELECT * FROM orders WHERE event_id = $1), \
          live AS (SELECT user_id, sum(quantity) AS held FROM o \
-                  WHERE status IN ('pending_payment', 'paid') GROUP BY user_id) \
+                  WHERE status IN ('pending_payment', 'paid') GROUP BY user_id), \
+         late AS (SELECT o.* FROM o JOIN payment_results r ON r.payment_id = o.payment_id \
+                  WHERE r.outcome = 'approved' AND o.status <> 'paid'), \
+         asked AS (SELECT (payload->>'payment_id')::uuid AS payment_id, count(*) AS n \
+                   FROM outbox WHERE message_type = 'payment.refund_requested' \
+                     AND (payload->>'payment_id')::uuid IN (SELECT payment_id FROM late) \
+                   GROUP BY 1) \
          SELECT e.inventory::bigint AS inventory, s.remaining::bigint AS remaining, \
            (SELECT coalesce(sum(held), 0)::bigint FROM live) AS live_tickets, \
            (SELECT count(*) FROM o) AS orders, \
@@ -74,7 +95,14 @@ pub async fn ledger(pool: &PgPool, event: Uuid) -> Result<Option<Ledger>, sqlx::
            (SELECT count(*) FROM o LEFT JOIN \
               (SELECT order_id, count(*) AS n FROM consumed_gate_tokens \
                WHERE order_id IN (SELECT id FROM o) GROUP BY order_id) c ON c.order_id = o.id \
-            WHERE c.n IS DISTINCT FROM 1) AS orders_without_one_token \
+            WHERE c.n IS DISTINCT FROM 1) AS orders_without_one_token, \
+           (SELECT count(*) FROM late) AS late_approvals, \
+           (SELECT count(*) FROM late LEFT JOIN asked USING (payment_id) \
+            WHERE late.refund_status IS NULL OR asked.n IS DISTINCT FROM 1) \
+             AS late_approvals_without_one_refund, \
+           (SELECT count(*) FROM o WHERE refund_status = 'pending') AS refunds_pending, \
+           (SELECT count(*) FROM o WHERE refund_status = 'refunded') AS refunded, \
+           (SELECT count(*) FROM o WHERE refund_status = 'failed') AS refunds_failed \
          FROM events e JOIN event_stock s ON s.event_id = e.id WHERE e.id = $1",
     )
     .bind(event)
@@ -140,6 +168,22 @@ pub fn violations(ledger: &Ledger, pending: Pending) -> Vec<Violation> {
         pending == Pending::Violation && ledger.pending > 0,
         "every order reaches a final state",
         format!("{} orders still pending payment", ledger.pending),
+    );
+    check(
+        ledger.late_approvals_without_one_refund > 0,
+        "a payment approved too late is refunded once",
+        format!(
+            "{} of {} payments approved after their hold not asked to be refunded exactly once",
+            ledger.late_approvals_without_one_refund, ledger.late_approvals
+        ),
+    );
+    check(
+        pending == Pending::Violation && ledger.refunds_pending > 0,
+        "every refund is settled",
+        format!(
+            "{} refunds still waiting for the provider",
+            ledger.refunds_pending
+        ),
     );
     found
 }
@@ -281,6 +325,30 @@ mod tests {
                 "one order per idempotency key",
                 "one order per gate token"
             ]
+        );
+    }
+
+    #[test]
+    fn a_late_approval_must_be_refunded_once_and_refunds_settled_at_the_end() {
+        let refunding = Ledger {
+            pending: 0,
+            late_approvals: 3,
+            refunds_pending: 1,
+            refunded: 2,
+            ..sound()
+        };
+        assert!(broken(&refunding, Pending::Allowed).is_empty());
+        assert_eq!(
+            broken(&refunding, Pending::Violation),
+            ["every refund is settled"]
+        );
+        let unrefunded = Ledger {
+            late_approvals_without_one_refund: 1,
+            ..refunding
+        };
+        assert_eq!(
+            broken(&unrefunded, Pending::Allowed),
+            ["a payment approved too late is refunded once"]
         );
     }
 }

@@ -79,6 +79,7 @@ fn args(origin: std::net::SocketAddr, db: &str, users: usize, tickets: u32) -> B
             signup_concurrency: 16,
             deadline_secs: 60,
             final_within_secs: 30,
+            late_payments: false,
             database_url: Some(db.to_owned()),
             chaos: vec![],
             redis_url: String::new(),
@@ -207,6 +208,39 @@ async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
     let json = serde_json::to_string(&report).expect("json");
     let again: Report = serde_json::from_str(&json).expect("reads back");
     assert_eq!(again.table(), report.table());
+    origin.stop().await;
+}
+
+/// Payments that land after their order's hold (a one-second hold, a provider taking about a
+/// second) are refunded, each exactly once, and the sale still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_approved_after_their_hold_are_each_refunded_once() {
+    let stores = Stores::new().await;
+    let mut config = stores.suite_config();
+    config.api.database_max_connections = 8;
+    config.origin.common.shutdown_grace_secs = 3;
+    config.api.orders.hold_secs = 1;
+    config.api.orders.sweep_ms = 200;
+    config.pay.provider.latency_p50_ms = 1_000.0;
+    config.pay.provider.latency_p99_ms = 2_500.0;
+    config.pay.provider.decline_rate = 0.1;
+    let suite = Suite::build(config).await.expect("suite builds");
+    let origin_addr = suite.origin_addr();
+    let origin = Running::spawn(origin_addr.port(), |stop| suite.run_until(stop));
+
+    let mut args = args(origin_addr, &stores.db.url, 120, 30);
+    args.drill.late_payments = true;
+    let report = burst(args).await.expect("the drill runs");
+    assert!(report.passed, "{}\n{:?}", report.table(), failed(&report));
+    let ledger = report.ledger.clone().expect("audited in the database");
+    assert!(ledger.late_approvals > 0, "{ledger:?}");
+    assert_eq!(ledger.late_approvals_without_one_refund, 0, "{ledger:?}");
+    assert_eq!(ledger.refunds_pending, 0, "{ledger:?}");
+    assert_eq!(
+        ledger.refunded, ledger.late_approvals,
+        "every payment approved too late was given back: {ledger:?}"
+    );
+    assert!(report.html().contains("payments approved after their hold"));
     origin.stop().await;
 }
 

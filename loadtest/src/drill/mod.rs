@@ -94,6 +94,11 @@ pub struct DrillArgs {
     /// Seconds an accepted order may take to reach a final state.
     #[arg(long, default_value_t = 60)]
     pub final_within_secs: u64,
+    /// The suite was started to make payments arrive after their hold (a short
+    /// `ORDER_HOLD_SECS`, a slow provider; `make drill-late-payments`): the audit then also
+    /// requires that some did, and (as always) that each was refunded exactly once.
+    #[arg(long)]
+    pub late_payments: bool,
     /// The api's database: the sale is also audited there.
     #[arg(long, env = "DRILL_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -730,7 +735,15 @@ async fn drill(
         .await?;
     let after: Event = serde_json::from_slice(&body)?;
     let ledger = match &args.database_url {
-        Some(url) => Some(audit_event(url, event.id).await?),
+        Some(url) => Some(
+            audit_event(
+                url,
+                event.id,
+                Duration::from_secs(args.final_within_secs),
+                args.late_payments,
+            )
+            .await?,
+        ),
         None => None,
     };
     let mut gateway = Conn::open(targets.gateways[0], None).await?;
@@ -872,19 +885,39 @@ fn wire_name<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-/// The database's ledger of the event, after waiting (briefly) for it to be final.
+/// The database's ledger of the event, after waiting (at most `settle_within`) for every
+/// order and every refund to be final. With `late_payments`, the drill was meant to make
+/// payments arrive after their hold: that none did is a violation too.
 async fn audit_event(
     url: &str,
     event: EventId,
+    settle_within: Duration,
+    late_payments: bool,
 ) -> anyhow::Result<(crate::audit::Ledger, Vec<crate::audit::Violation>)> {
     let pool = flash_kit::stores::connect_postgres(url, 1).await?;
-    let ledger = crate::audit::ledger(&pool, event.0)
-        .await?
-        .with_context(|| {
-            format!("event {event} is not in the database at {url}: is it the api's?")
-        })?;
+    let until = Instant::now() + settle_within;
+    let ledger = loop {
+        let ledger = crate::audit::ledger(&pool, event.0)
+            .await?
+            .with_context(|| {
+                format!("event {event} is not in the database at {url}: is it the api's?")
+            })?;
+        if (ledger.pending == 0 && ledger.refunds_pending == 0) || Instant::now() >= until {
+            break ledger;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     pool.close().await;
-    let violations = crate::audit::violations(&ledger, crate::audit::Pending::Violation);
+    let mut violations = crate::audit::violations(&ledger, crate::audit::Pending::Violation);
+    if late_payments && ledger.late_approvals == 0 {
+        violations.push(crate::audit::Violation {
+            invariant: "some payments arrived after their hold",
+            detail: "--late-payments, yet no payment was approved after its order's hold: run \
+                     the suite with a short ORDER_HOLD_SECS and a slow provider \
+                     (PAY_LATENCY_P50_MS), as `make drill-late-payments` does"
+                .into(),
+        });
+    }
     Ok((ledger, violations))
 }
 

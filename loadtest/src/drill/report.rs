@@ -579,7 +579,8 @@ impl Report {
             let _ = write!(
                 page,
                 "<h2>Database</h2><p>inventory {}, remaining {}, tickets in live orders {}; orders {} \
-                 (pending {}, paid {}, failed {}, expired {}).</p>",
+                 (pending {}, paid {}, failed {}, expired {}); payments approved after their \
+                 hold {} (refunded {}, refund pending {}, refund failed {}).</p>",
                 ledger.inventory,
                 ledger.remaining,
                 ledger.live_tickets,
@@ -587,7 +588,11 @@ impl Report {
                 ledger.pending,
                 ledger.paid,
                 ledger.failed,
-                ledger.expired
+                ledger.expired,
+                ledger.late_approvals,
+                ledger.refunded,
+                ledger.refunds_pending,
+                ledger.refunds_failed
             );
         }
         page.push_str("</main></body></html>\n");
