@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countdown, minorDigits, parseMoney, spokenDuration, wait, waitRange } from '../../public/js/format.js';
+import { REFUND_STATUS, countdown, dateTime, minorDigits, parseMoney, refundWords, spokenDuration, wait, waitRange } from '../../public/js/format.js';
 
 test('waits are rounded and never falsely precise', () => {
   assert.equal(wait(5), 'less than a minute');
@@ -38,4 +38,29 @@ test('prices typed by operators become minor units', () => {
   assert.equal(parseMoney('4.555', 'EUR'), null);
   assert.equal(parseMoney('-3', 'EUR'), null);
   assert.equal(parseMoney('abc', 'EUR'), null);
+});
+
+test('a refund says why, and where the money is', () => {
+  const order = { id: '0190b3a8-6c1e-7d2a-9f00-00000000b001', status: 'expired' };
+  const at = '2026-12-01T10:10:07Z';
+  const why = 'Your payment arrived after your hold ended, so no ticket was issued.';
+  assert.equal(refundWords(order), null);
+  assert.equal(refundWords({ ...order, refund: null }), null);
+  assert.deepEqual(refundWords({ ...order, refund: { status: 'pending', at } }), {
+    tone: 'warn',
+    why,
+    state: `Refund in progress (asked ${dateTime(at)}).`,
+  });
+  assert.deepEqual(refundWords({ ...order, refund: { status: 'refunded', at } }), {
+    tone: 'warn',
+    why,
+    state: `Refunded on ${dateTime(at)}: the payment was given back.`,
+  });
+  assert.deepEqual(refundWords({ ...order, refund: { status: 'failed', at } }), {
+    tone: 'bad',
+    why,
+    state: `The refund could not be made automatically — contact support with order ${order.id}.`,
+  });
+  assert.equal(refundWords({ ...order, refund: { status: 'reversed', at } }).state, `Refund: reversed (${dateTime(at)}).`);
+  assert.deepEqual(Object.keys(REFUND_STATUS), ['pending', 'refunded', 'failed']);
 });

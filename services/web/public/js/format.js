@@ -122,3 +122,35 @@ export const ORDER_STATUS = {
   payment_failed: 'Payment failed',
   expired: 'Expired',
 };
+
+/** Short words for an order's refund, beside its status. */
+export const REFUND_STATUS = {
+  pending: 'Refund in progress',
+  refunded: 'Refunded',
+  failed: 'Refund failed',
+};
+
+/**
+ * What the buyer is told about an order's refund (a payment approved after the order's hold
+ * ended is given back): why, and where the money is. `null` when the order has no refund.
+ */
+export function refundWords(order) {
+  const refund = order?.refund;
+  if (!refund) return null;
+  const why = 'Your payment arrived after your hold ended, so no ticket was issued.';
+  const at = dateTime(refund.at);
+  switch (refund.status) {
+    case 'pending':
+      return { tone: 'warn', why, state: `Refund in progress (asked ${at}).` };
+    case 'refunded':
+      return { tone: 'warn', why, state: `Refunded on ${at}: the payment was given back.` };
+    case 'failed':
+      return {
+        tone: 'bad',
+        why,
+        state: `The refund could not be made automatically — contact support with order ${order.id}.`,
+      };
+    default:
+      return { tone: 'warn', why, state: `Refund: ${refund.status} (${at}).` };
+  }
+}

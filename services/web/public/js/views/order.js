@@ -1,8 +1,9 @@
-// One order, followed until its payment is settled: paid, failed or expired.
+// One order, followed until its payment is settled (paid, failed or expired) and, when a payment
+// came after the hold ended, until its refund is answered.
 
 import * as api from '../api.js';
 import { h, replace, loading, sleep, isAbort } from '../dom.js';
-import { money, dateTime, isoString, count, ORDER_STATUS } from '../format.js';
+import { money, dateTime, isoString, count, ORDER_STATUS, REFUND_STATUS, refundWords } from '../format.js';
 import { badge, requireUser } from '../app.js';
 
 const OUTCOME = {
@@ -24,7 +25,7 @@ const OUTCOME = {
   expired: {
     tone: 'warn',
     title: 'The order expired',
-    body: 'The payment was not confirmed in time, so the order was cancelled and its tickets went back on sale. Nothing was charged.',
+    body: 'The payment was not confirmed in time, so the order was cancelled and its tickets went back on sale. If your payment still goes through, it is given back automatically, and this page says so.',
   },
 };
 
@@ -58,14 +59,21 @@ export default async function orderView(ctx) {
 
   const render = () => {
     const words = OUTCOME[order.status] ?? OUTCOME.pending_payment;
+    // A refund replaces the status's own explanation (an expired order says nothing was charged).
+    const refund = refundWords(order);
     ctx.setTitle(`${ORDER_STATUS[order.status] ?? 'Order'}: ${event?.name ?? 'your order'}`);
     replace(
       outcome,
       h(
         'div',
-        { class: `notice ${words.tone}`.trim() },
+        { class: `notice ${refund?.tone ?? words.tone}`.trim() },
         h('h2', null, order.status === 'pending_payment' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, order.status === 'pending_payment' ? ' ' : null, words.title),
-        h('p', null, words.body),
+        refund
+          ? [
+              h('p', null, refund.why),
+              h('p', null, refund.state, order.refund.status === 'pending' ? ' This page updates by itself.' : null),
+            ]
+          : h('p', null, words.body),
         order.status === 'payment_failed' && event ? h('p', null, h('a', { href: `#/events/${event.id}` }, 'Back to the event')) : null,
       ),
     );
@@ -80,6 +88,12 @@ export default async function orderView(ctx) {
       h('dd', null, money(order.amount_cents, order.currency)),
       h('dt', null, 'Status'),
       h('dd', null, badge(order.status, ORDER_STATUS[order.status] ?? order.status)),
+      order.refund
+        ? [
+            h('dt', null, 'Refund'),
+            h('dd', null, badge(`refund_${order.refund.status}`, REFUND_STATUS[order.refund.status] ?? order.refund.status), ' ', h('time', { datetime: isoString(order.refund.at) }, dateTime(order.refund.at))),
+          ]
+        : null,
       h('dt', null, 'Ordered'),
       h('dd', null, h('time', { datetime: isoString(order.created_at) }, dateTime(order.created_at))),
       h('dt', null, 'Order number'),
@@ -88,15 +102,22 @@ export default async function orderView(ctx) {
   };
   render();
 
-  // Follow the payment: every second at first, then more slowly; a settled order is final.
+  // Follow the payment, and a refund until the provider answers it: every second at first, then
+  // more slowly. An order that expired is followed a while longer (its payment may still be
+  // approved, and is then refunded); any other settled order with no refund pending is final.
+  const EXPIRED_FOLLOW_MS = 10 * 60_000;
+  const following = () =>
+    order.status === 'pending_payment' ||
+    order.refund?.status === 'pending' ||
+    (order.status === 'expired' && !order.refund && Date.now() - Date.parse(order.updated_at) < EXPIRED_FOLLOW_MS);
   const started = Date.now();
   (async () => {
-    while (order.status === 'pending_payment' && !signal.aborted) {
+    while (following() && !signal.aborted) {
       const elapsed = Date.now() - started;
       await sleep(elapsed < 20_000 ? 1000 : elapsed < 120_000 ? 3000 : 10_000, signal);
       try {
         const fresh = await api.get(`/api/v1/orders/${id}`, { auth: true, signal });
-        if (fresh.status !== order.status) {
+        if (fresh.status !== order.status || fresh.refund?.status !== order.refund?.status) {
           order = fresh;
           render();
         }

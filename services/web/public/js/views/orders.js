@@ -2,7 +2,7 @@
 
 import * as api from '../api.js';
 import { h, replace, loading } from '../dom.js';
-import { money, dateTime, isoString, ORDER_STATUS } from '../format.js';
+import { money, dateTime, isoString, ORDER_STATUS, REFUND_STATUS } from '../format.js';
 import { badge, requireUser } from '../app.js';
 
 export default async function ordersView(ctx) {
@@ -40,7 +40,12 @@ export default async function ordersView(ctx) {
               h('td', null, h('time', { datetime: isoString(o.created_at) }, dateTime(o.created_at))),
               h('td', { class: 'num' }, String(o.quantity)),
               h('td', { class: 'num' }, money(o.amount_cents, o.currency)),
-              h('td', null, badge(o.status, ORDER_STATUS[o.status] ?? o.status)),
+              h(
+                'td',
+                null,
+                badge(o.status, ORDER_STATUS[o.status] ?? o.status),
+                o.refund ? [' ', badge(`refund_${o.refund.status}`, REFUND_STATUS[o.refund.status] ?? o.refund.status)] : null,
+              ),
             ),
           ),
         ),
