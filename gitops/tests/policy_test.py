@@ -142,6 +142,9 @@ def code_metrics():
             text = f.read()
         for kind, metric in re.findall(r'metrics::(counter|gauge|histogram)!\(\s*"([a-z_:][a-z0-9_:]*)"', text):
             out[metric] = kind
+        # Counters named by a constant (e.g. the pay worker's `Job::OUTCOMES_METRIC`).
+        for metric in re.findall(r'const \w*METRIC\w*: &(?:\'static )?str = "([a-z_:][a-z0-9_:]*)"', text):
+            out[metric] = "counter"
         # Families a service renders itself (kit::metrics::Source): ("name", "kind", …) tuples.
         for metric, kind in re.findall(r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"(counter|gauge)"', text):
             out[metric] = kind

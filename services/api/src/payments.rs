@@ -122,19 +122,29 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
         return Ok(Applied::Duplicate);
     }
     if status != "pending_payment" {
+        if status == "paid" {
+            // This very payment paid the order: seen again after its record was retired.
+            tx.commit().await?;
+            return Ok(Applied::Duplicate);
+        }
         if result.outcome == PaymentOutcome::Declined {
             tx.commit().await?;
             return Ok(Applied::Late);
         }
-        // Money was taken for an order that gives no ticket: give it back.
-        sqlx::query(
+        // Money was taken for an order that gives no ticket: give it back, once (a result
+        // seen again after its record was retired finds the refund already asked for).
+        let asked = sqlx::query(
             "UPDATE orders SET refund_status = $2, refund_at = now(), updated_at = now() \
-             WHERE id = $1",
+             WHERE id = $1 AND refund_status IS NULL",
         )
         .bind(result.order_id.0)
         .bind(RefundStatus::Pending.as_str())
         .execute(&mut *tx)
         .await?;
+        if asked.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(Applied::Duplicate);
+        }
         let refund = PaymentRefundRequested {
             payment_id: result.payment_id,
             order_id: result.order_id,
@@ -315,6 +325,17 @@ pub async fn pending_refunds(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
     Ok((count, oldest.unwrap_or(0.0).max(0.0)))
 }
 
+/// The counters alerts watch for a first occurrence, at 0 from the start: a series that
+/// appeared at 1 would show no increase.
+fn register_counters() {
+    for applied in ["unknown", "poison", "dead", "refunding"] {
+        ::metrics::counter!("api_payment_results_total", "applied" => applied).increment(0);
+    }
+    for outcome in ["requested", "refunded", "failed", "unknown"] {
+        ::metrics::counter!("api_refunds_total", "outcome" => outcome).increment(0);
+    }
+}
+
 /// Consumes payment and refund results until `stop`; a result that failed to apply waits
 /// `redelivery_step` per delivery so far (at most 5 s) before it is delivered again.
 pub async fn run(
@@ -323,6 +344,7 @@ pub async fn run(
     redelivery_step: Duration,
     stop: CancellationToken,
 ) {
+    register_counters();
     let dead_letters = Arc::new(Publisher::new(Arc::clone(&broker)));
     consume(
         broker,

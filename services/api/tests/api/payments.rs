@@ -529,6 +529,48 @@ async fn a_payment_approved_after_the_hold_is_refunded_once_and_the_order_shows_
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
     assert_eq!(refunds_asked(&api).await.len(), 2, "nothing asked again");
+
+    // An approval seen again after its result's record was retired asks for nothing more.
+    sqlx::query("DELETE FROM payment_results WHERE payment_id = $1")
+        .bind(payment.0)
+        .execute(&api.pool)
+        .await
+        .expect("retire the record");
+    send_result(&api, refunded, payment, PaymentOutcome::Approved).await;
+    api.eventually("the approval is seen again", || async {
+        metrics(&api)
+            .await
+            .contains("api_payment_results_total{applied=\"duplicate\"} 2")
+    })
+    .await;
+    assert_eq!(refunds_asked(&api).await.len(), 2, "no second refund");
+    // Nor does an approval of a paid order seen again after its record was retired.
+    let paid = place(&api, &buyer, event.id, 1).await;
+    let paid_with = payment_id(&api, paid).await;
+    send_result(&api, paid, paid_with, PaymentOutcome::Approved).await;
+    wait_status(&api, &buyer, paid, OrderStatus::Paid).await;
+    sqlx::query("DELETE FROM payment_results WHERE payment_id = $1")
+        .bind(paid_with.0)
+        .execute(&api.pool)
+        .await
+        .expect("retire the record");
+    send_result(&api, paid, paid_with, PaymentOutcome::Approved).await;
+    api.eventually("the paid order's approval is seen again", || async {
+        metrics(&api)
+            .await
+            .contains("api_payment_results_total{applied=\"duplicate\"} 3")
+    })
+    .await;
+    assert_eq!(
+        refunds_asked(&api).await.len(),
+        2,
+        "a paid order is not refunded"
+    );
+    assert_eq!(refund_of(&api, &buyer, paid).await, None);
+    assert_eq!(
+        refund_of(&api, &buyer, refunded).await.map(|r| r.status),
+        Some(RefundStatus::Refunded)
+    );
     api.stop().await;
 }
 
