@@ -364,6 +364,8 @@ fn invariants(inputs: &Inputs<'_>, accepted: u64) -> Vec<Check> {
         ),
     ));
 
+    checks.push(returns_reach_the_line(records, inputs.remaining_at_end));
+
     let lost = records
         .iter()
         .filter(|r| r.outcome == Outcome::LostPlace)
@@ -526,6 +528,23 @@ fn spearman(pairs: &mut [(u64, u64)]) -> f64 {
     1.0 - 6.0 * d2 / (n * (n * n - 1.0))
 }
 
+/// A ticket that came back (a failed or lapsed payment) while buyers were still in line goes to
+/// them: the queue holds its line while orders are being paid and closes only when nothing can
+/// come back. Tickets left over while buyers were sent away say it closed too early.
+fn returns_reach_the_line(records: &[Record], remaining_at_end: u32) -> Check {
+    let sent_away = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Closed)
+        .count();
+    check(
+        "no ticket that came back is left unsold while buyers were sent away",
+        remaining_at_end == 0 || sent_away == 0,
+        format!(
+            "{remaining_at_end} tickets left at the end; {sent_away} buyers were told the queue had closed"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,5 +615,20 @@ mod tests {
         assert!(!pre_queue_coverage(&gap, 5_000).ok);
         let late_inside = [pre(Some(1), 0), pre(Some(2), 1), joined(9_000, 9_001, 2)];
         assert!(!pre_queue_coverage(&late_inside, 5_000).ok);
+    }
+
+    #[test]
+    fn tickets_left_while_buyers_were_sent_away_break_the_sale() {
+        let sent_away = [pre(Some(1), 0), joined(0, 1, 2)];
+        assert!(returns_reach_the_line(&sent_away, 0).ok, "sold out");
+        assert!(
+            !returns_reach_the_line(&sent_away, 1).ok,
+            "closed too early"
+        );
+        let nobody_sent_away = [joined(0, 1, 2)];
+        assert!(
+            returns_reach_the_line(&nobody_sent_away, 3).ok,
+            "nobody wanted them"
+        );
     }
 }

@@ -386,6 +386,7 @@ async fn create_event(
             admission_ttl_s: sale.admission_ttl_s,
             challenge_difficulty: 0,
         },
+        returns_until: None,
     };
     let mut conn = Conn::open(targets.api, None).await?;
     let body = conn

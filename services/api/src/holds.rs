@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use flash_protocol::messages::{EventUpdated, PaymentRequested};
-use flash_protocol::{OrderId, PaymentId, UserId};
+use flash_protocol::messages::{EventSoldOut, EventUpdated, PaymentRequested};
+use flash_protocol::{EventId, OrderId, PaymentId, UserId};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -123,6 +123,35 @@ pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(ended.len())
 }
 
+/// Tells the gateway, once, that a sold-out event's queue closes because its `returns_until`
+/// passed (tickets that come back no longer go to the line).
+pub async fn announce_returns_closed(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let closed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE events SET returns_closed_announced = true WHERE id IN ( \
+           SELECT e.id FROM events e JOIN event_stock s ON s.event_id = e.id \
+           WHERE e.returns_until <= now() AND NOT e.returns_closed_announced \
+             AND e.starts_at > now() AND s.remaining = 0 \
+           LIMIT 100 FOR UPDATE OF e SKIP LOCKED) RETURNING id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let messages: Vec<Outgoing> = closed
+        .iter()
+        .map(|event| {
+            Outgoing::new(&EventSoldOut {
+                event_id: EventId(*event),
+                sold_out_at: now,
+                reserved_pending: 0,
+            })
+        })
+        .collect();
+    outbox::push(&mut tx, &messages).await?;
+    tx.commit().await?;
+    Ok(closed.len())
+}
+
 /// How often the sweeps run, and when payment is asked for again (`None`: never).
 #[derive(Clone, Copy, Debug)]
 pub struct Sweeps {
@@ -174,6 +203,9 @@ pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
         }
         if let Err(error) = announce_ended(&pool).await {
             tracing::warn!(%error, "ended-event sweep failed");
+        }
+        if let Err(error) = announce_returns_closed(&pool).await {
+            tracing::warn!(%error, "returns cut-off sweep failed");
         }
     }
 }

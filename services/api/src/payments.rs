@@ -14,8 +14,9 @@ use std::time::Duration;
 use flash_kit::amqp::{
     Broker, Disposition, Publisher, consume, earlier_deliveries, message_type, with_headers,
 };
+use flash_protocol::EventId;
 use flash_protocol::messages::{
-    DecodeError, Exchange, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
+    DecodeError, EventSoldOut, Exchange, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
     PaymentRefunded, PaymentResult, Queue, RESULT_MAX_DELIVERIES, RefundOutcome, routing,
 };
 use flash_protocol::order::RefundStatus;
@@ -162,6 +163,7 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
                 .bind(result.order_id.0)
                 .execute(&mut *tx)
                 .await?;
+            announce_reserved(&mut tx, event).await?;
             Applied::Paid
         }
         PaymentOutcome::Declined => {
@@ -184,6 +186,38 @@ pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, 
     };
     tx.commit().await?;
     Ok(applied)
+}
+
+/// While no ticket of `event` is left, tells the gateway how many orders are still being paid
+/// (one fewer now): at 0 nothing can come back and its queue closes. Payments settling at once
+/// take turns on the stock row and each counts after the one before committed, so the last
+/// one announces 0.
+async fn announce_reserved(tx: &mut sqlx::PgConnection, event: Uuid) -> Result<(), sqlx::Error> {
+    let remaining: Option<i32> =
+        sqlx::query_scalar("SELECT remaining FROM event_stock WHERE event_id = $1")
+            .bind(event)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if remaining != Some(0) {
+        return Ok(());
+    }
+    sqlx::query("SELECT 1 FROM event_stock WHERE event_id = $1 FOR UPDATE")
+        .bind(event)
+        .execute(&mut *tx)
+        .await?;
+    let Some(row) = crate::db::events::get_in(tx, event).await? else {
+        return Ok(());
+    };
+    if row.remaining != 0 {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let sold_out = EventSoldOut {
+        event_id: EventId(event),
+        sold_out_at: now,
+        reserved_pending: row.returns_possible(now),
+    };
+    outbox::push(tx, &[Outgoing::new(&sold_out)]).await
 }
 
 /// Applies a refund's outcome: only a pending refund of this very payment moves.

@@ -76,7 +76,12 @@ async fn apply_status(
                 .await
         }
         EventsMessage::SoldOut(sold_out) => room
-            .close_in_order(sold_out.event_id, ClosedReason::SoldOut, sequence)
+            .close_in_order(
+                sold_out.event_id,
+                ClosedReason::SoldOut,
+                sequence,
+                sold_out.reserved_pending,
+            )
             .await
             .map(drop),
         EventsMessage::GateConsumed(consumed) => free_admission(room, &consumed).await.map(drop),

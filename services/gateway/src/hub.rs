@@ -90,6 +90,7 @@ impl Slot {
             admitted_at_ms: admission.map(|a| a.0),
             expired: false,
             now_ms,
+            reserved_pending: view.reserved_pending,
         })
     }
 }
@@ -578,6 +579,7 @@ mod tests {
             admit_per_sec: 10,
             admission_ttl_s: 300,
             serving,
+            reserved_pending: 0,
         }
     }
 

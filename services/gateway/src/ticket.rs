@@ -15,8 +15,10 @@ pub enum Standing {
     Waiting {
         number: u64,
         ahead: u64,
-        /// `None` when no honest estimate exists (paused, not open, no rate).
+        /// `None` when no honest estimate exists (paused, held, not open, no rate).
         eta_s: Option<u64>,
+        /// Orders still being paid while no ticket is left (the queue holds).
+        reserved_pending: u64,
     },
     Admitted {
         number: u64,
@@ -73,7 +75,7 @@ pub fn standing(s: &Snapshot) -> Result<Standing, Absent> {
         });
     }
     let ahead = number.saturating_sub(s.serving).saturating_sub(1);
-    let admitting = state == RawState::Open && !s.paused;
+    let admitting = state == RawState::Open && !s.paused && s.reserved_pending == 0;
     Ok(Standing::Waiting {
         number,
         ahead,
@@ -82,6 +84,7 @@ pub fn standing(s: &Snapshot) -> Result<Standing, Absent> {
         } else {
             None
         },
+        reserved_pending: s.reserved_pending,
     })
 }
 
@@ -105,6 +108,17 @@ impl Standing {
             | Standing::Admitted { number, .. }
             | Standing::Expired { number } => Some(*number),
             Standing::Closed { number, .. } => *number,
+        }
+    }
+
+    /// Orders still being paid while no ticket is left, for a waiting buyer (0 otherwise).
+    #[must_use]
+    pub fn reserved_pending(&self) -> u64 {
+        match self {
+            Standing::Waiting {
+                reserved_pending, ..
+            } => *reserved_pending,
+            _ => 0,
         }
     }
 
@@ -150,6 +164,7 @@ impl Standing {
             gate_expires_at,
             pseudonym: (*self == Standing::PreQueue)
                 .then(|| flash_protocol::draw::pseudonym(event, user)),
+            reserved_pending: self.reserved_pending(),
         }
     }
 
@@ -162,6 +177,7 @@ impl Standing {
             number: self.number(),
             ahead,
             eta_s,
+            reserved_pending: self.reserved_pending(),
         }
     }
 }
@@ -183,6 +199,7 @@ mod tests {
             admitted_at_ms: None,
             expired: false,
             now_ms: 1_000_000,
+            reserved_pending: 0,
         }
     }
 
@@ -194,9 +211,39 @@ mod tests {
             Ok(Standing::Waiting {
                 number: 42,
                 ahead: 21,
-                eta_s: Some(3)
+                eta_s: Some(3),
+                reserved_pending: 0,
             })
         );
+        // No ticket left while 7 orders are being paid: the place is kept, with no estimate.
+        let held = Snapshot {
+            reserved_pending: 7,
+            ..s
+        };
+        let standing_held = standing(&held);
+        assert_eq!(
+            standing_held,
+            Ok(Standing::Waiting {
+                number: 42,
+                ahead: 21,
+                eta_s: None,
+                reserved_pending: 7,
+            })
+        );
+        let held = standing_held.expect("waiting");
+        assert_eq!(
+            held.ticket(EventId::new_v7(), UserId::new_v7(), None)
+                .reserved_pending,
+            7
+        );
+        assert!(matches!(
+            held.position_frame(),
+            ServerFrame::Position {
+                reserved_pending: 7,
+                eta_s: None,
+                ..
+            }
+        ));
         let paused = Snapshot { paused: true, ..s };
         assert!(matches!(
             standing(&paused),
@@ -322,7 +369,8 @@ mod tests {
                 state: TicketState::PreQueue,
                 number: None,
                 ahead: None,
-                eta_s: None
+                eta_s: None,
+                reserved_pending: 0,
             }
         );
     }

@@ -156,6 +156,8 @@ pub struct Snapshot {
     pub admitted_at_ms: Option<i64>,
     pub expired: bool,
     pub now_ms: i64,
+    /// Orders still being paid while no ticket is left: the queue holds (admits nobody).
+    pub reserved_pending: u64,
 }
 
 /// What every socket of one event shares.
@@ -167,6 +169,8 @@ pub struct QueueView {
     pub admit_per_sec: u32,
     pub admission_ttl_s: u32,
     pub serving: u64,
+    /// Orders still being paid while no ticket is left: the queue holds (admits nobody).
+    pub reserved_pending: u64,
 }
 
 /// What Redis recorded of one user's place and admission.
@@ -321,8 +325,8 @@ pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
 }
 
 /// Values before the users' answers of `join.lua` and `status.lua`: the queue's settings,
-/// serving and the time.
-const HEADER: usize = 7;
+/// serving, the time and the orders being paid while it holds.
+const HEADER: usize = 8;
 /// Values of one user's place in `status.lua`'s answer.
 const STATUS_FIELDS: usize = 4;
 
@@ -357,6 +361,7 @@ fn placed_snapshot(
     view.push(field(header, 5)?.clone());
     view.extend_from_slice(admission);
     view.push(field(header, 6)?.clone());
+    view.push(field(header, 7)?.clone());
     parse_snapshot(&view)
 }
 
@@ -395,6 +400,7 @@ fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
         admitted_at_ms: optional_int(8)?,
         expired: int(field(items, 9)?)? == 1,
         now_ms: int(field(items, 10)?)?,
+        reserved_pending: uint(field(items, 11)?)?,
     })
 }
 
@@ -830,16 +836,19 @@ impl WaitingRoom {
 
     /// Closes a queue; `true` when it closed now.
     pub async fn close(&self, event: EventId, reason: ClosedReason) -> Result<bool, RoomError> {
-        self.close_in_order(event, reason, 0).await
+        self.close_in_order(event, reason, 0, 0).await
     }
 
     /// [`close`](Self::close) from a message at `sequence` in the api's outbox (0: unknown):
-    /// a closing older than the last status change applied changes nothing.
+    /// a closing older than the last status change applied changes nothing. Sold out with
+    /// `reserved_pending` orders still being paid, the queue holds instead: every place kept,
+    /// nobody admitted until tickets come back (`false`).
     pub async fn close_in_order(
         &self,
         event: EventId,
         reason: ClosedReason,
         sequence: i64,
+        reserved_pending: u64,
     ) -> Result<bool, RoomError> {
         let k = self.queue(event);
         let reason = match reason {
@@ -853,6 +862,7 @@ impl WaitingRoom {
             .arg(reason)
             .arg(&k.channel)
             .arg(sequence)
+            .arg(reserved_pending)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(closed == 1)
@@ -1190,6 +1200,7 @@ impl WaitingRoom {
             admit_per_sec: u32::try_from(uint(field(&items, 3)?)?).unwrap_or(u32::MAX),
             admission_ttl_s: u32::try_from(uint(field(&items, 4)?)?).unwrap_or(u32::MAX),
             serving: uint(field(&items, 5)?)?,
+            reserved_pending: uint(field(&items, 6)?)?,
         }))
     }
 

@@ -258,6 +258,7 @@ where
         admit_per_sec: snapshot.admit_per_sec,
         admission_ttl_s: snapshot.admission_ttl_s,
         serving: snapshot.serving,
+        reserved_pending: snapshot.reserved_pending,
     };
     let admission = match standing {
         Standing::Admitted {

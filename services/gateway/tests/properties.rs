@@ -252,12 +252,13 @@ fn events_message() -> impl Strategy<Value = EventsMessage> + Clone {
             .prop_map(|(event, queue)| EventsMessage::Created(EventCreated { event, queue })),
         (info, proptest::option::of(settings))
             .prop_map(|(event, queue)| EventsMessage::Updated(EventUpdated { event, queue })),
-        (any::<u128>(), instant()).prop_map(|(id, sold_out_at)| EventsMessage::SoldOut(
-            EventSoldOut {
+        (any::<u128>(), instant(), 0_u64..5).prop_map(|(id, sold_out_at, reserved_pending)| {
+            EventsMessage::SoldOut(EventSoldOut {
                 event_id: EventId(Uuid::from_u128(id)),
-                sold_out_at
-            }
-        )),
+                sold_out_at,
+                reserved_pending,
+            })
+        }),
         (
             any::<u128>(),
             any::<u128>(),

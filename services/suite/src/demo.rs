@@ -70,6 +70,7 @@ pub fn new_demo_event(now: OffsetDateTime) -> NewEvent {
             admission_ttl_s: 300,
             challenge_difficulty: 0,
         },
+        returns_until: None,
     }
 }
 

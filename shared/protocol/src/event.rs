@@ -83,6 +83,18 @@ pub struct Event {
     pub remaining: u32,
     pub max_per_user: u32,
     pub status: EventStatus,
+    /// While no ticket is left (`sold_out`): orders still being paid, whose tickets come back
+    /// to the line if their payment fails (0 otherwise).
+    #[serde(default)]
+    pub reserved_pending: u64,
+    /// Until when tickets that come back go to the people still in line; afterwards a sold-out
+    /// queue closes at once. `null`: until the event starts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub returns_until: Option<OffsetDateTime>,
 }
 
 /// `NewEvent`: `POST /api/v1/admin/events`.
@@ -99,6 +111,13 @@ pub struct NewEvent {
     pub inventory: u32,
     pub max_per_user: u32,
     pub queue: QueueSettings,
+    /// See [`Event::returns_until`]; absent: until the event starts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub returns_until: Option<OffsetDateTime>,
 }
 
 /// Partial `QueueSettings` inside an [`EventPatch`].
@@ -141,6 +160,13 @@ pub struct EventPatch {
     pub max_per_user: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueSettingsPatch>,
+    /// See [`Event::returns_until`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub returns_until: Option<OffsetDateTime>,
 }
 
 /// Orders of one event counted by status (each order once, whatever its quantity).

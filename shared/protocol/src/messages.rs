@@ -341,12 +341,18 @@ pub struct EventUpdated {
 }
 message!(EventUpdated, Exchange::Events, "event.updated");
 
-/// The event's stock reached zero: the gateway closes its queue.
+/// The event's stock is at zero. With `reserved_pending` orders still being paid (before the
+/// event's `returns_until`), tickets may come back: the gateway keeps every place and admits
+/// nobody until they do (an `event.updated` on sale again). With 0, nothing can come back:
+/// the gateway closes the queue. Sent again as the count falls.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventSoldOut {
     pub event_id: EventId,
     #[serde(with = "time::serde::rfc3339")]
     pub sold_out_at: OffsetDateTime,
+    /// Orders still being paid (absent: 0).
+    #[serde(default)]
+    pub reserved_pending: u64,
 }
 message!(EventSoldOut, Exchange::Events, "event.sold_out");
 

@@ -47,6 +47,10 @@ pub struct Ticket {
     /// ticket is `pre_queue`: the line of the published participants file that is theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudonym: Option<String>,
+    /// Orders still being paid while no ticket is left: the line is kept and moves again if one
+    /// of them fails (0 otherwise).
+    #[serde(default)]
+    pub reserved_pending: u64,
 }
 
 /// An event's queue as a whole.

@@ -66,6 +66,9 @@ pub enum ServerFrame {
         number: Option<u64>,
         ahead: Option<u64>,
         eta_s: Option<u64>,
+        /// As on the `Ticket`: orders still being paid while no ticket is left.
+        #[serde(default)]
+        reserved_pending: u64,
     },
     /// The user may buy now; never dropped.
     Admitted {

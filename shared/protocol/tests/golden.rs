@@ -95,6 +95,8 @@ fn events() {
             remaining: 1500,
             max_per_user: 4,
             status: EventStatus::OnSale,
+            reserved_pending: 0,
+            returns_until: None,
         },
     );
     golden(
@@ -109,6 +111,7 @@ fn events() {
             inventory: 2000,
             max_per_user: 4,
             queue: QUEUE,
+            returns_until: Some(datetime!(2026-12-31 19:00:00 UTC)),
         },
     );
     golden(
@@ -312,6 +315,7 @@ fn queue_bodies() {
             gate_token: None,
             gate_expires_at: None,
             pseudonym: None,
+            reserved_pending: 0,
         },
     );
     golden(
@@ -327,6 +331,7 @@ fn queue_bodies() {
             pseudonym: Some(
                 "f81a8046788728fd1a006ff13b75684d34e631210f1edc7920a96da3f1afce6f".into(),
             ),
+            reserved_pending: 0,
         },
     );
     golden(
@@ -340,6 +345,7 @@ fn queue_bodies() {
             gate_token: Some("g.h.i".into()),
             gate_expires_at: Some(datetime!(2026-12-01 10:05:00 UTC)),
             pseudonym: None,
+            reserved_pending: 0,
         },
     );
     let seed = flash_protocol::draw::Seed::from_bytes([7; 32]);
@@ -424,6 +430,7 @@ fn websocket_frames() {
             number: Some(1042),
             ahead: Some(41),
             eta_s: Some(1),
+            reserved_pending: 0,
         },
     );
     golden(
@@ -580,6 +587,7 @@ fn amqp_messages() {
         &EventSoldOut {
             event_id: event_id(),
             sold_out_at: datetime!(2026-12-01 10:03:00 UTC),
+            reserved_pending: 12,
         },
     );
     golden(

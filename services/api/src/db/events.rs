@@ -22,7 +22,10 @@ pub struct EventRow {
     pub admit_per_sec: i32,
     pub max_active: i32,
     pub admission_ttl_s: i32,
+    pub returns_until: Option<OffsetDateTime>,
     pub remaining: i32,
+    /// Orders still being paid, counted only while no ticket is left (0 otherwise).
+    pub reserved_pending: i64,
 }
 
 /// `SELECT` of an [`EventRow`] followed by `$tail` (a literal, so the query stays static).
@@ -31,7 +34,10 @@ macro_rules! select_event {
         concat!(
             "SELECT e.id, e.name, e.venue, e.starts_at, e.sale_opens_at, e.price_cents, ",
             "e.currency, e.inventory, e.max_per_user, e.admit_per_sec, e.max_active, ",
-            "e.admission_ttl_s, s.remaining FROM events e JOIN event_stock s ON s.event_id = e.id ",
+            "e.admission_ttl_s, e.returns_until, s.remaining, ",
+            "CASE WHEN s.remaining = 0 THEN (SELECT count(*) FROM orders o ",
+            "WHERE o.event_id = e.id AND o.status = 'pending_payment') ELSE 0 END ",
+            "AS reserved_pending FROM events e JOIN event_stock s ON s.event_id = e.id ",
             $tail
         )
     };
@@ -55,6 +61,16 @@ impl EventRow {
         } else {
             EventStatus::OnSale
         }
+    }
+
+    /// Orders whose payment may still fail and bring tickets back to the line: those still
+    /// being paid while no ticket is left, until `returns_until` (0 once it passed).
+    #[must_use]
+    pub fn returns_possible(&self, now: OffsetDateTime) -> u64 {
+        if self.returns_until.is_some_and(|until| now >= until) {
+            return 0;
+        }
+        u64::try_from(self.reserved_pending).unwrap_or(0)
     }
 
     #[must_use]
@@ -81,6 +97,8 @@ impl EventRow {
             remaining: unsigned(self.remaining),
             max_per_user: unsigned(self.max_per_user),
             status: self.status(now),
+            reserved_pending: u64::try_from(self.reserved_pending).unwrap_or(0),
+            returns_until: self.returns_until,
         }
     }
 
@@ -106,6 +124,10 @@ impl EventRow {
             ("queue.admit_per_sec", json!(self.admit_per_sec)),
             ("queue.max_active", json!(self.max_active)),
             ("queue.admission_ttl_s", json!(self.admission_ttl_s)),
+            (
+                "returns_until",
+                self.returns_until.map_or(serde_json::Value::Null, at),
+            ),
         ]
     }
 
@@ -148,14 +170,18 @@ pub async fn save(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Err
     sqlx::query(
         "WITH saved AS ( \
            INSERT INTO events (id, name, venue, starts_at, sale_opens_at, price_cents, currency, \
-                               inventory, max_per_user, admit_per_sec, max_active, admission_ttl_s) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                               inventory, max_per_user, admit_per_sec, max_active, admission_ttl_s, \
+                               returns_until) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14) \
            ON CONFLICT (id) DO UPDATE SET name = excluded.name, venue = excluded.venue, \
              starts_at = excluded.starts_at, sale_opens_at = excluded.sale_opens_at, \
              price_cents = excluded.price_cents, currency = excluded.currency, \
              inventory = excluded.inventory, max_per_user = excluded.max_per_user, \
              admit_per_sec = excluded.admit_per_sec, max_active = excluded.max_active, \
-             admission_ttl_s = excluded.admission_ttl_s, updated_at = now() \
+             admission_ttl_s = excluded.admission_ttl_s, returns_until = excluded.returns_until, \
+             returns_closed_announced = events.returns_closed_announced \
+               AND events.returns_until IS NOT DISTINCT FROM excluded.returns_until, \
+             updated_at = now() \
            RETURNING id) \
          INSERT INTO event_stock (event_id, remaining) SELECT id, $13 FROM saved \
          ON CONFLICT (event_id) DO UPDATE SET remaining = excluded.remaining",
@@ -173,6 +199,7 @@ pub async fn save(tx: &mut PgConnection, row: &EventRow) -> Result<(), sqlx::Err
     .bind(row.max_active)
     .bind(row.admission_ttl_s)
     .bind(row.remaining)
+    .bind(row.returns_until)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -446,17 +446,29 @@ async fn write_accepted(
     let outbox = outbox::Columns::of(&messages);
 
     // Stock per event taken by this batch, and the sold-out message each would announce.
-    let mut taken: HashMap<Uuid, i64> = HashMap::new();
+    // The message says how many orders are still being paid (tickets that may come back to
+    // the line): those of this batch, and those before it, counted in the statement.
+    let mut taken: HashMap<Uuid, (i64, i64)> = HashMap::new();
     for (request, _) in accepted {
-        *taken.entry(request.event.0).or_default() += i64::from(request.quantity);
+        let (tickets, orders) = taken.entry(request.event.0).or_default();
+        *tickets += i64::from(request.quantity);
+        *orders += 1;
     }
-    let (stock_events, stock_taken): (Vec<Uuid>, Vec<i64>) = taken.into_iter().unzip();
+    let mut stock_events = Vec::with_capacity(taken.len());
+    let mut stock_taken = Vec::with_capacity(taken.len());
+    let mut placed_orders = Vec::with_capacity(taken.len());
+    for (event, (tickets, orders)) in taken {
+        stock_events.push(event);
+        stock_taken.push(tickets);
+        placed_orders.push(orders);
+    }
     let sold_out: Vec<Outgoing> = stock_events
         .iter()
         .map(|event| {
             Outgoing::new(&EventSoldOut {
                 event_id: EventId(*event),
                 sold_out_at: now,
+                reserved_pending: 0,
             })
         })
         .collect();
@@ -491,9 +503,14 @@ async fn write_accepted(
            FROM unnest($18::uuid[], $19::bigint[]) AS d(event_id, taken) \
            WHERE s.event_id = d.event_id RETURNING s.event_id, s.remaining) \
          INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
-         SELECT m.message_id, $23, $24, $25, m.payload \
-         FROM unnest($18::uuid[], $21::uuid[], $22::jsonb[]) AS m(event_id, message_id, payload) \
-         JOIN stock ON stock.event_id = m.event_id WHERE stock.remaining = 0",
+         SELECT m.message_id, $23, $24, $25, jsonb_set(m.payload, '{reserved_pending}', to_jsonb( \
+           CASE WHEN ev.returns_until IS NOT NULL AND ev.returns_until <= $9 THEN 0 \
+           ELSE m.placed + (SELECT count(*) FROM orders o \
+                            WHERE o.event_id = m.event_id AND o.status = 'pending_payment') END)) \
+         FROM unnest($18::uuid[], $21::uuid[], $22::jsonb[], $26::bigint[]) \
+           AS m(event_id, message_id, payload, placed) \
+         JOIN stock ON stock.event_id = m.event_id JOIN events ev ON ev.id = m.event_id \
+         WHERE stock.remaining = 0",
     )
     .bind(&ids)
     .bind(&events)
@@ -520,6 +537,7 @@ async fn write_accepted(
     .bind(EventSoldOut::EXCHANGE.base_name())
     .bind(EventSoldOut::ROUTING_KEY)
     .bind(EventSoldOut::TYPE)
+    .bind(&placed_orders)
     .execute(&mut *tx)
     .await?;
     Ok(())

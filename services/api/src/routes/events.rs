@@ -90,6 +90,12 @@ fn validate(row: &EventRow, sold: i64) -> Result<(), ApiError> {
         "sale_opens_at",
         "must be before starts_at",
     );
+    v.check(
+        row.returns_until
+            .is_none_or(|until| row.sale_opens_at < until && until <= row.starts_at),
+        "returns_until",
+        "must be after sale_opens_at and not after starts_at",
+    );
     in_range(&mut v, "price_cents", row.price_cents, &PRICE_CENTS);
     v.check(
         row.currency.len() == 3 && row.currency.chars().all(|c| c.is_ascii_uppercase()),
@@ -179,7 +185,9 @@ pub async fn create_event(
         admit_per_sec: 0,
         max_active: 0,
         admission_ttl_s: 0,
+        returns_until: new.returns_until.map(micros),
         remaining: signed(new.inventory),
+        reserved_pending: 0,
     };
     apply_queue(&mut row, new.queue);
     validate(&row, 0)?;
@@ -301,6 +309,9 @@ pub async fn update(
     if let Some(max) = patch.max_per_user {
         row.max_per_user = signed(max);
     }
+    if let Some(until) = patch.returns_until {
+        row.returns_until = Some(micros(until));
+    }
     let queue_set = patch.queue.is_some();
     if let Some(queue) = patch.queue {
         let mut settings = row.queue();
@@ -336,6 +347,7 @@ pub async fn update(
         messages.push(Outgoing::new(&EventSoldOut {
             event_id: id,
             sold_out_at: now,
+            reserved_pending: row.returns_possible(now),
         }));
     }
     outbox::push(&mut tx, &messages).await?;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use flash_kit::amqp::publish;
 use flash_protocol::messages::{
-    DEAD_REASON_HEADER, Message as _, PaymentCompleted, PaymentOutcome, PaymentRefundRequested,
-    PaymentRefunded, PaymentRequested, Queue, RefundOutcome,
+    DEAD_REASON_HEADER, EventSoldOut, Message as _, PaymentCompleted, PaymentOutcome,
+    PaymentRefundRequested, PaymentRefunded, PaymentRequested, Queue, RefundOutcome,
 };
 use flash_protocol::order::{Order, OrderStatus, Refund, RefundStatus};
 use flash_protocol::{OrderId, PaymentId};
@@ -677,5 +677,122 @@ async fn results_that_cannot_be_read_or_applied_go_to_the_dead_letters() {
         text.contains("api_payment_results_total{applied=\"dead\"} 2"),
         "{text}"
     );
+    api.stop().await;
+}
+
+/// The `event.sold_out` messages in the outbox for `event`, oldest first.
+async fn sold_outs(api: &TestApi, event: flash_protocol::EventId) -> Vec<EventSoldOut> {
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE message_type = $1 AND payload->>'event_id' = $2 \
+         ORDER BY id",
+    )
+    .bind(EventSoldOut::TYPE)
+    .bind(event.to_string())
+    .fetch_all(&api.pool)
+    .await
+    .expect("outbox");
+    payloads
+        .into_iter()
+        .map(|payload| serde_json::from_value(payload).expect("a sold-out message"))
+        .collect()
+}
+
+async fn event_of(api: &TestApi, event: flash_protocol::EventId) -> flash_protocol::event::Event {
+    serde_json::from_value(
+        api.get_json(&format!("/api/v1/events/{event}"), None)
+            .await
+            .ok(200),
+    )
+    .expect("event")
+}
+
+/// Sold out while orders are being paid, the gateway is told how many (its queue holds the
+/// line); as they are paid the count falls, and at 0 the queue may close. A ticket that comes
+/// back reopens the sale; past the event's `returns_until`, nothing holds the line.
+#[tokio::test]
+async fn a_sell_out_tells_the_gateway_how_many_orders_are_still_being_paid() {
+    let api = TestApi::spawn().await;
+    let event = api.event(2, 2).await;
+    let buyers = api.users(3).await;
+    let first = place(&api, &buyers[0], event.id, 1).await;
+    let second = place(&api, &buyers[1], event.id, 1).await;
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        announced[0].reserved_pending, 2,
+        "both orders are being paid"
+    );
+    let shown = event_of(&api, event.id).await;
+    assert_eq!(shown.status, flash_protocol::event::EventStatus::SoldOut);
+    assert_eq!(shown.reserved_pending, 2);
+
+    send_result(
+        &api,
+        first,
+        payment_id(&api, first).await,
+        PaymentOutcome::Approved,
+    )
+    .await;
+    wait_status(&api, &buyers[0], first, OrderStatus::Paid).await;
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced.len(), 2);
+    assert_eq!(announced[1].reserved_pending, 1);
+    assert_eq!(event_of(&api, event.id).await.reserved_pending, 1);
+
+    // The other payment fails: its ticket is back on sale (the queue admits again), and the
+    // next buyer's order sells out again with one order being paid.
+    send_result(
+        &api,
+        second,
+        payment_id(&api, second).await,
+        PaymentOutcome::Declined,
+    )
+    .await;
+    wait_status(&api, &buyers[1], second, OrderStatus::PaymentFailed).await;
+    let back = event_of(&api, event.id).await;
+    assert_eq!(back.remaining, 1);
+    assert_eq!(
+        back.reserved_pending, 0,
+        "counted only while nothing is left"
+    );
+    let third = place(&api, &buyers[2], event.id, 1).await;
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced.len(), 3);
+    assert_eq!(announced[2].reserved_pending, 1);
+
+    // The operator's cut-off passes: nothing holds the line any more.
+    let admin = api.admin_token().await;
+    let until = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/admin/events/{}", event.id),
+        Some(&admin),
+        Some(serde_json::json!({
+            "returns_until": until.format(&time::format_description::well_known::Rfc3339).expect("time")
+        })),
+        &[],
+    )
+    .await
+    .ok(200);
+    api.eventually("the cut-off is announced", || async {
+        sold_outs(&api, event.id).await.len() == 4
+    })
+    .await;
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced[3].reserved_pending, 0, "the queue closes");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(sold_outs(&api, event.id).await.len(), 4, "announced once");
+    // Paid after the cut-off: still nothing can come back.
+    send_result(
+        &api,
+        third,
+        payment_id(&api, third).await,
+        PaymentOutcome::Approved,
+    )
+    .await;
+    wait_status(&api, &buyers[2], third, OrderStatus::Paid).await;
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced.len(), 5);
+    assert_eq!(announced[4].reserved_pending, 0);
     api.stop().await;
 }

@@ -13,14 +13,15 @@
 -- 'ok' whose challenge was not used before (remembered per user until it expires).
 -- Before opening, a place is kept in the draw under its key (or, in a queue created before
 -- the draw, in the pre-queue set); from opening on, numbers follow the counter.
--- Returns {state, paused, closed_reason, admit_per_sec, admission_ttl_s, serving, now_ms},
+-- Returns {state, paused, closed_reason, admit_per_sec, admission_ttl_s, serving, now_ms,
+-- reserved_pending},
 -- then for each user in turn two values: 'new' (a place was taken now) and the place taken
 -- ('pre' or its number: the rest of its snapshot is the header's, not admitted, not expired),
 -- or 'existing', 'missing' (no such queue) or 'closed' (closed and the user held no place)
 -- and the user's whole snapshot, or 'challenge' and what the proof lacked ('required',
 -- 'invalid' or 'failed').
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'admit_per_sec',
-  'admission_ttl_s', 'challenge_difficulty')
+  'admission_ttl_s', 'challenge_difficulty', 'reserved_pending')
 local challenged = tonumber(cfg[6] or '0') > 0
 local state = cfg[1]
 if state == 'scheduled' and ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'seed') == 1 then
@@ -30,7 +31,7 @@ end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0',
-  redis.call('GET', KEYS[3]) or '0', tostring(now_ms)}
+  redis.call('GET', KEYS[3]) or '0', tostring(now_ms), cfg[7] or '0'}
 
 for i = 1, #ARGV, 3 do
   local user, key, proof = ARGV[i], ARGV[i + 1], ARGV[i + 2]

@@ -11,7 +11,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'admit_per_sec', 'max_active',
-  'admission_ttl_s', 'opens_at_ms')
+  'admission_ttl_s', 'opens_at_ms', 'reserved_pending')
 local state = cfg[1]
 if not state then
   return {'missing', -1, 0, 0, 0, 0, -1}
@@ -96,9 +96,10 @@ end
 
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local configured = cfg[3] and cfg[4] and cfg[5]
-if (state ~= 'open' and state ~= 'opening') or cfg[2] == '1' or not configured then
-  -- Scheduled, paused, closed, or its settings not announced yet: nobody is admitted and no
-  -- credit builds up.
+local held = tonumber(cfg[7] or '0') > 0
+if (state ~= 'open' and state ~= 'opening') or cfg[2] == '1' or held or not configured then
+  -- Scheduled, paused, closed, held (no ticket left while orders are being paid), or its
+  -- settings not announced yet: nobody is admitted and no credit builds up.
   redis.call('HSET', KEYS[10], 'last_tick_ms', now, 'credit', 0)
   if opened >= 0 or #gone > 0 then
     redis.call('PUBLISH', ARGV[1], 'serving ' .. serving .. ' ' .. serving .. ' ' .. now .. ' '

@@ -41,7 +41,13 @@ end
 local state = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'name', ARGV[1], 'opens_at_ms', ARGV[2])
 local status = ARGV[7]
+if status == 'sold_out' and redis.call('HEXISTS', KEYS[1], 'reserved_pending') == 1 then
+  -- Held while orders are being paid: only a sold-out message with none left closes it.
+  redis.call('PUBLISH', ARGV[8], 'config')
+  return state
+end
 if status == 'sold_out' or status == 'ended' then
+  redis.call('HDEL', KEYS[1], 'reserved_pending')
   if state ~= 'closed' then
     redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_reason', status)
     redis.call('PUBLISH', ARGV[8], 'closed ' .. status)
@@ -56,6 +62,8 @@ if not state then
   state = 'scheduled'
 end
 if status == 'on_sale' then
+  -- Tickets came back: a held queue admits again.
+  redis.call('HDEL', KEYS[1], 'reserved_pending')
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if tonumber(ARGV[2]) > now then

@@ -144,6 +144,7 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         &EventSoldOut {
             event_id: event,
             sold_out_at: OffsetDateTime::now_utc(),
+            reserved_pending: 0,
         },
     )
     .await
@@ -271,6 +272,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
     let sold_out = EventSoldOut {
         event_id: event,
         sold_out_at: OffsetDateTime::now_utc(),
+        reserved_pending: 0,
     };
     send(
         10,
@@ -563,4 +565,145 @@ async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the retired queue's series are still exported");
+}
+
+/// Sold out while orders are still being paid, the queue keeps every place and admits nobody;
+/// buyers see how many orders are being paid. Tickets coming back (on sale again) admit the
+/// next in line; a sold-out with nothing left to pay closes the queue.
+#[tokio::test]
+async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
+    use flash_gateway::waiting_room::RawState;
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(100, 1, 60),
+        },
+    )
+    .await;
+    let view = || async { gw.room.view(event).await.expect("view") };
+    eventually("open", || async {
+        view().await.is_some_and(|v| v.state == RawState::Open)
+    })
+    .await;
+    let (first, second) = (UserId::new_v7(), UserId::new_v7());
+    let (first_token, second_token) = (token_for(first, Role::User), token_for(second, Role::User));
+    assert_eq!(gw.join(event, &first_token).await.status(), 200);
+    gw.wait_for_state(event, &first_token, TicketState::Admitted)
+        .await;
+    assert_eq!(gw.join(event, &second_token).await.status(), 200);
+
+    // The first buyer's order took the last ticket; 3 orders are still being paid.
+    send_in_order(
+        &gw,
+        &channel,
+        2,
+        &GateConsumed {
+            event_id: event,
+            user_id: first,
+            jti: flash_gateway::gate::GateIssuer::jti(
+                event,
+                first,
+                gw.room
+                    .admitted_at(event, first)
+                    .await
+                    .expect("read")
+                    .expect("admitted"),
+            ),
+            order_id: OrderId::new_v7(),
+            consumed_at: OffsetDateTime::now_utc(),
+        },
+    )
+    .await;
+    send_in_order(
+        &gw,
+        &channel,
+        3,
+        &EventSoldOut {
+            event_id: event,
+            sold_out_at: OffsetDateTime::now_utc(),
+            reserved_pending: 3,
+        },
+    )
+    .await;
+    eventually("held", || async {
+        view().await.is_some_and(|v| v.reserved_pending == 3)
+    })
+    .await;
+    // An edit of the event meanwhile (status sold out) does not close it either.
+    send_in_order(
+        &gw,
+        &channel,
+        4,
+        &EventUpdated {
+            event: info(event, EventStatus::SoldOut),
+            queue: None,
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let held: Ticket = gw
+        .status(event, &second_token)
+        .await
+        .json()
+        .await
+        .expect("ticket");
+    assert_eq!(held.state, TicketState::Waiting, "{held:?}");
+    assert_eq!(held.reserved_pending, 3);
+    assert_eq!(held.eta_s, None, "no honest estimate while nothing is left");
+    for _ in 0..3 {
+        gw.room.tick(event).await.expect("tick");
+    }
+    let still: Ticket = gw
+        .status(event, &second_token)
+        .await
+        .json()
+        .await
+        .expect("ticket");
+    assert_eq!(
+        still.state,
+        TicketState::Waiting,
+        "nobody admitted while held"
+    );
+    assert_eq!(view().await.map(|v| v.state), Some(RawState::Open));
+
+    // A payment failed: its ticket is back, the next in line gets it.
+    send_in_order(
+        &gw,
+        &channel,
+        5,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+        },
+    )
+    .await;
+    let admitted = gw
+        .wait_for_state(event, &second_token, TicketState::Admitted)
+        .await;
+    assert_eq!(admitted.reserved_pending, 0);
+
+    // Sold out again with the rest paid: nothing can come back, the queue closes.
+    send_in_order(
+        &gw,
+        &channel,
+        6,
+        &EventSoldOut {
+            event_id: event,
+            sold_out_at: OffsetDateTime::now_utc(),
+            reserved_pending: 0,
+        },
+    )
+    .await;
+    eventually("closed", || async {
+        view().await.is_some_and(|v| v.state == RawState::Closed)
+    })
+    .await;
+    drop(connection.close(200, "done".into()).await);
+    gw.running.stop().await;
 }

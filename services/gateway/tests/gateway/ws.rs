@@ -167,6 +167,7 @@ async fn position_then_admission(gw: TestGateway) {
         number,
         ahead,
         eta_s,
+        ..
     } = frame(&mut client, Duration::from_secs(2)).await
     else {
         panic!("position first");
@@ -496,6 +497,7 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
         admit_per_sec: 10,
         admission_ttl_s: 60,
         serving: 0,
+        reserved_pending: 0,
     };
     let mut waiting = hub.register(event, UserId::new_v7(), Place::Number(5), None, open);
     waiting.view.borrow_and_update();

@@ -57,3 +57,10 @@ test('progress counts from the longest line seen', () => {
   progress.reset();
   assert.equal(progress.start, null);
 });
+
+test('no ticket left while orders are being paid: reserved, whatever else the line says', () => {
+  const progress = new LineProgress('e', T0);
+  assert.deepEqual(assessWait({ ahead: 3, eta_s: null, reserved_pending: 4 }, progress, T0), { kind: 'reserved', pending: 4 });
+  assert.deepEqual(assessWait({ ahead: 0, eta_s: null, reserved_pending: 1 }, progress, T0), { kind: 'reserved', pending: 1 });
+  assert.deepEqual(assessWait({ ahead: 0, eta_s: 0, reserved_pending: 0 }, progress, T0), { kind: 'next' });
+});

@@ -81,7 +81,9 @@ export class LineProgress {
  * `estimate` (the gateway's figure holds up), `range` (moving slower than planned), or
  * `stalled` (not moving at all lately).
  */
-export function assessWait({ ahead, eta_s: eta }, progress, now = Date.now()) {
+export function assessWait({ ahead, eta_s: eta, reserved_pending: reserved = 0 }, progress, now = Date.now()) {
+  // No ticket is left, but orders are still being paid: the line waits for one to come back.
+  if (reserved > 0) return { kind: 'reserved', pending: reserved };
   if (ahead === 0) return { kind: 'next' };
   if (eta === null || eta === undefined || !Number.isFinite(ahead)) return { kind: 'none' };
   const planned = (ahead + 1) / Math.max(eta, 1);

@@ -28,6 +28,7 @@ export function fromTicket(ticket) {
     number: ticket.number ?? null,
     ahead: ticket.ahead ?? null,
     eta_s: ticket.eta_s ?? null,
+    reserved_pending: ticket.reserved_pending ?? 0,
     gate_token: ticket.gate_token ?? null,
     gate_expires_at: ticket.gate_expires_at ?? null,
     reason: null,
@@ -37,7 +38,13 @@ export function fromTicket(ticket) {
 function fromFrame(frame) {
   switch (frame.type) {
     case 'position':
-      return { state: frame.state, number: frame.number ?? null, ahead: frame.ahead ?? null, eta_s: frame.eta_s ?? null };
+      return {
+        state: frame.state,
+        number: frame.number ?? null,
+        ahead: frame.ahead ?? null,
+        eta_s: frame.eta_s ?? null,
+        reserved_pending: frame.reserved_pending ?? 0,
+      };
     case 'admitted':
       return { state: 'admitted', gate_token: frame.gate_token, gate_expires_at: frame.expires_at, ahead: 0, eta_s: 0 };
     case 'closed':

@@ -84,6 +84,8 @@ export default async function eventView(ctx) {
     }
     switch (event.status) {
       case 'sold_out':
+        // Orders still being paid: their tickets may come back, and go to the people in line.
+        if (event.reserved_pending > 0) break;
         replace(
           action,
           heading('Sold out'),
@@ -99,7 +101,9 @@ export default async function eventView(ctx) {
     const scheduled = event.status === 'scheduled';
     const intro = scheduled
       ? h('p', null, 'The sale has not opened yet. Join the line now: everyone who joins before the opening gets a random place when it opens, so there is no need to wait up for it.')
-      : h('p', null, 'Tickets are sold through a waiting room. Join the line, and we let people in to buy a few at a time, in the order they joined.');
+      : event.status === 'sold_out'
+        ? h('p', null, `All tickets are reserved, and ${count(event.reserved_pending, 'order is', 'orders are')} still being paid. If a payment fails, its tickets go to the people in line, in the order they joined.`)
+        : h('p', null, 'Tickets are sold through a waiting room. Join the line, and we let people in to buy a few at a time, in the order they joined.');
     if (!user) {
       replace(
         action,

@@ -247,6 +247,9 @@ export default async function queueView(ctx) {
       case 'none':
         text = 'No estimate right now: admissions are on hold or not under way. Your place is kept, and the line moves as soon as they resume.';
         break;
+      case 'reserved':
+        text = `All tickets are reserved, and ${count(assessed.pending, 'order is', 'orders are')} still being paid. Stay in line: if a payment fails, its tickets go to the next people in line, and you keep your place.`;
+        break;
       case 'stalled':
         text = `The line has not moved for ${count(assessed.stillS, 'second', 'seconds')}, most likely while people ahead finish buying. We cannot give an honest estimate until it moves again.`;
         break;
