@@ -1,5 +1,6 @@
-// A buyer waits behind someone who is buying; that purchase takes the last tickets, and the
-// waiting buyer is told at once that the event sold out (the WebSocket's `closed` frame).
+// A buyer waits behind someone who is buying; that purchase takes the last tickets, and once its
+// payment is approved (nothing can come back) the waiting buyer is told at once that the event
+// sold out (the WebSocket's `closed` frame).
 
 import {
   ADMIN, BASE, accessible, admitted, buyer, check, createEvent, expectCall, join, log, login, run, screenshot, signUpInBrowser, until, withBrowser,

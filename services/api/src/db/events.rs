@@ -97,7 +97,7 @@ impl EventRow {
             remaining: unsigned(self.remaining),
             max_per_user: unsigned(self.max_per_user),
             status: self.status(now),
-            reserved_pending: u64::try_from(self.reserved_pending).unwrap_or(0),
+            reserved_pending: self.returns_possible(now),
             returns_until: self.returns_until,
         }
     }

@@ -339,17 +339,23 @@ pub async fn update(
     .await?;
     // Queue settings travel only when this request set them: the gateway owns them otherwise
     // (an operator may have throttled the queue there).
-    let mut messages = vec![Outgoing::new(&EventUpdated {
-        event: row.queue_info(now),
-        queue: queue_set.then(|| row.queue()),
-    })];
+    let mut messages = Vec::new();
     if row.status(now) == EventStatus::SoldOut && was != EventStatus::SoldOut {
+        // First, so that the queue holds its line (orders still being paid, counted now) before
+        // the update saying "sold out" arrives; with none it closes.
+        let counted = crate::db::events::get_in(&mut tx, id.0)
+            .await?
+            .ok_or_else(not_found)?;
         messages.push(Outgoing::new(&EventSoldOut {
             event_id: id,
             sold_out_at: now,
-            reserved_pending: row.returns_possible(now),
+            reserved_pending: counted.returns_possible(now),
         }));
     }
+    messages.push(Outgoing::new(&EventUpdated {
+        event: row.queue_info(now),
+        queue: queue_set.then(|| row.queue()),
+    }));
     outbox::push(&mut tx, &messages).await?;
     tx.commit().await?;
     tracing::info!(event = %id, admin = %admin.sub, "event changed");

@@ -796,3 +796,42 @@ async fn a_sell_out_tells_the_gateway_how_many_orders_are_still_being_paid() {
     assert_eq!(announced[4].reserved_pending, 0);
     api.stop().await;
 }
+
+/// An operator lowering the inventory to what orders hold sells the event out: the gateway is
+/// told how many of those orders are still being paid before it is told "sold out", so its
+/// queue holds the line rather than closing.
+#[tokio::test]
+async fn an_operator_selling_the_event_out_holds_the_line_for_orders_being_paid() {
+    let api = TestApi::spawn().await;
+    let event = api.event(3, 2).await;
+    let buyer = api.users(1).await.remove(0);
+    place(&api, &buyer, event.id, 1).await;
+    let admin = api.admin_token().await;
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/admin/events/{}", event.id),
+        Some(&admin),
+        Some(serde_json::json!({"inventory": 1})),
+        &[],
+    )
+    .await
+    .ok(200);
+    let announced = sold_outs(&api, event.id).await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].reserved_pending, 1);
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT message_type FROM outbox WHERE payload->>'event_id' = $1 \
+         AND message_type IN ('event.sold_out', 'event.updated') ORDER BY id",
+    )
+    .bind(event.id.to_string())
+    .fetch_all(&api.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(
+        order.iter().rev().take(2).rev().collect::<Vec<_>>(),
+        ["event.sold_out", "event.updated"],
+        "the count first: {order:?}"
+    );
+    assert_eq!(event_of(&api, event.id).await.reserved_pending, 1);
+    api.stop().await;
+}

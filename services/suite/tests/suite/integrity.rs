@@ -383,3 +383,91 @@ async fn an_operators_queue_changes_reach_the_audit_log_once_from_any_replica() 
     one.stop().await;
     two.stop().await;
 }
+
+/// End to end: the last ticket is ordered and its payment is slow; the queue holds its line
+/// (the next buyer waits, told one order is being paid, on the socket and when polling) instead
+/// of closing; the payment is declined, the ticket comes back, and the next in line is admitted.
+#[tokio::test]
+async fn a_ticket_that_comes_back_goes_to_the_next_in_line() {
+    let stores = Stores::new().await;
+    let mut config = stores.suite_config();
+    config.pay.provider.latency_p50_ms = 1_500.0;
+    config.pay.provider.latency_p99_ms = 1_500.0;
+    config.pay.provider.decline_rate = 1.0;
+    config.pay.provider.transient_rate = 0.0;
+    let suite = Replica::start(config).await;
+    let base = suite.base.clone();
+    let admin = admin(&base).await;
+    let event = event_on_sale(
+        &base,
+        &admin,
+        1,
+        json!({"admit_per_sec": 100, "max_active": 1, "admission_ttl_s": 60}),
+    )
+    .await;
+    let (first, _) = buyer(&base).await;
+    let (second, _) = buyer(&base).await;
+    let status_of = |token: String| {
+        let base = base.clone();
+        let event = event.clone();
+        async move {
+            send(
+                reqwest::Client::new()
+                    .get(format!("{base}/queue/v1/events/{event}/status"))
+                    .bearer_auth(token),
+            )
+            .await
+        }
+    };
+    assert_eq!(queue_call(&base, &event, "join", &first).await.status, 200);
+    let gate = crate::helpers::eventually("the first buyer is admitted", || async {
+        status_of(first.clone()).await.body["gate_token"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    assert_eq!(queue_call(&base, &event, "join", &second).await.status, 200);
+    let mut socket = QueueSocket::open(suite.gateway_port, &event, &second).await;
+    let ordered = send(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/events/{event}/orders"))
+            .bearer_auth(&first)
+            .header("Gate-Token", &gate)
+            .header("Idempotency-Key", "the-last-ticket")
+            .json(&json!({"quantity": 1})),
+    )
+    .await;
+    assert_eq!(ordered.status, 201, "{ordered:?}");
+
+    // Sold out, one order being paid: the second buyer keeps their place and is told why.
+    crate::helpers::eventually("the line is held", || async {
+        let ticket = status_of(second.clone()).await.body;
+        (ticket["reserved_pending"] == 1).then_some(())
+    })
+    .await;
+    let ticket = status_of(second.clone()).await.body;
+    assert_eq!(ticket["state"], "waiting", "{ticket}");
+    assert_eq!(ticket["eta_s"], Value::Null, "{ticket}");
+    let event_now = send(reqwest::Client::new().get(format!("{base}/api/v1/events/{event}"))).await;
+    assert_eq!(event_now.body["status"], "sold_out", "{event_now:?}");
+    assert_eq!(event_now.body["reserved_pending"], 1, "{event_now:?}");
+    let held = socket
+        .until("position", WAIT)
+        .await
+        .expect("a position frame");
+    assert!(
+        held["reserved_pending"] == 1 || held["state"] == "waiting",
+        "{held}"
+    );
+
+    // The payment is declined: the ticket goes to the next in line, who is admitted.
+    let admitted = socket
+        .until("admitted", WAIT)
+        .await
+        .expect("the returned ticket admits the next buyer");
+    assert!(admitted["gate_token"].is_string(), "{admitted}");
+    let ticket = status_of(second.clone()).await.body;
+    assert_eq!(ticket["state"], "admitted", "{ticket}");
+    assert_eq!(ticket["reserved_pending"], 0, "{ticket}");
+    suite.stop().await;
+}
