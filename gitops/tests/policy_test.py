@@ -11,8 +11,16 @@ Secret with data, autoscaling that owns the replica count, graceful termination,
 names that match the code (services/*/src/config.rs) and the contract, ExternalSecret keys of
 the right environment, every metric a rule, dashboard or autoscaler reads exists in the code,
 a runbook for every alert, Argo CD Applications that sync automatically in waves, the
-Dockerfiles' pinned bases, and the release workflow's image rewrite. Prints one line per
-failed check and ends with `N passed, M failed`; exit status 1 on any failure.
+Dockerfiles' pinned bases, and the release workflow's image rewrite.
+
+Argo CD is simulated further: AppProject sync windows it can parse, hooks it cleans up and that
+cannot hang a sync, CRDs and Namespaces applied before the objects that need them (within an
+Application by phase and wave, across the app-of-apps by Application wave, Helm charts by the
+CRDs they are known to install), and no object owned by two Applications. The `check_rejects_*`
+tests run those checks on bad examples kept in this file and fail if any goes unreported.
+
+Prints one line per failed check and ends with `N passed, M failed`; exit status 1 on any
+failure.
 """
 import argparse
 import glob
@@ -61,13 +69,19 @@ def overlays():
 
 
 _RENDERED = {}
+_RENDER_ERRORS = {}
 
 
 def rendered():
-    """{overlay dir: [objects]} of every overlay, rendered once."""
-    if not _RENDERED:
+    """{overlay dir: [objects]} of every overlay that renders, rendered once; the others are in
+    _RENDER_ERRORS (every_overlay_renders reports them) so one broken overlay does not hide the
+    rest from the other tests."""
+    if not _RENDERED and not _RENDER_ERRORS:
         for d in overlays():
-            _RENDERED[d] = kustomize(d)
+            try:
+                _RENDERED[d] = kustomize(d)
+            except AssertionError as e:
+                _RENDER_ERRORS[d] = str(e)
     return _RENDERED
 
 
@@ -105,6 +119,23 @@ def pod_spec(o):
     if o.get("kind") in ("Deployment", "Job"):
         return o["spec"]["template"]["spec"]
     return None
+
+
+def argocd_envs():
+    """(dir, env, objects, {AppProject name: object}, {Application name: object}) of every
+    argocd/envs/<env>: what the root app-of-apps of one cluster syncs. Fails unless every
+    environment rendered: a test of the Applications must not pass on none."""
+    found = []
+    for d, objs in rendered().items():
+        if not rel(d).startswith("argocd/envs/"):
+            continue
+        found.append(env_of(d))
+        projects = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "AppProject"}
+        apps = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "Application"}
+        yield d, env_of(d), objs, projects, apps
+    missing = sorted(set(ENVS) - set(found))
+    if missing:
+        raise AssertionError("argocd/envs/%s did not render: no Application of it was checked" % ",".join(missing))
 
 
 def app_of(o):
@@ -175,6 +206,7 @@ def test(fn):
 def every_overlay_renders():
     """Every overlay renders with kubectl kustomize and holds objects."""
     problems = ["%s renders no object" % rel(d) for d, objs in rendered().items() if not objs]
+    problems += sorted(_RENDER_ERRORS.values())
     expect(problems)
     assert len(rendered()) >= 2 * 8, "expected dev and prod overlays of every component, found %d" % len(rendered())
 
@@ -716,7 +748,9 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
 OUTSIDE = ("up", "kube_", "container_", "keda_", "nginx_")
 CLUSTER_SCOPED = {"Namespace", "StorageClass", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "ClusterSecretStore", "NodePool", "EC2NodeClass", "IngressClass", "PriorityClass",
-                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"}
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+                  "IngressClassParams", "ClusterExternalSecret", "ClusterTriggerAuthentication", "NodeClaim",
+                  "PersistentVolume", "CSIDriver", "RuntimeClass"}
 
 
 def metric_names(expr):
@@ -812,12 +846,7 @@ def argocd_applications_sync_in_waves():
     its chart version, and points at an existing path of this repository for its own
     environment; operators come before the apps, and the apps ignore replicas."""
     problems = []
-    for d, objs in rendered().items():
-        if not rel(d).startswith("argocd/envs/"):
-            continue
-        env = env_of(d)
-        projects = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "AppProject"}
-        apps = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "Application"}
+    for d, env, objs, projects, apps in argocd_envs():
         if "flash-root" not in apps:
             problems.append("%s: no root app-of-apps flash-root" % rel(d))
         waves = {}
@@ -902,6 +931,499 @@ def argocd_applications_sync_in_waves():
     expect(problems)
 
 
+# ----------------------------------------------------------------------------- Argo CD, simulated
+# What Argo CD itself would refuse or get wrong, beyond what the project allows: sync windows it
+# cannot parse (argoproj/argo-cd SyncWindow.Validate: robfig/cron with five fields,
+# time.ParseDuration, time.LoadLocation), hooks that pile up or hang a sync, CRDs and Namespaces
+# that come after the objects that need them, and objects that two Applications fight over.
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+HOOK = "argocd.argoproj.io/hook"
+HOOK_DELETE = "argocd.argoproj.io/hook-delete-policy"
+HOOKS = {"PreSync", "Sync", "PostSync", "SyncFail", "PreDelete", "PostDelete", "Skip"}
+HOOK_DELETE_POLICIES = {"HookSucceeded", "HookFailed", "BeforeHookCreation"}
+# The phases of a sync, in order; other hooks (SyncFail, PreDelete, PostDelete, Skip) are not
+# applied by a sync that succeeds.
+SYNC_PHASES = {"PreSync": 0, "Sync": 1, "PostSync": 2}
+# A hook blocks its phase until it ends: a Job hook retries a few times at most and gives up
+# within the hour (the migration: 2 retries, 15 minutes).
+HOOK_MAX_BACKOFF = 5
+HOOK_MAX_DEADLINE = 3600
+# Groups of Kubernetes 1.32 itself and of the aggregated metrics APIs: no CRD installs them.
+BUILTIN_GROUPS = {"", "apps", "batch", "autoscaling", "policy", "admissionregistration.k8s.io",
+                  "apiextensions.k8s.io", "apiregistration.k8s.io", "authentication.k8s.io",
+                  "authorization.k8s.io", "certificates.k8s.io", "coordination.k8s.io",
+                  "discovery.k8s.io", "events.k8s.io", "flowcontrol.apiserver.k8s.io",
+                  "internal.apiserver.k8s.io", "networking.k8s.io", "node.k8s.io",
+                  "rbac.authorization.k8s.io", "resource.k8s.io", "scheduling.k8s.io",
+                  "storage.k8s.io", "storagemigration.k8s.io", "metrics.k8s.io",
+                  "custom.metrics.k8s.io", "external.metrics.k8s.io"}
+# CRDs on the cluster before any Application syncs: Argo CD's own (argocd/bootstrap).
+PREINSTALLED_GROUPS = {"argoproj.io"}
+# Namespaces every cluster has before any Application syncs (argocd: the bootstrap's).
+PREEXISTING_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease", "argocd"}
+# The CRD groups each Helm chart installs (charts are not rendered offline), and the value that
+# turns them off (None: always installed). Every group of gitops/schemas/crds but Argo CD's must
+# be one of these: `argocd_applications_install_crds_and_namespaces_first` checks it.
+CHART_CRDS = {
+    "external-secrets": (("installCRDs",), {"external-secrets.io", "generators.external-secrets.io"}),
+    "kube-prometheus-stack": (("crds", "enabled"), {"monitoring.coreos.com"}),
+    "keda": (("crds", "install"), {"keda.sh", "eventing.keda.sh"}),
+    "karpenter": (None, {"karpenter.sh", "karpenter.k8s.aws"}),
+    "aws-load-balancer-controller": (None, {"elbv2.k8s.aws"}),
+}
+# Custom resources a chart makes when its values enable them (at any depth: keda's
+# prometheus.operator.serviceMonitor, the ALB controller's serviceMonitor, ...).
+CHART_CUSTOM_RESOURCES = {"serviceMonitor": ("monitoring.coreos.com", "ServiceMonitor"),
+                          "podMonitor": ("monitoring.coreos.com", "PodMonitor"),
+                          "prometheusRule": ("monitoring.coreos.com", "PrometheusRule")}
+CRON_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+CRON_DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
+# robfig/cron's standard fields, as Argo CD parses sync window schedules (no @descriptors).
+CRON_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
+               ("month", 1, 12, CRON_MONTHS), ("day of week", 0, 6, CRON_DAYS))
+GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+GO_DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
+
+
+def api_group(o):
+    api = o.get("apiVersion", "")
+    return api.split("/")[0] if "/" in api else ""
+
+
+def annotations(o):
+    return (o.get("metadata") or {}).get("annotations") or {}
+
+
+def sync_wave(o):
+    """The object's sync wave (default 0), or None when the annotation is not an integer."""
+    try:
+        return int(str(annotations(o).get(SYNC_WAVE, "0")).strip())
+    except ValueError:
+        return None
+
+
+def sync_order(o):
+    """When a sync applies the object: (phase, wave), or None when a successful sync does not."""
+    hooks = [h.strip() for h in str(annotations(o).get(HOOK, "Sync")).split(",")]
+    phases = [SYNC_PHASES[h] for h in hooks if h in SYNC_PHASES]
+    return (min(phases), sync_wave(o) or 0) if phases else None
+
+
+def cron_field_problem(part, lo, hi, names):
+    rng, slash, step = part.partition("/")
+    number = lambda t: re.fullmatch(r"[0-9]+", t) is not None
+    if slash and not (number(step) and int(step) > 0):
+        return "step %r is not a positive number" % step
+    if rng in ("*", "?"):
+        return None
+    value = lambda t: names.get(t.lower(), int(t) if number(t) else None)
+    a, dash, b = rng.partition("-")
+    start, end = value(a), (value(b) if dash else value(a))
+    if start is None or end is None:
+        return "%r is not a number%s, a range, * or ?" % (rng, " or a name" if names else "")
+    if not (lo <= start <= hi and lo <= end <= hi):
+        return "%r is outside %d-%d" % (rng, lo, hi)
+    if start > end:
+        return "range %r ends before it starts" % rng
+    return None
+
+
+def cron_problems(schedule):
+    """Why robfig/cron (minute hour day-of-month month day-of-week) refuses a schedule."""
+    fields = str(schedule).split()
+    if len(fields) != 5:
+        return ["schedule %r has %d fields, not 5 (minute hour day-of-month month day-of-week)"
+                % (schedule, len(fields))]
+    out = []
+    for text, (field, lo, hi, names) in zip(fields, CRON_FIELDS):
+        for part in text.split(","):
+            p = cron_field_problem(part, lo, hi, names)
+            if p:
+                out.append("schedule %r: %s field: %s" % (schedule, field, p))
+    return out
+
+
+def go_duration_seconds(text):
+    """Seconds of a Go duration (time.ParseDuration, without sign), or None."""
+    if not isinstance(text, str) or not re.fullmatch("(?:%s)+" % GO_DURATION_PART, text):
+        return None
+    return sum(float(n) * GO_DURATION_UNITS[u] for n, u in re.findall(GO_DURATION_PART, text))
+
+
+def time_zone_known(name):
+    import zoneinfo
+    zones = zoneinfo.available_timezones()
+    if not zones:
+        raise AssertionError("no time zone database (tzdata): cannot check sync window time zones")
+    return name in zones
+
+
+def sync_window_problems(where, windows, apps):
+    """What Argo CD refuses in an AppProject's syncWindows, and patterns that match none of the
+    project's Applications ([(name, destination namespace, server, cluster name)], None: not
+    checked) - a window that applies to nothing, most likely a typo."""
+    import fnmatch
+    problems = []
+    for i, w in enumerate(windows or []):
+        at = "%s syncWindows[%d]" % (where, i)
+        if not isinstance(w, dict):
+            problems.append(at + " is not a mapping")
+            continue
+        if w.get("kind") not in ("allow", "deny"):
+            problems.append(at + " kind %r is not allow or deny" % w.get("kind"))
+        if not w.get("schedule"):
+            problems.append(at + " has no schedule")
+        else:
+            problems += [at + " " + p for p in cron_problems(w["schedule"])]
+        seconds = go_duration_seconds(w.get("duration"))
+        if seconds is None:
+            problems.append(at + " duration %r is not a Go duration (30m, 1h30m, 2h)" % w.get("duration"))
+        elif seconds <= 0:
+            problems.append(at + " duration %r is empty" % w.get("duration"))
+        lists = {k: w.get(k) or [] for k in ("applications", "namespaces", "clusters")}
+        for k, v in lists.items():
+            if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+                problems.append(at + " %s must be a list of names or patterns" % k)
+                lists[k] = []
+        if not any(lists.values()):
+            problems.append(at + " has no applications, namespaces or clusters: Argo CD refuses it")
+        tz = w.get("timeZone")
+        if tz is not None and (not isinstance(tz, str) or not time_zone_known(tz)):
+            problems.append(at + " timeZone %r is not an IANA time zone" % tz)
+        for flag in ("manualSync", "andOperator"):
+            if flag in w and not isinstance(w[flag], bool):
+                problems.append(at + " %s %r is not a boolean" % (flag, w[flag]))
+        if apps is not None:
+            fields = {"applications": (0,), "namespaces": (1,), "clusters": (2, 3)}
+            for k, idx in fields.items():
+                for pattern in lists[k]:
+                    if not any(a[j] and fnmatch.fnmatchcase(a[j], pattern) for a in apps for j in idx):
+                        problems.append(at + " %s pattern %r matches no Application of the project in any environment"
+                                        % (k, pattern))
+    return problems
+
+
+def hook_problems(where, o):
+    """A hook Argo CD does not know, cannot clean up, or may wait on for ever."""
+    ann = annotations(o)
+    if HOOK not in ann:
+        return []
+    at = "%s: %s" % (where, name(o))
+    problems = []
+    hooks = [h.strip() for h in str(ann[HOOK]).split(",")]
+    unknown = [h for h in hooks if h not in HOOKS]
+    if unknown:
+        problems.append("%s hook %s is not one of %s" % (at, unknown, sorted(HOOKS)))
+    if hooks == ["Skip"]:
+        return problems  # not a hook: the object is never applied
+    if HOOK_DELETE not in ann:
+        problems.append(at + " is a hook without %s: every sync leaves one behind" % HOOK_DELETE)
+        policies = []
+    else:
+        policies = [p.strip() for p in str(ann[HOOK_DELETE]).split(",")]
+        bad = [p for p in policies if p not in HOOK_DELETE_POLICIES]
+        if bad:
+            problems.append("%s delete policy %s is not one of %s" % (at, bad, sorted(HOOK_DELETE_POLICIES)))
+    # A hook with a fixed name must be gone before the next sync creates it again, or the next
+    # sync fails on the immutable Job template (a new image) or finds the old run.
+    meta = o.get("metadata") or {}
+    if meta.get("name") and policies and "BeforeHookCreation" not in policies \
+            and not {"HookSucceeded", "HookFailed"} <= set(policies):
+        problems.append(at + " has a fixed name but the old run may survive: add BeforeHookCreation")
+    if o.get("kind") == "Job":
+        spec = o.get("spec") or {}
+        b, dl = spec.get("backoffLimit"), spec.get("activeDeadlineSeconds")
+        if not (isinstance(b, int) and 0 <= b <= HOOK_MAX_BACKOFF):
+            problems.append("%s backoffLimit %r is not set within 0-%d" % (at, b, HOOK_MAX_BACKOFF))
+        if not (isinstance(dl, int) and 0 < dl <= HOOK_MAX_DEADLINE):
+            problems.append("%s activeDeadlineSeconds %r is not set within 1-%d: the sync may wait for ever"
+                            % (at, dl, HOOK_MAX_DEADLINE))
+    elif o.get("kind") == "Pod":
+        dl = (o.get("spec") or {}).get("activeDeadlineSeconds")
+        if not (isinstance(dl, int) and 0 < dl <= HOOK_MAX_DEADLINE):
+            problems.append("%s activeDeadlineSeconds %r is not set within 1-%d" % (at, dl, HOOK_MAX_DEADLINE))
+    return problems
+
+
+def cluster_kinds(objs):
+    """Kinds without a namespace: the known ones and those of cluster-scoped CRDs among objs."""
+    return CLUSTER_SCOPED | {o["spec"]["names"]["kind"] for o in objs
+                             if o.get("kind") == "CustomResourceDefinition" and o["spec"].get("scope") == "Cluster"}
+
+
+def namespace_of(o, dest_ns, cluster):
+    """The namespace Argo CD puts an object in: its own, else the Application's destination."""
+    if o.get("kind") in cluster:
+        return None
+    return (o.get("metadata") or {}).get("namespace") or dest_ns or None
+
+
+def in_app_order_problems(where, objs, dest_ns):
+    """Within one Application's sync: a CRD or Namespace applied after (a later phase, or a
+    higher wave) an object of its kind or in it. Argo CD applies Namespaces and CRDs first
+    within one phase and wave, so the same phase and wave is fine."""
+    problems = []
+    cluster = cluster_kinds(objs)
+    for o in objs:
+        if sync_wave(o) is None:
+            problems.append("%s: %s %s %r is not an integer" % (where, name(o), SYNC_WAVE, annotations(o)[SYNC_WAVE]))
+    for p in objs:
+        if p.get("kind") == "CustomResourceDefinition":
+            needs = lambda o, p=p: (api_group(o), o.get("kind")) == (p["spec"]["group"], p["spec"]["names"]["kind"])
+            what = "of kind %s.%s" % (p["spec"]["names"]["kind"], p["spec"]["group"])
+        elif p.get("kind") == "Namespace":
+            needs = lambda o, p=p: namespace_of(o, dest_ns, cluster) == p["metadata"]["name"]
+            what = "in namespace %s" % p["metadata"]["name"]
+        else:
+            continue
+        made = sync_order(p)
+        for o in objs:
+            used = sync_order(o)
+            if o is p or used is None or not needs(o):
+                continue
+            if made is None or made > used:
+                problems.append("%s: %s %s is applied at (phase, wave) %s, %s at %s: after its user"
+                                % (where, name(o), what, used, name(p), made or "never"))
+    return problems
+
+
+def deep_merge(a, b):
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def chart_values(source):
+    """The Helm values of a chart source: its value files of this repository, merged in order."""
+    values = {}
+    for vf in (source.get("helm") or {}).get("valueFiles", []):
+        path = os.path.join(ROOT, vf.replace("$values/", ""))
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                values = deep_merge(values, yaml.safe_load(f) or {})
+    return values
+
+
+def chart_crd_groups(chart, values):
+    switch, groups = CHART_CRDS.get(chart, (None, set()))
+    if switch:
+        v = values
+        for k in switch:
+            v = v.get(k, {}) if isinstance(v, dict) else {}
+        if v is False:
+            return set()
+    return set(groups)
+
+
+def chart_custom_resources(values):
+    """(group, kind) of the custom resources that values turn on ({serviceMonitor: {enabled: true}})."""
+    out = set()
+    if isinstance(values, dict):
+        for k, v in values.items():
+            if k in CHART_CUSTOM_RESOURCES and isinstance(v, dict) and v.get("enabled") is True:
+                out.add(CHART_CUSTOM_RESOURCES[k])
+            out |= chart_custom_resources(v)
+    elif isinstance(values, list):
+        for v in values:
+            out |= chart_custom_resources(v)
+    return out
+
+
+_SOURCES = {}
+
+
+def render_source(path):
+    """Objects of a repository path as Argo CD renders it: kustomize if it has a kustomization,
+    else its YAML files."""
+    full = os.path.join(ROOT, path)
+    if full in rendered():
+        return rendered()[full]
+    if full not in _SOURCES:
+        if any(os.path.isfile(os.path.join(full, k)) for k in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
+            _SOURCES[full] = kustomize(full)
+        else:
+            docs = []
+            for p in sorted(glob.glob(os.path.join(full, "*.y*ml"))):
+                with open(p, encoding="utf-8") as f:
+                    docs += [x for x in yaml.safe_load_all(f) if isinstance(x, dict)]
+            _SOURCES[full] = docs
+    return _SOURCES[full]
+
+
+def app_profile(app, objs, charts):
+    """What an Application installs and needs. objs: what its repository paths render; charts:
+    {chart name: merged values} of its Helm sources."""
+    spec = app["spec"]
+    dest_ns = spec.get("destination", {}).get("namespace") or ""
+    options = (spec.get("syncPolicy") or {}).get("syncOptions") or []
+    p = {"name": app["metadata"]["name"], "wave": sync_wave(app) or 0, "crds": set(), "namespaces": set(),
+         "creates": {dest_ns} if dest_ns and "CreateNamespace=true" in options else set(),
+         "uses": set(), "into": set(), "objects": set()}
+    cluster = cluster_kinds(objs)
+    for o in objs:
+        group, kind, n = api_group(o), o.get("kind"), (o.get("metadata") or {}).get("name")
+        if kind == "CustomResourceDefinition":
+            p["crds"].add((o["spec"]["group"], o["spec"]["names"]["kind"]))
+        elif kind == "Namespace":
+            p["namespaces"].add(n)
+        if group not in BUILTIN_GROUPS:
+            p["uses"].add((group, kind))
+        ns = namespace_of(o, dest_ns, cluster)
+        if ns:
+            p["into"].add(ns)
+        p["objects"].add((group, kind, ns or "", n))
+    for chart, values in charts.items():
+        p["crds"] |= {(g, "*") for g in chart_crd_groups(chart, values)}
+        p["uses"] |= chart_custom_resources(values)
+        if dest_ns:
+            p["into"].add(dest_ns)
+    return p
+
+
+def app_order_problems(where, profiles):
+    """Across the Applications of one app-of-apps: the Application that installs a CRD, or makes
+    a Namespace, syncs in a lower wave than every other Application that needs it (Applications
+    of one wave sync at the same time)."""
+    problems = []
+    for p in profiles:
+        for group, kind in sorted(p["uses"]):
+            if any(g == group and k in (kind, "*") for g, k in p["crds"]):
+                continue
+            makers = sorted((q["wave"], q["name"]) for q in profiles
+                            if any(g == group and k in (kind, "*") for g, k in q["crds"]))
+            if not makers:
+                if group not in PREINSTALLED_GROUPS:
+                    problems.append("%s: Application %s uses %s.%s, whose CRD no Application installs"
+                                    % (where, p["name"], kind, group))
+            elif makers[0][0] >= p["wave"]:
+                problems.append("%s: Application %s (wave %d) uses %s.%s, whose CRD %s installs in wave %d: it must be lower"
+                                % (where, p["name"], p["wave"], kind, group, makers[0][1], makers[0][0]))
+        for ns in sorted(p["into"]):
+            if ns in p["namespaces"] | p["creates"] | PREEXISTING_NAMESPACES:
+                continue
+            makers = sorted((q["wave"], q["name"]) for q in profiles if ns in q["namespaces"] | q["creates"])
+            if not makers:
+                problems.append("%s: Application %s deploys into namespace %s, which nothing creates (CreateNamespace=true?)"
+                                % (where, p["name"], ns))
+            elif makers[0][0] >= p["wave"]:
+                problems.append("%s: Application %s (wave %d) deploys into namespace %s, which %s creates in wave %d: it must be lower"
+                                % (where, p["name"], p["wave"], ns, makers[0][1], makers[0][0]))
+    return problems
+
+
+def shared_resource_problems(where, profiles):
+    """Objects that two Applications render: Argo CD reports SharedResourceWarning and the two
+    keep overwriting (and may prune) each other's copy."""
+    owners = {}
+    for p in profiles:
+        for key in p["objects"]:
+            owners.setdefault(key, []).append(p["name"])
+    return ["%s: %s %s/%s (group %r) belongs to Applications %s" % (where, k[1], k[2] or "-", k[3], k[0], sorted(v))
+            for k, v in sorted(owners.items()) if len(v) > 1]
+
+
+def app_profiles(env, apps):
+    """{Application name: profile} of an environment's Applications, rendered from this repository."""
+    out = {}
+    for n, a in apps.items():
+        objs, charts, paths = [], {}, []
+        for s in a["spec"].get("sources") or [a["spec"]["source"]]:
+            if "chart" in s:
+                charts[s["chart"]] = chart_values(s)
+            elif "path" in s and s.get("repoURL") == REPO_URL and os.path.isdir(os.path.join(ROOT, s["path"])):
+                objs += render_source(s["path"])
+                paths.append(s["path"])
+        out[n] = app_profile(a, objs, charts)
+        out[n]["paths"] = paths
+        out[n]["objs"] = objs
+    return out
+
+
+@test
+def argocd_sync_windows_are_well_formed():
+    """Every sync window of every AppProject is one Argo CD accepts: kind allow|deny, a 5-field
+    cron schedule, a Go duration, some applications, namespaces or clusters (each matching one
+    of the project's Applications), an IANA timeZone and boolean flags."""
+    problems = []
+    envs = list(argocd_envs())
+    # argocd/projects is the same in every environment: a pattern may name an Application of
+    # one environment only.
+    members = {}
+    for d, env, objs, projects, apps in envs:
+        for a in apps.values():
+            dest = a["spec"]["destination"]
+            members.setdefault(a["spec"].get("project"), []).append(
+                (a["metadata"]["name"], dest.get("namespace"), dest.get("server"), dest.get("name")))
+    for d, env, objs, projects, apps in envs:
+        for pn, proj in projects.items():
+            problems += sync_window_problems("%s: AppProject %s" % (rel(d), pn),
+                                             proj["spec"].get("syncWindows"), members.get(pn, []))
+    expect(problems)
+
+
+@test
+def argocd_hooks_are_cleaned_up_and_bounded():
+    """Every Argo CD hook is a known phase with a delete policy of HookSucceeded, HookFailed or
+    BeforeHookCreation (BeforeHookCreation when it has a fixed name); a Job or Pod hook has a
+    bounded backoffLimit and activeDeadlineSeconds."""
+    problems = []
+    hooks = 0
+    for d, objs in rendered().items():
+        for o in objs:
+            hooks += HOOK in annotations(o)
+            problems += hook_problems(rel(d), o)
+    if not hooks:
+        problems.append("no hook found: the migration Job is a PreSync hook (migration_is_a_presync_hook)")
+    expect(problems)
+
+
+@test
+def sync_waves_apply_crds_and_namespaces_first():
+    """Within each Application, no CustomResourceDefinition or Namespace comes in a later phase
+    or a higher sync wave than an object of its kind or in it."""
+    problems = []
+    for d, env, objs, projects, apps in argocd_envs():
+        for n, p in app_profiles(env, apps).items():
+            dest = apps[n]["spec"]["destination"].get("namespace")
+            problems += in_app_order_problems("%s: Application %s" % (rel(d), n), p["objs"], dest)
+    expect(problems)
+
+
+@test
+def argocd_applications_install_crds_and_namespaces_first():
+    """The app-of-apps syncs the Application installing a CRD (rendered, or by its Helm chart) or
+    making a Namespace in a lower wave than every Application that uses the kind (rendered, or
+    turned on in its chart's values) or deploys into the namespace; every vendored CRD group is
+    installed by an Application."""
+    problems = []
+    vendored = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "gitops", "schemas", "crds", "*"))
+                if os.path.isdir(p)}
+    for d, env, objs, projects, apps in argocd_envs():
+        profiles = app_profiles(env, apps)
+        problems += app_order_problems(rel(d), list(profiles.values()))
+        installed = {g for p in profiles.values() for g, _ in p["crds"]}
+        for g in sorted(vendored - installed - PREINSTALLED_GROUPS):
+            problems.append("%s: no Application installs the CRDs of %s (gitops/schemas/crds/%s; CHART_CRDS?)" % (rel(d), g, g))
+    expect(problems)
+
+
+@test
+def every_object_belongs_to_one_application():
+    """No object (group, kind, namespace, name) is rendered by two Applications of one cluster
+    (SharedResourceWarning), and every gitops overlay of an environment is some Application's
+    source in that environment."""
+    problems = []
+    for d, env, objs, projects, apps in argocd_envs():
+        profiles = app_profiles(env, apps)
+        problems += shared_resource_problems(rel(d), list(profiles.values()))
+        synced = {p for prof in profiles.values() for p in prof["paths"]}
+        for o in overlays():
+            if rel(o).startswith("gitops/") and env_of(o) == env and rel(o) not in synced:
+                problems.append("%s: no Application syncs %s" % (rel(d), rel(o)))
+    expect(problems)
+
+
 @test
 def dockerfiles_are_pinned_multi_stage_and_non_root():
     """Each service's Dockerfile is multi-stage, pins every base image by tag and digest, ends
@@ -955,6 +1477,266 @@ def release_rewrite_renders_a_digest():
         assert r.returncode != 0, "set-image accepted an image name the overlay does not have"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- the checks, checked
+# The Argo CD checks above run on bad examples, in memory (gitops/tests/fixtures is walked by
+# checks_test.py's schema run, which counts its files): each bad example must be reported with
+# the expected words, and each good one must pass, so a check that stops seeing anything fails.
+def _docs(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _expect_reports(check, bad, good):
+    """bad: [(label, input, fragment)]; good: [(label, input)]; check(input) -> problems."""
+    problems = []
+    for label, arg, fragment in bad:
+        got = check(arg)
+        if not any(fragment in p for p in got):
+            problems.append("%s: expected a report containing %r, got %s" % (label, fragment, got or "nothing"))
+    for label, arg in good:
+        got = check(arg)
+        if got:
+            problems.append("%s: expected no report, got %s" % (label, got))
+    expect(problems)
+
+
+@test
+def check_rejects_bad_sync_windows():
+    """argocd_sync_windows_are_well_formed rejects bad kinds, cron schedules, durations, time
+    zones, flags, empty selections and patterns matching nothing."""
+    apps = [("flash-api", "flash-ticket", "https://kubernetes.default.svc", None),
+            ("flash-web", "flash-ticket", "https://kubernetes.default.svc", "in-cluster")]
+    ok = {"kind": "deny", "schedule": "0 18 * * 5", "duration": "2h", "applications": ["flash-*"]}
+    w = lambda **kw: dict(ok, **kw)
+    check = lambda window: sync_window_problems("fixture", [window], apps)
+    bad = [
+        ("kind block", w(kind="block"), "kind 'block' is not allow or deny"),
+        ("no schedule", w(schedule=None), "has no schedule"),
+        ("4 fields", w(schedule="0 18 * *"), "has 4 fields, not 5"),
+        ("6 fields", w(schedule="0 0 18 * * 5"), "has 6 fields, not 5"),
+        ("descriptor", w(schedule="@daily"), "has 1 fields, not 5"),
+        ("minute 60", w(schedule="60 18 * * 5"), "minute field: '60' is outside 0-59"),
+        ("hour 24", w(schedule="0 24 * * 5"), "hour field: '24' is outside 0-23"),
+        ("day of month 0", w(schedule="0 18 0 * *"), "day of month field: '0' is outside 1-31"),
+        ("month 13", w(schedule="0 18 * 13 *"), "month field: '13' is outside 1-12"),
+        ("day of week 7", w(schedule="0 18 * * 7"), "day of week field: '7' is outside 0-6"),
+        ("reversed range", w(schedule="0 20-18 * * *"), "range '20-18' ends before it starts"),
+        ("step 0", w(schedule="*/0 18 * * *"), "step '0' is not a positive number"),
+        ("step word", w(schedule="*/x 18 * * *"), "step 'x' is not a positive number"),
+        ("empty list item", w(schedule="0 6,,18 * * *"), "hour field: '' is not a number"),
+        ("bad day name", w(schedule="0 18 * * MON-FRY"), "day of week field: 'MON-FRY' is not a number or a name"),
+        ("month name as day", w(schedule="0 18 * * JAN"), "day of week field: 'JAN' is not a number"),
+        ("duration words", w(duration="1 hour"), "is not a Go duration"),
+        ("duration no unit", w(duration="90"), "is not a Go duration"),
+        ("duration days", w(duration="1d"), "is not a Go duration"),
+        ("duration negative", w(duration="-1h"), "is not a Go duration"),
+        ("duration zero", w(duration="0s"), "duration '0s' is empty"),
+        ("duration missing", w(duration=None), "is not a Go duration"),
+        ("nothing selected", w(applications=[]), "has no applications, namespaces or clusters"),
+        ("selection not a list", w(applications="flash-api"), "applications must be a list"),
+        ("time zone typo", w(timeZone="Europe/Pariss"), "timeZone 'Europe/Pariss' is not an IANA time zone"),
+        ("time zone abbreviation", w(timeZone="CEST"), "is not an IANA time zone"),
+        ("manualSync string", w(manualSync="true"), "manualSync 'true' is not a boolean"),
+        ("application typo", w(applications=["flash-apii"]), "applications pattern 'flash-apii' matches no Application"),
+        ("namespace typo", w(applications=[], namespaces=["flash-tickets"]), "namespaces pattern 'flash-tickets' matches no"),
+        ("cluster typo", w(applications=[], clusters=["https://kubernetes.default"]), "clusters pattern"),
+    ]
+    good = [
+        ("deny weekday evenings", w(schedule="30 17 * * 1-5,SAT", duration="1h30m", timeZone="Europe/Paris", manualSync=True)),
+        ("allow by namespace", w(kind="allow", schedule="*/15 0-6/2 1,15 JAN-mar ?", duration="45m",
+                                 applications=[], namespaces=["flash-ticket"], andOperator=False)),
+        ("by cluster name", w(schedule="5/10 3 1-31 * *", duration="1.5h",
+                              applications=[], clusters=["in-cluster"], timeZone="UTC")),
+    ]
+    _expect_reports(check, bad, good)
+    assert sync_window_problems("fixture", None, apps) == [], "an AppProject without windows must pass"
+
+
+_HOOK_JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: fixture-migrate
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
+spec:
+  backoffLimit: 2
+  activeDeadlineSeconds: 900
+  template: {spec: {restartPolicy: Never, containers: [{name: migrate, image: fixture}]}}
+"""
+
+
+@test
+def check_rejects_bad_hooks():
+    """argocd_hooks_are_cleaned_up_and_bounded rejects hooks without or with unknown delete
+    policies, unknown phases, a fixed name Argo CD cannot recreate, and unbounded Jobs and Pods."""
+    def job(ann=None, drop_ann=(), meta=None, **spec):
+        o = _docs(_HOOK_JOB)[0]
+        o["metadata"]["annotations"].update(ann or {})
+        for k in drop_ann:
+            del o["metadata"]["annotations"][k]
+        o["metadata"].update(meta or {})
+        for k, v in spec.items():
+            if v is None:
+                del o["spec"][k]
+            else:
+                o["spec"][k] = v
+        return o
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "fixture-smoke-", "annotations": {
+        HOOK: "PostSync", HOOK_DELETE: "HookSucceeded"}}, "spec": {"containers": []}}
+    check = lambda o: hook_problems("fixture", o)
+    bad = [
+        ("no delete policy", job(drop_ann=[HOOK_DELETE]), "is a hook without argocd.argoproj.io/hook-delete-policy"),
+        ("unknown delete policy", job(ann={HOOK_DELETE: "OnSuccess"}), "delete policy ['OnSuccess'] is not one of"),
+        ("one unknown in a list", job(ann={HOOK_DELETE: "HookSucceeded,Always"}), "delete policy ['Always']"),
+        ("unknown phase", job(ann={HOOK: "PreSynk"}), "hook ['PreSynk'] is not one of"),
+        ("fixed name, kept on failure", job(ann={HOOK_DELETE: "HookSucceeded"}), "add BeforeHookCreation"),
+        ("no backoffLimit", job(backoffLimit=None), "backoffLimit None is not set within 0-5"),
+        ("backoffLimit 50", job(backoffLimit=50), "backoffLimit 50 is not set within 0-5"),
+        ("no activeDeadlineSeconds", job(activeDeadlineSeconds=None), "activeDeadlineSeconds None is not set within 1-3600"),
+        ("a day-long deadline", job(activeDeadlineSeconds=86400), "activeDeadlineSeconds 86400"),
+        ("unbounded Pod", pod, "activeDeadlineSeconds None is not set within 1-3600"),
+    ]
+    good = [
+        ("the migration", job()),
+        ("generateName, deleted on success", job(ann={HOOK: "PostSync", HOOK_DELETE: "HookSucceeded"},
+                                                 meta={"name": None, "generateName": "fixture-smoke-"})),
+        ("fixed name, deleted either way", job(ann={HOOK: "PreSync,PostSync", HOOK_DELETE: "HookSucceeded,HookFailed"})),
+        ("Skip is not a hook", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "annotations": {HOOK: "Skip"}}}),
+        ("not a hook", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+    ]
+    _expect_reports(check, bad, good)
+
+
+_ORDERED = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.fixture.example.com, annotations: {argocd.argoproj.io/sync-wave: "WAVE_CRD"}}
+spec:
+  group: fixture.example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: fixture, annotations: {argocd.argoproj.io/sync-wave: "WAVE_NS"}}
+---
+apiVersion: fixture.example.com/v1
+kind: Widget
+metadata: {name: w, namespace: other, annotations: {argocd.argoproj.io/sync-wave: "WAVE_CR"}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: in-destination, annotations: {argocd.argoproj.io/sync-wave: "WAVE_CM"}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: hook
+  namespace: HOOK_NS
+  annotations: {argocd.argoproj.io/hook: HOOK_PHASE, argocd.argoproj.io/hook-delete-policy: BeforeHookCreation}
+"""
+
+
+@test
+def check_rejects_crds_and_namespaces_applied_late():
+    """sync_waves_apply_crds_and_namespaces_first rejects a CRD or Namespace in a higher wave or a
+    later phase than its users, and a sync wave that is not a number."""
+    def objs(**kw):
+        values = dict(WAVE_CRD="0", WAVE_NS="0", WAVE_CR="0", WAVE_CM="0", HOOK_NS="other", HOOK_PHASE="PostSync")
+        values.update(kw)
+        text = _ORDERED
+        for k, v in values.items():
+            text = text.replace(k, v)
+        return _docs(text)
+    check = lambda o: in_app_order_problems("fixture", o, "fixture")
+    bad = [
+        ("CRD after its resource", objs(WAVE_CRD="5"), "Widget/w of kind Widget.fixture.example.com is applied at (phase, wave) (1, 0), CustomResourceDefinition/widgets.fixture.example.com at (1, 5)"),
+        ("Namespace after an object in the destination", objs(WAVE_NS="1"), "ConfigMap/in-destination in namespace fixture is applied at (phase, wave) (1, 0), Namespace/fixture at (1, 1)"),
+        ("Namespace after a PreSync hook in it", objs(HOOK_NS="fixture", HOOK_PHASE="PreSync"), "Job/hook in namespace fixture is applied at (phase, wave) (0, 0)"),
+        ("Namespace skipped", [dict(o, metadata=dict(o["metadata"], annotations={HOOK: "Skip"}))
+                               if o["kind"] == "Namespace" else o for o in objs()], "Namespace/fixture at never"),
+        ("wave not a number", objs(WAVE_CM="soon"), "argocd.argoproj.io/sync-wave 'soon' is not an integer"),
+    ]
+    good = [
+        ("same wave: Argo CD applies CRDs and Namespaces first", objs()),
+        ("lower waves", objs(WAVE_CRD="-5", WAVE_NS="-1", WAVE_CR="3", WAVE_CM="-1")),
+        ("PostSync hook in a Namespace of a higher wave", objs(HOOK_NS="fixture", WAVE_NS="9", WAVE_CM="9")),
+    ]
+    _expect_reports(check, bad, good)
+
+
+def _app(n, wave, path=None, chart=None, dest="fixture", create_ns=False):
+    src = {"repoURL": REPO_URL, "path": path} if path else {"repoURL": "https://charts.example.com", "chart": chart}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": n, "annotations": {SYNC_WAVE: str(wave)}},
+            "spec": {"source": src, "destination": {"namespace": dest},
+                     "syncPolicy": {"syncOptions": ["CreateNamespace=true"] if create_ns else []}}}
+
+
+_WIDGET_CRD = _docs(_ORDERED)[0]
+_NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fixture"}}
+_WIDGET = {"apiVersion": "fixture.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+_CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}
+_SCALED = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "s"}}
+
+
+@test
+def check_rejects_applications_out_of_crd_order():
+    """argocd_applications_install_crds_and_namespaces_first rejects an Application that uses a
+    kind (rendered or in its chart values) or a namespace in the same or an earlier wave than
+    the Application installing it, or that nothing installs."""
+    def check(case):
+        return app_order_problems("fixture", [app_profile(a, objs, charts) for a, objs, charts in case])
+    base = lambda w_op=-10, w_ns=-20, w_user=0, w_keda=-5, w_prom=-30, w_alb=-20: [
+        (_app("operator", w_op, path="x"), [_WIDGET_CRD], {}),
+        (_app("namespaces", w_ns, path="y"), [_NAMESPACE], {}),
+        (_app("user", w_user, path="z"), [_WIDGET, _CM, _SCALED], {}),
+        (_app("keda", w_keda, chart="keda", dest="keda", create_ns=True), [], {"keda": {}}),
+        (_app("kube-prometheus-stack", w_prom, chart="kube-prometheus-stack", dest="monitoring", create_ns=True), [],
+         {"kube-prometheus-stack": {}}),
+        (_app("alb", w_alb, chart="aws-load-balancer-controller", dest="kube-system"), [],
+         {"aws-load-balancer-controller": {"serviceMonitor": {"enabled": True}}}),
+    ]
+    bad = [
+        ("CRD in the same wave", base(w_op=0), "Application user (wave 0) uses Widget.fixture.example.com, whose CRD operator installs in wave 0"),
+        ("CRD in a later wave", base(w_op=3), "whose CRD operator installs in wave 3: it must be lower"),
+        ("chart CRDs later", base(w_keda=1), "uses ScaledObject.keda.sh, whose CRD keda installs in wave 1"),
+        ("chart values use a CRD too early", base(w_alb=-40), "Application alb (wave -40) uses ServiceMonitor.monitoring.coreos.com, whose CRD kube-prometheus-stack installs in wave -30"),
+        ("CRDs turned off", [(a, o, {"kube-prometheus-stack": {"crds": {"enabled": False}}} if c.get("kube-prometheus-stack") is not None else c)
+                             for a, o, c in base()], "uses ServiceMonitor.monitoring.coreos.com, whose CRD no Application installs"),
+        ("nobody installs it", base()[1:], "Application user uses Widget.fixture.example.com, whose CRD no Application installs"),
+        ("namespace in the same wave", base(w_ns=0), "Application user (wave 0) deploys into namespace fixture, which namespaces creates in wave 0"),
+        ("namespace nobody creates", [x for x in base() if x[0]["metadata"]["name"] != "namespaces"],
+         "Application user deploys into namespace fixture, which nothing creates"),
+    ]
+    good = [("in order", base()),
+            ("CreateNamespace makes its own namespace", [(_app("user", -99, path="z", create_ns=True), [_CM], {})])]
+    _expect_reports(check, bad, good)
+
+
+@test
+def check_rejects_shared_resources():
+    """every_object_belongs_to_one_application rejects one object rendered by two Applications,
+    whether its namespace is written or comes from the destination."""
+    def check(case):
+        return shared_resource_problems("fixture", [app_profile(a, objs, {}) for a, objs in case])
+    explicit = dict(_CM, metadata={"name": "settings", "namespace": "fixture"})
+    bad = [
+        ("same ConfigMap, namespace from the destinations", [(_app("a", 0, path="x"), [_CM]), (_app("b", 1, path="y"), [_CM])],
+         "ConfigMap fixture/settings (group '') belongs to Applications ['a', 'b']"),
+        ("written namespace and destination", [(_app("a", 0, path="x"), [explicit]), (_app("b", 0, path="y", dest="fixture"), [_CM])],
+         "ConfigMap fixture/settings"),
+        ("cluster-scoped, any destination", [(_app("a", 0, path="x", dest="one"), [_NAMESPACE]), (_app("b", 0, path="y", dest="two"), [_NAMESPACE])],
+         "Namespace -/fixture (group '') belongs to Applications ['a', 'b']"),
+    ]
+    good = [
+        ("other namespaces", [(_app("a", 0, path="x", dest="one"), [_CM]), (_app("b", 0, path="y", dest="two"), [_CM])]),
+        ("other kinds", [(_app("a", 0, path="x"), [_CM]), (_app("b", 0, path="y"), [_WIDGET])]),
+    ]
+    _expect_reports(check, bad, good)
 
 
 # ----------------------------------------------------------------------------- main
