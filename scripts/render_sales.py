@@ -688,13 +688,46 @@ def finished(sales, now):
             for s in sorted(sales, key=lambda s: s.end) if s.end <= now]
 
 
+def capacity(crowd, admit_per_sec):
+    """Prints the pods each service needs for `crowd` buyers admitted at `admit_per_sec` (the
+    crowd in DEFAULT_ADMIT_SECS when None), and whether prod's autoscalers allow them."""
+    if crowd < 1 or (admit_per_sec is not None and admit_per_sec < 1):
+        print("render_sales: --capacity and --admit-per-sec must be at least 1", file=sys.stderr)
+        return 2
+    admissions = admit_per_sec or math.ceil(Fraction(crowd, DEFAULT_ADMIT_SECS))
+    facts = read_facts()
+    print("crowd %d, %d admissions/s (per pod, at %d%% of the BENCHMARKS.md figures: gateway %d sockets "
+          "and %d joins/s, api %d orders/s, pay %d payments/s)"
+          % (crowd, admissions, round(UTILISATION * 100), GATEWAY_SOCKETS_PER_POD,
+             GATEWAY_JOINS_PER_SEC_PER_POD, API_ORDERS_PER_SEC_PER_POD, PAY_PAYMENTS_PER_SEC_PER_POD))
+    try:
+        pods = floors(crowd, admissions, facts)
+    except CalendarError as e:
+        for p in e.problems:
+            print("  too large for prod today: " + p)
+        return 1
+    for svc in ("gateway", "api", "pay"):
+        lo, hi = facts.bounds[svc]
+        print("  %-8s %4d pods (prod autoscaler %d..%d)" % (svc, pods[svc], lo, hi))
+    print("  %-8s %4d warm spare placeholders" % ("spare", pods["spare"]))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv):
     ap = argparse.ArgumentParser(description="Render gitops/sales/calendar.yaml into the prod manifests.")
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a rendered file is stale")
     ap.add_argument("--now", help="render as at this UTC time (RFC 3339), not the real time")
     ap.add_argument("--calendar", help="another calendar file (default: %s)" % CALENDAR)
+    ap.add_argument("--capacity", type=int, metavar="CROWD",
+                    help="write nothing: print the pods each service needs for a crowd of CROWD buyers "
+                         "(and --admit-per-sec), by the same formula and per-pod figures")
+    ap.add_argument("--admit-per-sec", type=int, metavar="RATE",
+                    help="with --capacity: the queue's admissions per second (default: the crowd in %d s)"
+                         % DEFAULT_ADMIT_SECS)
     a = ap.parse_args(argv)
+    if a.capacity is not None:
+        return capacity(a.capacity, a.admit_per_sec)
     try:
         now = parse_time(a.now, "--now") if a.now else None
     except ValueError as e:

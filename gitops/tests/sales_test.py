@@ -19,6 +19,7 @@ calendar's mistakes are refused. Prints one line per failed check and ends with
 `N passed, M failed`; exit status 1 on any failure.
 """
 import argparse
+import re
 import datetime as dt
 import math
 import os
@@ -519,6 +520,31 @@ def sales_merge_finished_ones_are_named_and_far_ones_are_refused():
     except rs.CalendarError as e:
         if not any("terminationGracePeriod" in p for p in e.problems):
             problems.append("a long sale refused for another reason: %s" % e.problems)
+    expect(problems)
+
+
+@test
+def capacity_prints_the_floors_the_calendar_would_render():
+    """`render_sales.py --capacity CROWD --admit-per-sec RATE` prints the pods of the same
+    formula as a sale's floors, and refuses (exit 1) a crowd prod's autoscalers cannot hold."""
+    import contextlib
+    import io
+    facts = rs.read_facts()
+    problems = []
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = rs.capacity(200_000, 2_000)
+    want = rs.floors(200_000, 2_000, facts)
+    if code != 0:
+        problems.append("--capacity 200000 --admit-per-sec 2000 exited %d" % code)
+    for svc in ("gateway", "api", "pay"):
+        if not re.search(r"\b%s\s+%d pods\b" % (svc, want[svc]), out.getvalue()):
+            problems.append("%s: %d pods not printed in %r" % (svc, want[svc], out.getvalue()))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if rs.capacity(10_000_000, None) != 1:
+            problems.append("a crowd of 10,000,000 was not refused")
+        if rs.capacity(0, None) != 2:
+            problems.append("a crowd of 0 was not refused as a usage error")
     expect(problems)
 
 
