@@ -130,7 +130,9 @@ impl Application {
         gate_keys.spawn_refresh(JWKS_REFRESH, background.clone());
         let readiness = Readiness::new()
             .with(PostgresCheck(pool.clone()))
-            .with(broker.check());
+            // Without RabbitMQ the service still serves (messages wait in the outbox or
+            // are caught up later): degraded, never out of its Service.
+            .with_degraded(broker.check());
         let tokens = Tokens::new(signing, access_jwks, config.keys.lifetimes());
         let state = AppState {
             orders: Arc::new(OrderTaker::start(

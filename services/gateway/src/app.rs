@@ -127,7 +127,9 @@ impl Application {
         access_keys.spawn_refresh(JWKS_REFRESH, background.clone());
         let readiness = Readiness::new()
             .with(RedisCheck(redis.clone()))
-            .with(broker.check());
+            // Without RabbitMQ the service still serves (messages wait in the outbox or
+            // are caught up later): degraded, never out of its Service.
+            .with_degraded(broker.check());
         let shared_limits = flash_kit::limits::RateLimiter::new(redis.clone(), keys.clone());
         let room = WaitingRoom::new(redis, keys);
         let audit = Arc::new(crate::audit::AuditRelay::new(

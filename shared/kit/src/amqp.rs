@@ -274,6 +274,9 @@ async fn supervise(url: String, names: Names, current: Weak<Current>, shutdown: 
             .borrow()
             .as_ref()
             .is_some_and(|c| c.status().connected());
+        // The broker's state as a metric: the api and the gateway stay ready without it
+        // (degraded), so an alert on this, not readiness, says it is away.
+        ::metrics::gauge!("amqp_connected").set(if healthy { 1.0 } else { 0.0 });
         if healthy {
             backoff = BACKOFF_MIN;
             continue;

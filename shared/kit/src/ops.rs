@@ -22,16 +22,26 @@ pub trait Check: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
+/// Whether a failing check takes the service out of its Service's endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Without it the service cannot serve: `/ready` answers 503.
+    Required,
+    /// The service serves without it, degraded (e.g. the api takes orders into its outbox while
+    /// RabbitMQ is away): `/ready` stays 200 and names it under `degraded`.
+    Degraded,
+}
+
 /// The checks of one service (or of every service in the all-in-one process).
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<Arc<dyn Check>>,
+    checks: Vec<(Arc<dyn Check>, Need)>,
 }
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.checks.iter().map(|c| c.name()))
+            .entries(self.checks.iter().map(|(c, need)| (c.name(), need)))
             .finish()
     }
 }
@@ -45,11 +55,14 @@ pub struct CheckReport {
     pub error: Option<String>,
 }
 
-/// The `/ready` body: 200 when `ready`, 503 otherwise with `failing` naming the stores.
+/// The `/ready` body: 200 when `ready`, 503 otherwise with `failing` naming the stores the
+/// service cannot serve without; `degraded` names those it serves without, failing now.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ReadyReport {
     pub ready: bool,
     pub failing: Vec<String>,
+    #[serde(default)]
+    pub degraded: Vec<String>,
     pub checks: Vec<CheckReport>,
 }
 
@@ -59,18 +72,27 @@ impl Readiness {
         Self::default()
     }
 
+    /// A check the service cannot serve without.
     #[must_use]
     pub fn with(mut self, check: impl Check) -> Self {
-        self.checks.push(Arc::new(check));
+        self.checks.push((Arc::new(check), Need::Required));
         self
     }
 
-    /// All checks of `self`, then those of `other` not already present by name.
+    /// A check the service serves without, degraded: reported, never failing `/ready`.
+    #[must_use]
+    pub fn with_degraded(mut self, check: impl Check) -> Self {
+        self.checks.push((Arc::new(check), Need::Degraded));
+        self
+    }
+
+    /// All checks of `self`, then those of `other` not already present by name (the first
+    /// service's need of a store is kept: the all-in-one process serves as its api does).
     #[must_use]
     pub fn merged(mut self, other: &Readiness) -> Self {
-        for check in &other.checks {
-            if !self.checks.iter().any(|c| c.name() == check.name()) {
-                self.checks.push(Arc::clone(check));
+        for (check, need) in &other.checks {
+            if !self.checks.iter().any(|(c, _)| c.name() == check.name()) {
+                self.checks.push((Arc::clone(check), *need));
             }
         }
         self
@@ -78,7 +100,7 @@ impl Readiness {
 
     /// Runs every check concurrently, each bounded by [`CHECK_TIMEOUT`].
     pub async fn report(&self) -> ReadyReport {
-        let checks = join_all(self.checks.iter().map(|check| async move {
+        let checks = join_all(self.checks.iter().map(|(check, _)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
@@ -90,14 +112,19 @@ impl Readiness {
             }
         }))
         .await;
-        let failing: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name.clone())
-            .collect();
+        let named = |need: Need| -> Vec<String> {
+            checks
+                .iter()
+                .zip(&self.checks)
+                .filter(|(report, (_, n))| !report.ok && *n == need)
+                .map(|(report, _)| report.name.clone())
+                .collect()
+        };
+        let (failing, degraded) = (named(Need::Required), named(Need::Degraded));
         ReadyReport {
             ready: failing.is_empty(),
             failing,
+            degraded,
             checks,
         }
     }

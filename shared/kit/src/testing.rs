@@ -526,6 +526,22 @@ impl Running {
         panic!("/ready never answered {status}; last: {last:?}");
     }
 
+    /// Polls `/ready` until it names `store` as degraded, still answering 200 (at most 10 s).
+    ///
+    /// # Panics
+    /// When it does not within the time, or answers anything but 200 meanwhile.
+    pub async fn wait_degraded(&self, store: &str) -> crate::ops::ReadyReport {
+        for _ in 0..100 {
+            let (status, report) = self.ready().await;
+            assert_eq!(status, 200, "a degraded service stays ready: {report:?}");
+            if report.degraded.iter().any(|name| name == store) {
+                return report;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/ready never named {store} as degraded");
+    }
+
     /// Fires the shutdown and waits for a clean stop (at most 10 s).
     ///
     /// # Panics

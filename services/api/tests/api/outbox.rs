@@ -62,9 +62,23 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
     })
     .await;
 
-    // The broker goes away; orders keep being taken, their messages wait in the outbox.
+    // The broker goes away: the api stays ready (degraded, so a broker's reboot takes no pod out
+    // of its Service), orders keep being taken, their messages wait in the outbox.
     proxy.cut();
-    api.wait_ready(503).await;
+    let report = api.wait_degraded("rabbitmq").await;
+    assert!(report.ready && report.failing.is_empty(), "{report:?}");
+    // The broker's state is a metric instead (the supervisor notices within a quarter second).
+    let running = &api.running;
+    api.eventually("the broker is reported away", || async {
+        running
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics")
+            .contains("amqp_connected 0")
+    })
+    .await;
     for (i, buyer) in buyers.iter().enumerate().take(20) {
         api.buy(buyer, event.id, 1, &format!("k{i}")).await.ok(201);
     }
@@ -81,6 +95,8 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
         async move { unpublished(&pool).await == 0 }
     })
     .await;
+    let (status, report) = api.ready().await;
+    assert_eq!((status, report.degraded.len()), (200, 0), "{report:?}");
 
     // A restart: orders taken while the api is down are impossible, so take some, stop, start
     // a new process on the same database, and it relays what remained.

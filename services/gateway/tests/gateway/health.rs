@@ -65,6 +65,53 @@ async fn ready_fails_naming_redis_while_redis_is_cut_off_and_recovers() {
     app.running.stop().await;
 }
 
+/// Without RabbitMQ the gateway still holds its line: it stays ready (degraded), buyers still
+/// join, and the broker's state is a metric instead.
+#[tokio::test]
+async fn a_broker_outage_leaves_the_gateway_ready_and_serving() {
+    let (redis, amqp) = (TestRedis::new(), TestAmqp::new());
+    let target: SocketAddr = "127.0.0.1:5672".parse().expect("addr");
+    let proxy = TcpProxy::start(target).await;
+    let mut cfg = config(&redis, &amqp);
+    cfg.amqp_url = proxy.url_for(&amqp.url);
+    let app = TestGateway::spawn_with(cfg, redis, amqp).await;
+    let event = app.open_event(crate::helpers::settings(10, 10, 60)).await;
+    assert_eq!(app.ready().await.0, 200);
+
+    proxy.cut();
+    let report = app.wait_degraded("rabbitmq").await;
+    assert!(report.failing.is_empty(), "{report:?}");
+    let user = flash_protocol::UserId::new_v7();
+    let token = crate::helpers::token_for(user, flash_protocol::claims::Role::User);
+    assert_eq!(
+        app.join(event, &token).await.status(),
+        200,
+        "buyers still join"
+    );
+    // The supervisor notices within a quarter of a second.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = app.get("/metrics").await.text().await.expect("metrics");
+        if metrics.contains("amqp_connected 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains("amqp_connected 0"), "{metrics}");
+
+    proxy.restore().await;
+    for _ in 0..100 {
+        let (_, report) = app.ready().await;
+        if report.degraded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, report) = app.ready().await;
+    assert_eq!((status, report.degraded.len()), (200, 0), "{report:?}");
+    app.running.stop().await;
+}
+
 #[tokio::test]
 async fn bad_configuration_and_unreachable_stores_stop_start_up_with_a_clear_error() {
     let (redis, amqp) = (TestRedis::new(), TestAmqp::new());
