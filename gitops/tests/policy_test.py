@@ -745,7 +745,7 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
                 "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "count_over_time",
                 "absent", "absent_over_time", "changes", "resets", "clamp_min", "clamp_max", "abs", "time",
                 "predict_linear", "sort", "sort_desc", "ceil", "floor", "round", "exp", "ln", "timestamp"}
-OUTSIDE = ("up", "kube_", "container_", "keda_", "nginx_")
+OUTSIDE = ("up", "kube_", "container_", "keda_", "nginx_", "probe_")
 CLUSTER_SCOPED = {"Namespace", "StorageClass", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "ClusterSecretStore", "NodePool", "EC2NodeClass", "IngressClass", "PriorityClass",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
@@ -1736,6 +1736,328 @@ def check_rejects_shared_resources():
         ("other namespaces", [(_app("a", 0, path="x", dest="one"), [_CM]), (_app("b", 0, path="y", dest="two"), [_CM])]),
         ("other kinds", [(_app("a", 0, path="x"), [_CM]), (_app("b", 0, path="y"), [_WIDGET])]),
     ]
+    _expect_reports(check, bad, good)
+
+
+# ----------------------------------------------------------------------------- promotion and release
+# flash-prod runs one promoted revision, a release tag written once (argocd/envs/prod/root.yaml)
+# and copied into every prod Application by kustomize; flash-dev tracks main. A commit SHA is
+# refused too: flash-root manages itself from the promoted revision, and a commit cannot name its
+# own SHA, so the root would re-point itself at whatever older revision that commit's tree names.
+# A release tag can name itself: the release workflow creates it on the commit that names it.
+RELEASE_TAG = re.compile(r"^release-\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(\.[1-9]\d*)?$")
+BRANCH_NAMES = {"main", "master", "head", "develop", "trunk"}
+DEV_REVISION = "main"
+PROD_ROOT = "argocd/envs/prod/root.yaml"
+PROMOTED_PLACEHOLDER = "PROMOTED"
+
+
+def repo_revisions(app):
+    """[(label, targetRevision)] of an Application's sources in this repository."""
+    spec = app.get("spec", {})
+    if spec.get("sources"):
+        return [("sources[%d]" % i, s.get("targetRevision")) for i, s in enumerate(spec["sources"])
+                if s.get("repoURL") == REPO_URL]
+    s = spec.get("source") or {}
+    return [("source", s.get("targetRevision"))] if s.get("repoURL") == REPO_URL else []
+
+
+def promoted_revision_problems(where, apps):
+    """apps: {name: Application} of flash-prod. Every source of this repository on one revision,
+    flash-root's, and that revision a release tag: never main, HEAD, a branch-like name, a
+    commit SHA or nothing."""
+    problems = []
+    if "flash-root" not in apps:
+        problems.append("%s: no root app-of-apps flash-root" % where)
+    by_revision = {}
+    for n in sorted(apps):
+        for label, rev in repo_revisions(apps[n]):
+            rev = "" if rev is None else str(rev)
+            by_revision.setdefault(rev, []).append("%s %s" % (n, label))
+    if not by_revision:
+        problems.append("%s: no Application syncs from %s" % (where, REPO_URL))
+    for rev, users in sorted(by_revision.items()):
+        what = "%s: %s track %r" % (where, ", ".join(users), rev)
+        if not rev or rev.upper() == "HEAD" or rev.lower() in BRANCH_NAMES or rev.startswith("refs/heads/"):
+            problems.append(what + ": a branch (or nothing), not a promoted release tag")
+        elif re.fullmatch(r"[0-9a-fA-F]{7,40}", rev):
+            problems.append(what + ": a commit SHA; flash-root manages itself, and a commit cannot name its "
+                            "own SHA, so prod tracks a release tag release-YYYY-MM-DD[.N]")
+        elif not RELEASE_TAG.match(rev):
+            problems.append(what + ": not a release tag release-YYYY-MM-DD[.N] (a branch-like or moving name?)")
+    if len(by_revision) > 1:
+        problems.append("%s: the Applications track %d revisions %s, not one" % (where, len(by_revision), sorted(by_revision)))
+    root = apps.get("flash-root")
+    if root and by_revision:
+        root_rev = dict(repo_revisions(root)).get("source")
+        others = sorted(set(by_revision) - {str(root_rev)})
+        if others:
+            problems.append("%s: flash-root tracks %r but other Applications %s: the root's revision is the one"
+                            % (where, root_rev, others))
+    return problems
+
+
+@test
+def prod_tracks_one_promoted_revision():
+    """flash-prod's Applications (the root included) track one release tag written once, in
+    argocd/envs/prod/root.yaml, never main, HEAD, a branch-like name or a commit SHA; flash-dev's
+    track main."""
+    problems = []
+    seen = set()
+    for d, env, objs, projects, apps in argocd_envs():
+        seen.add(env)
+        if env == "prod":
+            problems += promoted_revision_problems(rel(d), apps)
+            # Written once: root.yaml holds the value, every other prod file the placeholder.
+            with open(os.path.join(ROOT, PROD_ROOT), encoding="utf-8") as f:
+                written = dict(repo_revisions(yaml.safe_load(f))).get("source")
+            rendered_root = dict(repo_revisions(apps.get("flash-root", {}))).get("source")
+            if written != rendered_root:
+                problems.append("%s names %r but flash-root renders %r" % (PROD_ROOT, written, rendered_root))
+            for p in sorted(glob.glob(os.path.join(d, "apps", "*.yaml"))):
+                with open(p, encoding="utf-8") as f:
+                    for doc in yaml.safe_load_all(f):
+                        for label, rev in repo_revisions(doc or {}):
+                            if rev != PROMOTED_PLACEHOLDER:
+                                problems.append("%s: %s says targetRevision %r; prod's revision is written in %s "
+                                                "only (say %s)" % (rel(p), label, rev, PROD_ROOT, PROMOTED_PLACEHOLDER))
+        else:
+            for n, a in sorted(apps.items()):
+                for label, rev in repo_revisions(a):
+                    if rev != DEV_REVISION:
+                        problems.append("%s: Application %s %s tracks %r; %s tracks %s" % (rel(d), n, label, rev, env, DEV_REVISION))
+    if "prod" not in seen:
+        problems.append("argocd/envs/prod did not render")
+    expect(problems)
+
+
+def _promoted_app(name, rev, multi=False):
+    src = {"repoURL": REPO_URL, "targetRevision": rev}
+    spec = {"sources": [{"repoURL": "https://charts.example.com", "chart": "x", "targetRevision": "1.2.3"},
+                        dict(src, ref="values")]} if multi else {"source": dict(src, path="argocd/envs/prod")}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": name}, "spec": spec}
+
+
+@test
+def check_rejects_unpromoted_prod_revisions():
+    """prod_tracks_one_promoted_revision rejects main, HEAD, branch-like names, commit SHAs, an
+    empty revision, Applications on different revisions, and an add-on's values source that
+    does not follow the root."""
+    tag = "release-2026-12-04"
+    def case(root=tag, api=tag, addon=tag):
+        return {"flash-root": _promoted_app("flash-root", root), "flash-api": _promoted_app("flash-api", api),
+                "keda": _promoted_app("keda", addon, multi=True)}
+    check = lambda apps: promoted_revision_problems("fixture", apps)
+    bad = [
+        ("everything on main", case("main", "main", "main"), "track 'main': a branch"),
+        ("one app on main", case(api="main"), "flash-api source track 'main': a branch"),
+        ("HEAD", case(addon="HEAD"), "keda sources[1] track 'HEAD': a branch"),
+        ("refs/heads", case(*["refs/heads/main"] * 3), "a branch"),
+        ("branch-like name", case(*["release/2026-12"] * 3), "not a release tag release-YYYY-MM-DD[.N]"),
+        ("feature branch", case(*["feature-checkout"] * 3), "not a release tag"),
+        ("moving name", case(*["prod"] * 3), "not a release tag"),
+        ("semver range", case(*["release-*"] * 3), "not a release tag"),
+        ("no such month", case(*["release-2026-13-01"] * 3), "not a release tag"),
+        ("full SHA", case(*["3d3c42e5aac5ba805825da76410c181273ba90b1"] * 3), "a commit SHA"),
+        ("short SHA", case(*["3d3c42e"] * 3), "a commit SHA"),
+        ("no revision", case(*[None] * 3), "track '': a branch (or nothing)"),
+        ("two releases", case(api="release-2026-11-20"), "track 2 revisions"),
+        ("root behind", case(root="release-2026-11-20"), "flash-root tracks 'release-2026-11-20' but other Applications"),
+        ("add-on values on main", case(addon="main"), "not one"),
+        ("no root", {"flash-api": _promoted_app("flash-api", tag)}, "no root app-of-apps flash-root"),
+    ]
+    good = [("one release", case()), ("a second release that day", case(*["release-2026-12-04.2"] * 3))]
+    _expect_reports(check, bad, good)
+
+
+# Every `uses:` of the workflows (and of local composite actions) is pinned to a full commit SHA
+# with the version in a trailing comment (`uses: owner/repo@<40 hex> # vX.Y.Z`): a tag or branch
+# can be moved to other code under the same name. Local actions (./…) and Docker images pinned by
+# digest (docker://…@sha256:…) are the exceptions.
+ACTION_PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
+DOCKER_PINNED = re.compile(r"^docker://[^@\s]+@sha256:[0-9a-f]{64}$")
+VERSION_COMMENT = re.compile(r"#\s*v?\d+\.\d+\.\d+\b")
+
+
+def workflow_uses(doc):
+    """[(where, uses)] of a workflow's jobs (reusable workflows) and steps, or a composite
+    action's steps."""
+    out = []
+    if not isinstance(doc, dict):
+        return out
+    for job_name, job in (doc.get("jobs") or {}).items():
+        if not isinstance(job, dict):
+            continue
+        if "uses" in job:
+            out.append(("job %s" % job_name, job["uses"]))
+        for i, step in enumerate(job.get("steps") or []):
+            if isinstance(step, dict) and "uses" in step:
+                out.append(("job %s step %s" % (job_name, step.get("name") or i + 1), step["uses"]))
+    for i, step in enumerate((doc.get("runs") or {}).get("steps") or []):
+        if isinstance(step, dict) and "uses" in step:
+            out.append(("step %s" % (step.get("name") or i + 1), step["uses"]))
+    return out
+
+
+def workflow_pin_problems(where, text):
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        return ["%s: YAML error %s" % (where, e)]
+    problems = []
+    lines = text.splitlines()
+    for at, uses in workflow_uses(doc):
+        uses = str(uses).strip()
+        if uses.startswith("./"):
+            continue
+        if uses.startswith("docker://"):
+            if not DOCKER_PINNED.match(uses):
+                problems.append("%s: %s uses %s: a Docker image must be pinned by digest (@sha256:…)" % (where, at, uses))
+            continue
+        if not ACTION_PINNED.match(uses):
+            problems.append("%s: %s uses %s: not pinned to a full 40-hex commit SHA" % (where, at, uses))
+            continue
+        line_re = re.compile(r"^\s*(-\s+)?uses:\s*['\"]?%s['\"]?\s*(#.*)?$" % re.escape(uses))
+        comments = [m.group(2) or "" for m in (line_re.match(l) for l in lines) if m]
+        if not comments or not all(VERSION_COMMENT.search(c) for c in comments):
+            problems.append("%s: %s uses %s without a trailing `# vX.Y.Z` comment naming the version" % (where, at, uses))
+    return problems
+
+
+def workflow_files():
+    pats = [".github/workflows/*.yml", ".github/workflows/*.yaml", ".github/actions/**/action.yml",
+            ".github/actions/**/action.yaml", "action.yml", "action.yaml"]
+    return sorted({p for pat in pats for p in glob.glob(os.path.join(ROOT, pat), recursive=True)})
+
+
+@test
+def workflow_actions_are_pinned_by_commit():
+    """Every `uses:` in .github (workflows, local composite actions) is pinned to a full commit
+    SHA with a `# vX.Y.Z` comment; local ./ actions and docker://…@sha256: images excepted."""
+    files = workflow_files()
+    problems = [] if files else ["no workflow in .github/workflows"]
+    for p in files:
+        with open(p, encoding="utf-8") as f:
+            problems += workflow_pin_problems(rel(p), f.read())
+    expect(problems)
+
+
+@test
+def check_rejects_unpinned_actions():
+    """workflow_actions_are_pinned_by_commit rejects tags, branches, short SHAs, SHAs without a
+    version comment, unpinned reusable workflows and Docker images without a digest."""
+    sha = "3d3c42e5aac5ba805825da76410c181273ba90b1"
+    def wf(uses, comment=" # v7.0.1", job_level=False):
+        if job_level:
+            return "on: push\njobs:\n  call:\n    uses: %s%s\n" % (uses, comment)
+        return "on: push\njobs:\n  build:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: %s%s\n" % (uses, comment)
+    check = lambda text: workflow_pin_problems("fixture", text)
+    bad = [
+        ("major tag", wf("actions/checkout@v4", ""), "uses actions/checkout@v4: not pinned to a full 40-hex commit SHA"),
+        ("full tag with comment", wf("actions/checkout@v4.2.2"), "not pinned to a full 40-hex commit SHA"),
+        ("branch", wf("actions/checkout@main", ""), "not pinned"),
+        ("no ref", wf("actions/checkout", ""), "not pinned"),
+        ("short SHA", wf("actions/checkout@3d3c42e"), "not pinned"),
+        ("upper-case SHA", wf("actions/checkout@" + sha.upper()), "not pinned"),
+        ("SHA without comment", wf("actions/checkout@" + sha, ""), "without a trailing `# vX.Y.Z` comment"),
+        ("SHA with a vague comment", wf("actions/checkout@" + sha, " # v7"), "without a trailing `# vX.Y.Z` comment"),
+        ("reusable workflow by tag", wf("org/repo/.github/workflows/ci.yml@v1", "", job_level=True), "job call uses"),
+        ("Docker image by tag", wf("docker://alpine:3.20", ""), "a Docker image must be pinned by digest"),
+        ("Docker digest cut short", wf("docker://alpine@sha256:abc", ""), "a Docker image must be pinned by digest"),
+        ("flow style", "on: push\njobs: {b: {runs-on: x, steps: [{uses: actions/cache@v5}]}}\n", "actions/cache@v5: not pinned"),
+    ]
+    good = [
+        ("SHA and version", wf("actions/checkout@" + sha)),
+        ("quoted", wf("'actions/checkout@%s'" % sha)),
+        ("action in a subfolder", wf("github/codeql-action/init@" + sha, " # v3.29.5")),
+        ("reusable workflow by SHA", wf("org/repo/.github/workflows/ci.yml@" + sha, " # v1.0.0", job_level=True)),
+        ("local action", wf("./.github/actions/setup", "")),
+        ("Docker image by digest", wf("docker://alpine@sha256:" + "0" * 64, "")),
+    ]
+    _expect_reports(check, bad, good)
+
+
+# The release workflow builds each image once and pushes it, scans and signs that pushed digest
+# (never a second build, never a local copy), with the OIDC token keyless signing needs.
+def release_image_problems(where, doc):
+    problems = []
+    job = ((doc or {}).get("jobs") or {}).get("images")
+    if not isinstance(job, dict):
+        return ["%s: no job `images`" % where]
+    steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
+    text = lambda s: json.dumps(s)
+    builds = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action@")]
+    if len(builds) != 1:
+        problems.append("%s: job images runs docker/build-push-action %d times, not once" % (where, len(builds)))
+    build = builds[0] if builds else {}
+    w = build.get("with") or {}
+    if builds and (str(w.get("push")).lower() != "true" or str(w.get("load", "false")).lower() == "true"):
+        problems.append("%s: the one build must push (push: true) and not load a local copy" % where)
+    bid = build.get("id")
+    scans = [s for s in steps if re.match(r"(aquasecurity/trivy-action|anchore/scan-action)@", str(s.get("uses", "")))]
+    if not scans:
+        problems.append("%s: job images scans nothing (trivy-action or scan-action)" % where)
+    for s in scans:
+        ref = str((s.get("with") or {}).get("image-ref") or (s.get("with") or {}).get("image") or "")
+        if not ref.endswith("@${{ steps.%s.outputs.digest }}" % bid):
+            problems.append("%s: the scan reads %r, not the pushed image by digest (image@${{ steps.%s.outputs.digest }})"
+                            % (where, ref, bid))
+    order = {id(s): i for i, s in enumerate(steps)}
+    signs = [s for s in steps if re.search(r"\bcosign sign\b", str(s.get("run", "")))]
+    if not any(str(s.get("uses", "")).startswith("sigstore/cosign-installer@") for s in steps):
+        problems.append("%s: job images does not install cosign (sigstore/cosign-installer)" % where)
+    if not signs:
+        problems.append("%s: job images does not sign the image (cosign sign)" % where)
+    for s in signs:
+        if "--yes" not in s["run"] or re.search(r"--key\b", s["run"]):
+            problems.append("%s: cosign must sign keyless and unattended (--yes, no --key)" % where)
+        if ("@${{ steps.%s.outputs.digest }}" % bid) not in text(s):
+            problems.append("%s: cosign signs something other than the pushed digest" % where)
+        if scans and order[id(s)] < max(order[id(x)] for x in scans):
+            problems.append("%s: the image is signed before it is scanned" % where)
+    perms = job.get("permissions") or {}
+    if perms.get("id-token") != "write":
+        problems.append("%s: job images lacks `id-token: write` (keyless signing needs the OIDC token)" % where)
+    return problems
+
+
+@test
+def release_builds_once_scans_and_signs_the_pushed_digest():
+    """The release workflow's images job builds and pushes each image once, scans the pushed
+    image by digest, then signs that digest with cosign keyless (id-token: write)."""
+    p = os.path.join(ROOT, ".github", "workflows", "release.yml")
+    with open(p, encoding="utf-8") as f:
+        expect(release_image_problems(rel(p), yaml.safe_load(f)))
+
+
+@test
+def check_rejects_rebuilt_unscanned_or_unsigned_images():
+    """release_builds_once_scans_and_signs_the_pushed_digest rejects a build-then-rebuild, a
+    scan of a local image, a missing or key-based signature and a missing id-token."""
+    def doc(steps, perms=None):
+        return {"jobs": {"images": {"permissions": perms or {"id-token": "write"}, "steps": steps}}}
+    build = {"id": "push", "uses": "docker/build-push-action@x", "with": {"push": True}}
+    scan = {"uses": "aquasecurity/trivy-action@x", "with": {"image-ref": "${{ env.R }}@${{ steps.push.outputs.digest }}"}}
+    inst = {"uses": "sigstore/cosign-installer@x"}
+    sign = {"run": 'cosign sign --yes "$R@${{ steps.push.outputs.digest }}"'}
+    check = lambda d: release_image_problems("fixture", d)
+    bad = [
+        ("build, scan locally, rebuild to push",
+         doc([dict(build, id="b", **{"with": {"load": True, "push": False}}),
+              dict(scan, **{"with": {"image-ref": "flash/api:scan"}}), build, inst, sign]),
+         "runs docker/build-push-action 2 times"),
+        ("scan of a tag", doc([build, dict(scan, **{"with": {"image-ref": "r/flash/api:sha-1"}}), inst, sign]),
+         "not the pushed image by digest"),
+        ("no scan", doc([build, inst, sign]), "scans nothing"),
+        ("no push", doc([dict(build, **{"with": {"push": False}}), scan, inst, sign]), "must push"),
+        ("no signature", doc([build, scan]), "does not sign"),
+        ("key-based", doc([build, scan, inst, {"run": "cosign sign --yes --key k.pem $R@${{ steps.push.outputs.digest }}"}]),
+         "keyless"),
+        ("signs a tag", doc([build, scan, inst, {"run": "cosign sign --yes r/flash/api:sha-1"}]), "other than the pushed digest"),
+        ("signed before the scan", doc([build, inst, sign, scan]), "signed before it is scanned"),
+        ("no OIDC token", doc([build, scan, inst, sign], perms={"contents": "read"}), "id-token: write"),
+    ]
+    good = [("build, push, scan, sign", doc([build, scan, inst, sign]))]
     _expect_reports(check, bad, good)
 
 
