@@ -19,7 +19,7 @@ locals {
   # Created without a value: the value is a credential of another system, put by hand
   # (aws secretsmanager put-secret-value, see README) and never read or overwritten by Terraform.
   operator_secrets = {
-    "alertmanager" = "Alertmanager receivers: JSON {slack_webhook_url, pagerduty_routing_key}, set by hand"
+    "alertmanager" = "Alertmanager receivers: JSON {slack_webhook_url, pagerduty_routing_key, deadmansswitch_url}, set by hand"
   }
 
   admin_email = coalesce(var.admin_email, "admin@${var.domain_name}")

@@ -21,6 +21,9 @@ struct EventSeries {
     waiting: u64,
     admitted_active: u64,
     serving: u64,
+    /// 1 while the queue admits (open, not paused, not holding its line, its settings known),
+    /// 0 otherwise: stall alerts only consider open queues.
+    open: u64,
 }
 
 /// The series of every queue this replica ticks, by event: admissions and lapsed admissions
@@ -62,7 +65,7 @@ impl Source for QueueMetrics {
                 .map(|(event, series)| (event.to_string(), *series))
                 .collect()
         });
-        let families: [Family; 5] = [
+        let families: [Family; 6] = [
             ("gateway_admissions_total", "counter", |s| s.admitted),
             ("gateway_admissions_expired_total", "counter", |s| s.expired),
             ("gateway_queue_waiting", "gauge", |s| s.waiting),
@@ -70,6 +73,7 @@ impl Source for QueueMetrics {
                 s.admitted_active
             }),
             ("gateway_queue_serving", "gauge", |s| s.serving),
+            ("gateway_queue_open", "gauge", |s| s.open),
         ];
         for (name, kind, value) in families {
             write_family(
@@ -164,11 +168,16 @@ pub async fn run(
 async fn refresh_gauges(room: &WaitingRoom, events: &[EventId], metrics: &QueueMetrics) {
     for &event in events {
         if let Ok(Some(stats)) = room.stats(event).await {
+            let admitting = match room.view(event).await {
+                Ok(Some(view)) => view.admits(),
+                _ => false,
+            };
             metrics.with(|events| {
                 let series = events.entry(event).or_default();
                 series.waiting = stats.waiting;
                 series.admitted_active = stats.admitted_active;
                 series.serving = stats.serving;
+                series.open = u64::from(admitting);
             });
         }
     }

@@ -173,6 +173,18 @@ pub struct QueueView {
     pub reserved_pending: u64,
 }
 
+impl QueueView {
+    /// Whether the queue admits now: open, not paused, not holding its line, with a rate (the
+    /// ticks' own test).
+    #[must_use]
+    pub fn admits(&self) -> bool {
+        self.state == RawState::Open
+            && !self.paused
+            && self.reserved_pending == 0
+            && self.admit_per_sec > 0
+    }
+}
+
 /// What Redis recorded of one user's place and admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recorded {

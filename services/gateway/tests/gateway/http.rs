@@ -357,6 +357,8 @@ async fn queue_and_socket_metrics_are_exported() {
     gw.wait_for_state(event, &token, TicketState::Admitted)
         .await;
     let serving = format!("gateway_queue_serving{{event=\"{event}\"}}");
+    // Open and admitting: stall alerts consider it.
+    let open = format!("gateway_queue_open{{event=\"{event}\"}} 1");
     let names = [
         "gateway_joins_total",
         "gateway_admissions_total",
@@ -365,6 +367,7 @@ async fn queue_and_socket_metrics_are_exported() {
         "gateway_queue_waiting",
         "gateway_queue_admitted_active",
         serving.as_str(),
+        open.as_str(),
         "http_requests_total{service=\"gateway\"",
     ];
     // The gauges are refreshed every two seconds, and a tick records its admissions' waits
@@ -380,5 +383,19 @@ async fn queue_and_socket_metrics_are_exported() {
     for name in names {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    // Sold out with nothing left to come back: closed, no longer open.
+    gw.room
+        .close(event, flash_protocol::ws::ClosedReason::SoldOut)
+        .await
+        .expect("close");
+    let closed = format!("gateway_queue_open{{event=\"{event}\"}} 0");
+    for _ in 0..60 {
+        text = gw.get("/metrics").await.text().await.expect("metrics");
+        if text.contains(&closed) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(&closed), "{closed} missing from\n{text}");
     gw.running.stop().await;
 }
