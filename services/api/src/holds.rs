@@ -1,8 +1,8 @@
 //! Background sweeps, safe with many replicas (`FOR UPDATE SKIP LOCKED`): orders unpaid past
 //! their hold expire and return their tickets, exactly once; orders whose payment went
 //! unanswered are asked for again; events whose start has passed are announced as ended
-//! (their queue closes). Old rows are retired by [`crate::retention`]. The refund gauges are
-//! read here too.
+//! (their queue closes). Old rows are retired by [`crate::retention`]. The gauges of what waits
+//! (outbox, refunds) are read here too, on this timer.
 
 use std::time::Duration;
 
@@ -159,11 +159,17 @@ pub struct Sweeps {
     pub reask: Option<Reask>,
 }
 
-/// How often the refund gauges are read from the orders.
-const REFUND_GAUGES_EVERY: Duration = Duration::from_secs(5);
+/// How often the backlog gauges are read from Postgres.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
-/// Sets `api_refunds_pending` and `api_refund_oldest_pending_seconds` from the orders.
-pub async fn refresh_refund_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
+/// Sets the gauges of what waits, read from Postgres on this timer (never from the relay's
+/// loop, which stops while RabbitMQ is away, exactly when they matter): `api_outbox_backlog`,
+/// `api_outbox_oldest_unpublished_seconds`, `api_refunds_pending` and
+/// `api_refund_oldest_pending_seconds`.
+pub async fn refresh_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let (waiting, age) = crate::relay::backlog_and_age(pool).await?;
+    ::metrics::gauge!("api_outbox_backlog").set(waiting as f64);
+    ::metrics::gauge!("api_outbox_oldest_unpublished_seconds").set(age);
     let (pending, oldest) = crate::payments::pending_refunds(pool).await?;
     ::metrics::gauge!("api_refunds_pending").set(pending as f64);
     ::metrics::gauge!("api_refund_oldest_pending_seconds").set(oldest);
@@ -180,10 +186,10 @@ pub async fn run(pool: PgPool, sweeps: Sweeps, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if gauges_read.is_none_or(|at| at.elapsed() >= REFUND_GAUGES_EVERY) {
+        if gauges_read.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
             gauges_read = Some(tokio::time::Instant::now());
-            if let Err(error) = refresh_refund_gauges(&pool).await {
-                tracing::warn!(%error, "refund gauges not read");
+            if let Err(error) = refresh_gauges(&pool).await {
+                tracing::warn!(%error, "backlog gauges not read");
             }
         }
         loop {

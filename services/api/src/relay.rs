@@ -113,11 +113,16 @@ pub async fn relay_once(
     Ok(ids.len())
 }
 
-/// Messages not yet published.
-pub async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await
+/// Messages waiting to be published, and how long the oldest has waited (seconds; 0 when
+/// none waits).
+pub async fn backlog_and_age(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    let (waiting, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox \
+         WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((waiting, oldest.unwrap_or(0.0).max(0.0)))
 }
 
 /// Relays until `stop`: woken by each committed message (LISTEN), or every half second.
@@ -136,7 +141,6 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, limit: i64, stop: Cancellati
         }
     };
     let mut backoff = Duration::from_millis(200);
-    let mut last_gauge = std::time::Instant::now() - Duration::from_secs(60);
     while !stop.is_cancelled() {
         let channel = match broker.channel().await {
             Ok(channel) => match channel
@@ -158,12 +162,6 @@ pub async fn run(pool: PgPool, broker: Arc<Broker>, limit: i64, stop: Cancellati
         };
         backoff = Duration::from_millis(200);
         loop {
-            if last_gauge.elapsed() >= Duration::from_secs(5) {
-                last_gauge = std::time::Instant::now();
-                if let Ok(waiting) = backlog(&pool).await {
-                    ::metrics::gauge!("api_outbox_backlog").set(waiting as f64);
-                }
-            }
             match relay_once(&pool, &channel, &broker, limit).await {
                 Ok(n) if i64::try_from(n).unwrap_or(0) >= limit => continue,
                 Ok(_) => {

@@ -86,6 +86,20 @@ async fn a_broker_outage_and_a_restart_lose_and_duplicate_nothing() {
         unpublished(&api.pool).await >= 40,
         "messages wait while the broker is away"
     );
+    // The backlog and its age are read from Postgres on their own timer, so they rise while
+    // the relay cannot publish (every 5 s).
+    let running = &api.running;
+    api.eventually("the backlog gauges see the outage", || async {
+        let text = running.get("/metrics").await.text().await.expect("metrics");
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        value("api_outbox_backlog ") >= 40.0
+            && value("api_outbox_oldest_unpublished_seconds ") > 0.0
+    })
+    .await;
 
     // Back: everything goes out.
     proxy.restore().await;
