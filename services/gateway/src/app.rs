@@ -50,6 +50,8 @@ pub struct AppState {
     /// Fires when the gateway begins shutting down: sockets close with 1012.
     pub shutdown: CancellationToken,
     pub ws_auth_timeout: Duration,
+    /// Over how long a stop closes the sockets (each at a random moment within it).
+    pub ws_drain: Duration,
     /// Client addresses come from `X-Forwarded-For` (behind the load balancer).
     pub trust_forwarded_for: bool,
 }
@@ -149,6 +151,8 @@ impl Application {
             limits: Arc::new(Limits::new(config.limits, shared_limits)),
             shutdown: CancellationToken::new(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
+            ws_drain: Duration::from_millis(config.ws_drain_ms)
+                .min(config.common.shutdown_grace() / 2),
             trust_forwarded_for: config.common.trust_forwarded_for,
         };
         let public = flash_kit::http::with_common_layers(

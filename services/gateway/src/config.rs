@@ -58,6 +58,12 @@ pub struct Config {
     #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", default_value_t = flash_protocol::ws::AUTH_DEADLINE_SECS)]
     pub ws_auth_timeout_secs: u64,
 
+    /// Milliseconds over which a stopping gateway closes its WebSockets (1012), each at a
+    /// random moment, so that the buyers' reconnections reach the other replicas spread out
+    /// rather than all at once; at most half the shutdown grace (0: all at once).
+    #[arg(long, env = "WS_DRAIN_MS", default_value_t = 10_000)]
+    pub ws_drain_ms: u64,
+
     #[command(flatten)]
     pub limits: LimitConfig,
 

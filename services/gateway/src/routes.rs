@@ -305,6 +305,7 @@ async fn websocket(
         limits: Arc::clone(&state.limits),
         shutdown: state.shutdown.clone(),
         auth_deadline: state.ws_auth_timeout,
+        drain: state.ws_drain,
     };
     ws::limited(upgrade).on_upgrade(move |socket| ws::run(socket, context))
 }

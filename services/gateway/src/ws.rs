@@ -55,6 +55,21 @@ pub struct SocketContext {
     pub limits: Arc<Limits>,
     pub shutdown: CancellationToken,
     pub auth_deadline: Duration,
+    /// A stop closes this socket at a random moment within this window (serving it meanwhile).
+    pub drain: Duration,
+}
+
+/// When, within `drain`, a socket closes for a stop: uniform over the window, so a replica's
+/// sockets reconnect elsewhere spread out rather than all in the same instant.
+#[must_use]
+pub fn drain_delay(drain: Duration) -> Duration {
+    let window = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+    if window == 0 {
+        return Duration::ZERO;
+    }
+    // A fresh random UUID's bits: the process's own randomness, no generator to keep.
+    let draw = uuid::Uuid::new_v4().as_u64_pair().1;
+    Duration::from_millis(draw % window)
 }
 
 enum Flow {
@@ -427,6 +442,7 @@ async fn session<S, E>(
     }
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut closing_at: Option<tokio::time::Instant> = None;
     loop {
         if admitted_sent && !expiry_checked && expiry_due.is_none() {
             expiry_due = slot.admission().map(|(_, ends)| {
@@ -436,9 +452,20 @@ async fn session<S, E>(
         }
         let next: Option<Standing> = tokio::select! {
             biased;
-            () = ctx.shutdown.cancelled() => {
-                socket.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;
-                return;
+            () = async {
+                match closing_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => ctx.shutdown.cancelled().await,
+                }
+            } => {
+                // The stop is noticed first; the socket goes on being served until its turn.
+                if closing_at.is_none() && !ctx.drain.is_zero() {
+                    closing_at = Some(tokio::time::Instant::now() + drain_delay(ctx.drain));
+                    None
+                } else {
+                    socket.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;
+                    return;
+                }
             }
             () = slot.wake.notified() => {
                 if slot.is_replaced() {

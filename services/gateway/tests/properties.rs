@@ -86,6 +86,7 @@ static CONTEXT: LazyLock<SocketContext> = LazyLock::new(|| {
         )),
         shutdown: CancellationToken::new(),
         auth_deadline: Duration::from_secs(5),
+        drain: Duration::ZERO,
     }
 });
 

@@ -49,6 +49,7 @@ pub fn config(redis: &TestRedis, amqp: &TestAmqp) -> Config {
         tick_interval_ms: 20,
         queue_retention_secs: 86_400,
         ws_auth_timeout_secs: 1,
+        ws_drain_ms: 0,
         limits: LimitConfig {
             user_per_sec: 1000,
             user_burst: 1000,

@@ -318,6 +318,46 @@ async fn sold_out_tells_every_waiting_socket_at_once() {
 }
 
 #[tokio::test]
+async fn a_stop_closes_its_sockets_spread_over_the_drain_window() {
+    let redis = flash_kit::testing::TestRedis::new();
+    let amqp = flash_kit::testing::TestAmqp::new();
+    let mut cfg = crate::helpers::config(&redis, &amqp);
+    cfg.ws_drain_ms = 1_500;
+    let gw = TestGateway::spawn_with(cfg, redis, amqp).await;
+    let event = paused_event(&gw).await;
+    let mut clients = Vec::new();
+    for _ in 0..24 {
+        let token = token_for(UserId::new_v7(), Role::User);
+        gw.join(event, &token).await;
+        let mut client = connect(&gw, event).await;
+        auth(&mut client, &token).await;
+        frame(&mut client, Duration::from_secs(2)).await;
+        clients.push(client);
+    }
+    let TestGateway { running, .. } = gw;
+    let started = tokio::time::Instant::now();
+    let stopping = tokio::spawn(running.stop());
+    let closes = futures::future::join_all(clients.iter_mut().map(|client| async move {
+        assert_eq!(close_code(client).await, 1012);
+        started.elapsed()
+    }))
+    .await;
+    stopping.await.expect("stopped");
+    let (first, last) = (
+        closes.iter().min().copied().unwrap_or_default(),
+        closes.iter().max().copied().unwrap_or_default(),
+    );
+    assert!(
+        last - first >= Duration::from_millis(400),
+        "closes spread over the window, not at once: {closes:?}"
+    );
+    assert!(
+        last <= Duration::from_millis(3_000),
+        "every socket closed within the window: {closes:?}"
+    );
+}
+
+#[tokio::test]
 async fn shutdown_closes_with_1012_and_a_reconnect_elsewhere_keeps_the_place() {
     let gw = TestGateway::spawn().await;
     let event = paused_event(&gw).await;
@@ -386,6 +426,7 @@ async fn a_stuck_client_never_delays_the_others() {
         limits: Arc::clone(&gw.state.limits),
         shutdown: gw.state.shutdown.clone(),
         auth_deadline: Duration::from_secs(1),
+        drain: Duration::ZERO,
     };
     let stuck = tokio::spawn(ws::run(
         ScriptedClient {
@@ -539,6 +580,7 @@ async fn a_closing_reaches_sockets_even_when_the_queue_cannot_be_read() {
         limits: Arc::clone(&gw.state.limits),
         shutdown: gw.state.shutdown.clone(),
         auth_deadline: Duration::from_secs(1),
+        drain: Duration::ZERO,
     };
     tokio::time::timeout(
         Duration::from_secs(15),

@@ -16,7 +16,17 @@ const WS_RETRY_WHILE_POLLING_MS = 30_000;
 /** Failed WebSocket attempts in a row before polling takes over. */
 const FAILURES_BEFORE_POLLING = 3;
 
+/**
+ * A restarting gateway (1012) closes its sockets spread over a few seconds; each client also
+ * waits a random moment up to this long before it polls and reconnects, so the other replicas
+ * are not met by every buyer of a replica in the same instant.
+ */
+const RESTART_SPREAD_MS = 3_000;
+/** Polling starts after a random moment up to this long, not in step with every other page. */
+const FIRST_POLL_JITTER_MS = 1_000;
+
 const CLOSE_NORMAL = 1000;
+const CLOSE_SERVICE_RESTART = 1012;
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_NOT_IN_QUEUE = 4404;
 const CLOSE_REPLACED = 4409;
@@ -264,7 +274,20 @@ export class QueueConnection {
       if (!this.stopped && !this.finished) this.failed();
       return;
     }
-    // 1012 (restart), 1011 (store trouble), 1006 (dropped): catch up at once, then reconnect.
+    if (code === CLOSE_SERVICE_RESTART) {
+      // The replica is restarting, and so are its other sockets: catch up and reconnect after a
+      // random moment, not all at once (the place is kept meanwhile).
+      const wait = Math.random() * RESTART_SPREAD_MS;
+      this.onTransport({ kind: 'reconnecting', retryInMs: Math.round(wait) });
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (this.stopped || this.finished) return;
+        this.pollOnce();
+        this.failed();
+      }, wait);
+      return;
+    }
+    // 1011 (store trouble), 1006 (dropped): catch up at once, then reconnect.
     this.pollOnce();
     this.failed();
   }
@@ -277,7 +300,7 @@ export class QueueConnection {
       this.onTransport({ kind: 'polling' });
     }
     if (this.mode === 'poll') {
-      this.pollLater(0);
+      this.pollLater(Math.random() * FIRST_POLL_JITTER_MS);
       this.retryLater(WS_RETRY_WHILE_POLLING_MS);
       return;
     }
