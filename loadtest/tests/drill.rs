@@ -15,6 +15,14 @@ use flash_suite::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Stores};
 
 /// The whole suite in this process, with a paying provider that declines one in ten.
 async fn start(stores: &Stores) -> (std::net::SocketAddr, Running) {
+    start_with(stores, |_| {}).await
+}
+
+/// [`start`], with `adjust` applied to its configuration last.
+async fn start_with(
+    stores: &Stores,
+    adjust: impl FnOnce(&mut flash_suite::SuiteConfig),
+) -> (std::net::SocketAddr, Running) {
     let mut config = stores.suite_config();
     config.api.database_max_connections = 8;
     // See the abuse test: a connection sometimes outlives the drill at the origin's stop.
@@ -22,6 +30,7 @@ async fn start(stores: &Stores) -> (std::net::SocketAddr, Running) {
     config.pay.provider.latency_p50_ms = 20.0;
     config.pay.provider.latency_p99_ms = 80.0;
     config.pay.provider.decline_rate = 0.1;
+    adjust(&mut config);
     let suite = Suite::build(config).await.expect("suite builds");
     let addr = suite.origin_addr();
     (
@@ -216,17 +225,13 @@ async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_approved_after_their_hold_are_each_refunded_once() {
     let stores = Stores::new().await;
-    let mut config = stores.suite_config();
-    config.api.database_max_connections = 8;
-    config.origin.common.shutdown_grace_secs = 3;
-    config.api.orders.hold_secs = 1;
-    config.api.orders.sweep_ms = 200;
-    config.pay.provider.latency_p50_ms = 1_000.0;
-    config.pay.provider.latency_p99_ms = 2_500.0;
-    config.pay.provider.decline_rate = 0.1;
-    let suite = Suite::build(config).await.expect("suite builds");
-    let origin_addr = suite.origin_addr();
-    let origin = Running::spawn(origin_addr.port(), |stop| suite.run_until(stop));
+    let (origin_addr, origin) = start_with(&stores, |config| {
+        config.api.orders.hold_secs = 1;
+        config.api.orders.sweep_ms = 200;
+        config.pay.provider.latency_p50_ms = 1_000.0;
+        config.pay.provider.latency_p99_ms = 2_500.0;
+    })
+    .await;
 
     let mut args = args(origin_addr, &stores.db.url, 120, 30);
     args.drill.late_payments = true;

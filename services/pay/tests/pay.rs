@@ -174,35 +174,25 @@ impl Broker {
     }
 
     async fn results_within(&self, n: usize, wait: Duration) -> Vec<(String, PaymentCompleted)> {
-        self.take_within(Queue::ApiPaymentResults, n, wait)
-            .await
-            .into_iter()
-            .map(|m| {
-                let id = m
-                    .delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.as_str().to_owned())
-                    .unwrap_or_default();
-                (
-                    id,
-                    serde_json::from_slice(&m.delivery.data).expect("result"),
-                )
-            })
-            .collect()
+        self.outcomes_within(n, wait).await
     }
 
     /// Refund outcomes (every message on the results queue must be one).
     async fn refunds_within(&self, n: usize, wait: Duration) -> Vec<(String, PaymentRefunded)> {
+        self.outcomes_within(n, wait).await
+    }
+
+    /// Up to `n` messages of the results queue with their message ids, each of type `M`.
+    async fn outcomes_within<M: Message>(&self, n: usize, wait: Duration) -> Vec<(String, M)> {
         self.take_within(Queue::ApiPaymentResults, n, wait)
             .await
             .into_iter()
             .map(|m| {
                 assert_eq!(
                     header(&m, "type").as_deref(),
-                    Some(PaymentRefunded::TYPE),
-                    "not a refund outcome"
+                    Some(M::TYPE),
+                    "not a {}",
+                    M::TYPE
                 );
                 let id = m
                     .delivery
@@ -211,10 +201,7 @@ impl Broker {
                     .as_ref()
                     .map(|id| id.as_str().to_owned())
                     .unwrap_or_default();
-                (
-                    id,
-                    serde_json::from_slice(&m.delivery.data).expect("refund outcome"),
-                )
+                (id, serde_json::from_slice(&m.delivery.data).expect(M::TYPE))
             })
             .collect()
     }

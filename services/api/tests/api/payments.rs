@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flash_kit::amqp::publish;
 use flash_protocol::messages::{
-    DEAD_REASON_HEADER, EventSoldOut, Message as _, PaymentCompleted, PaymentOutcome,
+    DEAD_REASON_HEADER, EventSoldOut, Message, PaymentCompleted, PaymentOutcome,
     PaymentRefundRequested, PaymentRefunded, PaymentRequested, Queue, RefundOutcome,
 };
 use flash_protocol::order::{Order, OrderStatus, Refund, RefundStatus};
@@ -25,12 +25,8 @@ pub(crate) async fn payment_id(api: &TestApi, order: OrderId) -> PaymentId {
     )
 }
 
-pub(crate) async fn send_result(
-    api: &TestApi,
-    order: OrderId,
-    payment: PaymentId,
-    outcome: PaymentOutcome,
-) {
+/// A connection to the test's broker with a channel in confirm mode (close the connection after).
+async fn confirmed_channel(api: &TestApi) -> (lapin::Connection, lapin::Channel) {
     let connection =
         lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
             .await
@@ -40,6 +36,24 @@ pub(crate) async fn send_result(
         .confirm_select(Default::default())
         .await
         .expect("confirms");
+    (connection, channel)
+}
+
+/// Publishes `message` as the pay worker does (confirmed), with `message_id`.
+async fn send_as_pay<M: Message>(api: &TestApi, message_id: &str, message: &M) {
+    let (connection, channel) = confirmed_channel(api).await;
+    publish(&channel, &api.stores.amqp.names, message_id, message)
+        .await
+        .expect("publish");
+    drop(connection.close(200, "sent".into()).await);
+}
+
+pub(crate) async fn send_result(
+    api: &TestApi,
+    order: OrderId,
+    payment: PaymentId,
+    outcome: PaymentOutcome,
+) {
     let result = PaymentCompleted {
         payment_id: payment,
         order_id: order,
@@ -47,15 +61,7 @@ pub(crate) async fn send_result(
         reason: (outcome == PaymentOutcome::Declined).then(|| "card_declined".to_owned()),
         processed_at: OffsetDateTime::now_utc(),
     };
-    publish(
-        &channel,
-        &api.stores.amqp.names,
-        &Uuid::new_v4().to_string(),
-        &result,
-    )
-    .await
-    .expect("publish");
-    drop(connection.close(200, "sent".into()).await);
+    send_as_pay(api, &Uuid::new_v4().to_string(), &result).await;
 }
 
 async fn status_of(api: &TestApi, buyer: &User, order: OrderId) -> OrderStatus {
@@ -318,24 +324,7 @@ async fn payment_is_asked_again_less_and_less_often_and_at_most_so_many_times() 
 
 /// Publishes a refund's outcome as the pay worker does.
 async fn send_refunded(api: &TestApi, refunded: &PaymentRefunded) {
-    let connection =
-        lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
-            .await
-            .expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirms");
-    publish(
-        &channel,
-        &api.stores.amqp.names,
-        &refunded.payment_id.to_string(),
-        refunded,
-    )
-    .await
-    .expect("publish");
-    drop(connection.close(200, "sent".into()).await);
+    send_as_pay(api, &refunded.payment_id.to_string(), refunded).await;
 }
 
 async fn order_of(api: &TestApi, buyer: &User, order: OrderId) -> Order {
@@ -588,15 +577,7 @@ async fn results_that_cannot_be_read_or_applied_go_to_the_dead_letters() {
     let stuck = place(&api, &buyer, event.id, 1).await;
     let fine = place(&api, &buyer, event.id, 1).await;
 
-    let connection =
-        lapin::Connection::connect(&api.stores.amqp.url, lapin::ConnectionProperties::default())
-            .await
-            .expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirms");
+    let (connection, channel) = confirmed_channel(&api).await;
     // Not JSON, though it says it is a result.
     channel
         .basic_publish(
@@ -616,9 +597,9 @@ async fn results_that_cannot_be_read_or_applied_go_to_the_dead_letters() {
         .expect("confirm");
     // A declined result whose reason Postgres cannot store (a NUL character): every attempt
     // to apply it fails.
-    publish(
-        &channel,
-        &api.stores.amqp.names,
+    drop(connection.close(200, "sent".into()).await);
+    send_as_pay(
+        &api,
         "nul",
         &PaymentCompleted {
             payment_id: payment_id(&api, stuck).await,
@@ -628,9 +609,7 @@ async fn results_that_cannot_be_read_or_applied_go_to_the_dead_letters() {
             processed_at: OffsetDateTime::now_utc(),
         },
     )
-    .await
-    .expect("publish");
-    drop(connection.close(200, "sent".into()).await);
+    .await;
     send_result(
         &api,
         fine,
