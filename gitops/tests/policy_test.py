@@ -22,7 +22,6 @@ tests run those checks on bad examples kept in this file and fail if any goes un
 Prints one line per failed check and ends with `N passed, M failed`; exit status 1 on any
 failure.
 """
-import argparse
 import glob
 import json
 import os
@@ -33,6 +32,8 @@ import sys
 import tempfile
 
 import yaml
+
+from harness import Suite, expect  # noqa: E402  (gitops/tests/harness.py)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ENVS = ("dev", "prod")
@@ -182,24 +183,8 @@ def code_metrics():
     return out
 
 
-class Failures(Exception):
-    def __init__(self, problems):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def expect(problems):
-    if problems:
-        raise Failures(problems)
-
-
-# ----------------------------------------------------------------------------- tests
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+SUITE = Suite("Policy tests of gitops/ and argocd/.")
+test = SUITE.test
 
 
 @test
@@ -2063,34 +2048,8 @@ def check_rejects_rebuilt_unscanned_or_unsigned_images():
 
 # ----------------------------------------------------------------------------- main
 def main(argv):
-    ap = argparse.ArgumentParser(description="Policy tests of gitops/ and argocd/.")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print passing tests too")
-    ap.add_argument("-k", dest="pattern", help="run only tests whose name contains this")
-    a = ap.parse_args(argv)
     os.chdir(ROOT)
-    passed = failed = 0
-    for fn in TESTS:
-        if a.pattern and a.pattern not in fn.__name__:
-            continue
-        try:
-            fn()
-        except Failures as e:
-            failed += 1
-            print("FAIL %s: %s" % (fn.__name__, (fn.__doc__ or "").strip().splitlines()[0]))
-            for p in e.problems:
-                print("  - " + p)
-        except AssertionError as e:
-            failed += 1
-            print("FAIL %s: %s" % (fn.__name__, e))
-        except Exception as e:  # a broken manifest must fail the test, not the runner
-            failed += 1
-            print("FAIL %s: %s: %s" % (fn.__name__, type(e).__name__, e))
-        else:
-            passed += 1
-            if a.verbose:
-                print("ok   %s" % fn.__name__)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    return SUITE.main(argv)
 
 
 if __name__ == "__main__":

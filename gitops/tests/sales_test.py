@@ -18,7 +18,6 @@ gateways are never disrupted by Karpenter and nodes wait longer than a freeze fo
 calendar's mistakes are refused. Prints one line per failed check and ends with
 `N passed, M failed`; exit status 1 on any failure.
 """
-import argparse
 import re
 import datetime as dt
 import math
@@ -34,6 +33,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 import render_sales as rs  # noqa: E402  (the generator: its constants are written once, there)
+
+from harness import Suite, expect  # noqa: E402  (gitops/tests/harness.py)
 
 UTC = dt.timezone.utc
 PROJECTS = ("flash-apps", "flash-platform")
@@ -168,24 +169,9 @@ def refused(entries, *fragments):
     return ["%r was accepted" % (entries,)]
 
 
-class Failures(Exception):
-    def __init__(self, problems):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def expect(problems):
-    if problems:
-        raise Failures(problems)
-
-
-# ----------------------------------------------------------------------------- tests
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+SUITE = Suite("Tests of the sale calendar and its rendered manifests.",
+              explained={rs.CalendarError: "the calendar cannot be rendered"})
+test = SUITE.test
 
 
 @test
@@ -550,41 +536,10 @@ def capacity_prints_the_floors_the_calendar_would_render():
 
 # ----------------------------------------------------------------------------- main
 def main(argv):
-    ap = argparse.ArgumentParser(description="Tests of the sale calendar and its rendered manifests.")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print passing tests too")
-    ap.add_argument("-k", dest="pattern", help="run only tests whose name contains this")
-    a = ap.parse_args(argv)
     os.chdir(ROOT)
     for warning in rs.finished(rs.load_calendar(), _NOW):
         print("warning: " + warning)
-    passed = failed = 0
-    for fn in TESTS:
-        if a.pattern and a.pattern not in fn.__name__:
-            continue
-        try:
-            fn()
-        except Failures as e:
-            failed += 1
-            print("FAIL %s: %s" % (fn.__name__, (fn.__doc__ or "").strip().splitlines()[0]))
-            for p in e.problems:
-                print("  - " + p)
-        except rs.CalendarError as e:
-            failed += 1
-            print("FAIL %s: the calendar cannot be rendered:" % fn.__name__)
-            for p in e.problems:
-                print("  - " + p)
-        except AssertionError as e:
-            failed += 1
-            print("FAIL %s: %s" % (fn.__name__, e))
-        except Exception as e:  # a broken manifest must fail the test, not the runner
-            failed += 1
-            print("FAIL %s: %s: %s" % (fn.__name__, type(e).__name__, e))
-        else:
-            passed += 1
-            if a.verbose:
-                print("ok   %s" % fn.__name__)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    return SUITE.main(argv)
 
 
 if __name__ == "__main__":
