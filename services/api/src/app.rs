@@ -182,6 +182,7 @@ impl Application {
     /// Starts the outbox relay, the payment-results and audit consumers and the hold sweeper, serves
     /// until `shutdown`, then drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        start_counters_at_zero();
         let state = &self.state;
         let mut workers = tokio::task::JoinSet::new();
         workers.spawn(crate::relay::run(
@@ -218,5 +219,25 @@ impl Application {
         let result = self.service.run_with_workers(shutdown, workers).await;
         broker.close().await;
         result
+    }
+}
+
+/// Counters that may not move for hours, at 0 from the start: an alert's `increase()` sees
+/// their first occurrence (a series born at 1 shows none), and a dashboard shows 0, not "no
+/// data" (both proven on real Prometheus by gitops/tests/live_alerts_test.py).
+fn start_counters_at_zero() {
+    for applied in ["unknown", "poison", "dead", "refunding"] {
+        ::metrics::counter!("api_payment_results_total", "applied" => applied).increment(0);
+    }
+    for outcome in ["requested", "refunded", "failed", "unknown"] {
+        ::metrics::counter!("api_refunds_total", "outcome" => outcome).increment(0);
+    }
+    for name in [
+        "api_orders_expired_total",
+        "api_order_batch_retries_total",
+        "api_outbox_failures_total",
+        "api_refresh_token_reuse_total",
+    ] {
+        ::metrics::counter!(name).increment(0);
     }
 }

@@ -359,17 +359,6 @@ pub async fn pending_refunds(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
     Ok((count, oldest.unwrap_or(0.0).max(0.0)))
 }
 
-/// The counters alerts watch for a first occurrence, at 0 from the start: a series that
-/// appeared at 1 would show no increase.
-fn register_counters() {
-    for applied in ["unknown", "poison", "dead", "refunding"] {
-        ::metrics::counter!("api_payment_results_total", "applied" => applied).increment(0);
-    }
-    for outcome in ["requested", "refunded", "failed", "unknown"] {
-        ::metrics::counter!("api_refunds_total", "outcome" => outcome).increment(0);
-    }
-}
-
 /// Consumes payment and refund results until `stop`; a result that failed to apply waits
 /// `redelivery_step` per delivery so far (at most 5 s) before it is delivered again.
 pub async fn run(
@@ -378,7 +367,6 @@ pub async fn run(
     redelivery_step: Duration,
     stop: CancellationToken,
 ) {
-    register_counters();
     let dead_letters = Arc::new(Publisher::new(Arc::clone(&broker)));
     consume(
         broker,

@@ -194,6 +194,7 @@ impl Application {
     /// Starts the ticker, the event consumer and the socket fan-out, serves until
     /// `shutdown`, closes every WebSocket with 1012, and drains within the shutdown grace.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        start_counters_at_zero();
         let state = self.state;
         let mut workers = tokio::task::JoinSet::new();
         // Admission ticks and the api's messages (places freed by orders, events opened and
@@ -269,5 +270,20 @@ async fn connect_until(
             () = stop.cancelled() => return None,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Counters that may not move for hours, at 0 from the start: an alert's `increase()` sees
+/// their first occurrence (a series born at 1 shows none), and a dashboard shows 0, not "no
+/// data" (both proven on real Prometheus by gitops/tests/live_alerts_test.py).
+fn start_counters_at_zero() {
+    for name in [
+        "gateway_events_rejected_total",
+        "gateway_ws_frames_dropped_total",
+    ] {
+        ::metrics::counter!(name).increment(0);
+    }
+    for (code, _) in flash_protocol::asyncapi::CLOSE_CODES {
+        ::metrics::counter!("gateway_ws_closed_total", "code" => code.to_string()).increment(0);
     }
 }

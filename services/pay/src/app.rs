@@ -89,6 +89,7 @@ impl Application {
     /// Consumes payment and refund requests until `shutdown`; then stops taking new ones, finishes and
     /// settles those in flight (within the shutdown grace), and closes the connection.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        crate::worker::start_counters_at_zero();
         let mut workers = tokio::task::JoinSet::new();
         let worker = Arc::clone(&self.worker);
         workers.spawn(consume(

@@ -38,6 +38,35 @@ pub struct Remembered {
     refunds: moka::sync::Cache<Uuid, PaymentRefunded>,
 }
 
+/// `pay_dead_lettered_total{reason}`: a request that cannot be read, or whose retries ran out.
+const POISON: &str = "poison";
+const EXHAUSTED: &str = "exhausted";
+/// The `delivery` label of the outcome counters: asked of the provider now, or an outcome
+/// remembered for a request delivered again.
+const NEW: &str = "new";
+const REDELIVERED: &str = "redelivered";
+
+/// Counters that may not move for hours, at 0 from the start: an alert's `increase()` sees
+/// their first occurrence (a series born at 1 shows none), and a dashboard shows 0, not "no
+/// data" (both proven on real Prometheus by gitops/tests/live_alerts_test.py).
+pub fn start_counters_at_zero() {
+    fn outcomes<J: Job>() {
+        for outcome in J::OUTCOMES {
+            for delivery in [NEW, REDELIVERED] {
+                ::metrics::counter!(J::OUTCOMES_METRIC, "outcome" => *outcome, "delivery" => delivery)
+                    .increment(0);
+            }
+        }
+    }
+    outcomes::<PaymentRequested>();
+    outcomes::<PaymentRefundRequested>();
+    for reason in [POISON, EXHAUSTED] {
+        ::metrics::counter!("pay_dead_lettered_total", "reason" => reason).increment(0);
+    }
+    ::metrics::counter!("pay_publish_failures_total").increment(0);
+    ::metrics::counter!("pay_retries_total").increment(0);
+}
+
 /// A request the worker carries out through the provider: a charge or a refund.
 pub trait Job: Message + Clone + Send + Sync + 'static {
     /// Its one outcome, published for the api.
@@ -46,6 +75,8 @@ pub trait Job: Message + Clone + Send + Sync + 'static {
     const RETRY_KEY: &'static str;
     /// Counter of the outcomes published, labelled `outcome` and `delivery`.
     const OUTCOMES_METRIC: &'static str;
+    /// Every value of [`Job::label`].
+    const OUTCOMES: &'static [&'static str];
 
     fn payment(&self) -> Uuid;
     /// The amount and currency, checked before the provider is asked.
@@ -66,6 +97,7 @@ impl Job for PaymentRequested {
     type Outcome = PaymentCompleted;
     const RETRY_KEY: &'static str = routing::PAYMENT_RETRY;
     const OUTCOMES_METRIC: &'static str = "pay_processed_total";
+    const OUTCOMES: &'static [&'static str] = &["approved", "declined"];
 
     fn payment(&self) -> Uuid {
         self.payment_id.0
@@ -115,6 +147,7 @@ impl Job for PaymentRefundRequested {
     type Outcome = PaymentRefunded;
     const RETRY_KEY: &'static str = routing::REFUND_RETRY;
     const OUTCOMES_METRIC: &'static str = "pay_refunds_total";
+    const OUTCOMES: &'static [&'static str] = &["refunded", "failed"];
 
     fn payment(&self) -> Uuid {
         self.payment_id.0
@@ -200,12 +233,12 @@ impl Worker {
             Err(poison) => {
                 let reason = poison.to_string();
                 tracing::warn!(%reason, kind = J::TYPE, "request dead-lettered");
-                return self.dead_letter(delivery, "poison", &reason, attempt).await;
+                return self.dead_letter(delivery, POISON, &reason, attempt).await;
             }
         };
         let payment = request.payment();
         if let Some(done) = J::remembered(&self.outcomes).get(&payment) {
-            return self.complete::<J>(payment, &done, "redelivered").await;
+            return self.complete::<J>(payment, &done, REDELIVERED).await;
         }
 
         let started = Instant::now();
@@ -230,7 +263,7 @@ impl Worker {
 
         match outcome {
             Ok(outcome) => {
-                let disposition = self.complete::<J>(payment, &outcome, "new").await;
+                let disposition = self.complete::<J>(payment, &outcome, NEW).await;
                 if disposition == Disposition::Ack {
                     J::remembered(&self.outcomes).insert(payment, outcome);
                     let waited = OffsetDateTime::now_utc() - request.requested_at();
@@ -242,7 +275,7 @@ impl Worker {
             Err(failure) if attempt >= self.config.max_attempts => {
                 let reason = format!("retries exhausted after {attempt} attempts: {failure}");
                 tracing::warn!(%payment, %reason, kind = J::TYPE, "request dead-lettered");
-                self.dead_letter(delivery, "exhausted", &reason, attempt)
+                self.dead_letter(delivery, EXHAUSTED, &reason, attempt)
                     .await
             }
             Err(failure) => {
