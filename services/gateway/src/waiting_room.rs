@@ -1067,6 +1067,11 @@ impl WaitingRoom {
             max_active: small(3)?,
             admission_ttl_s: small(4)?,
             challenge_difficulty: u8::try_from(uint(field(&items, 13)?)?).unwrap_or(u8::MAX),
+            reserved_pending: if state == QueueState::Closed {
+                0
+            } else {
+                uint(field(&items, 14)?)?
+            },
         }))
     }
 

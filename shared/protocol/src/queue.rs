@@ -86,6 +86,11 @@ pub struct QueueStats {
     pub admission_ttl_s: u32,
     /// Leading zero bits a newcomer's join challenge asks for (0: no challenge).
     pub challenge_difficulty: u8,
+    /// Orders still being paid while the event is sold out: above 0, the queue holds (`state`
+    /// stays `open`; every place is kept and nobody is admitted until tickets come back or
+    /// none can). Absent: 0.
+    #[serde(default)]
+    pub reserved_pending: u64,
 }
 
 /// `PATCH /queue/v1/admin/events/{id}` body; absent fields stay as they are.

@@ -386,6 +386,7 @@ fn queue_bodies() {
             max_active: 500,
             admission_ttl_s: 300,
             challenge_difficulty: 18,
+            reserved_pending: 0,
         },
     );
     golden(

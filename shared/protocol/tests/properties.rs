@@ -509,7 +509,7 @@ fn queue_stats() -> impl Strategy<Value = QueueStats> {
         queue_state(),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
         queue_settings(),
-        any::<u8>(),
+        (any::<u8>(), any::<u64>()),
     )
         .prop_map(
             |(
@@ -517,7 +517,7 @@ fn queue_stats() -> impl Strategy<Value = QueueStats> {
                 state,
                 (waiting, admitted_active, serving, last_number),
                 settings,
-                challenge_difficulty,
+                (challenge_difficulty, reserved_pending),
             )| {
                 QueueStats {
                     event_id: EventId(event),
@@ -530,6 +530,7 @@ fn queue_stats() -> impl Strategy<Value = QueueStats> {
                     max_active: settings.max_active,
                     admission_ttl_s: settings.admission_ttl_s,
                     challenge_difficulty,
+                    reserved_pending,
                 }
             },
         )

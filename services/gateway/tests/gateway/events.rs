@@ -8,7 +8,7 @@ use flash_protocol::event::EventStatus;
 use flash_protocol::messages::{
     EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, GateConsumed,
 };
-use flash_protocol::queue::{Ticket, TicketState};
+use flash_protocol::queue::{QueueState, Ticket, TicketState};
 use flash_protocol::{EventId, OrderId, UserId};
 use time::OffsetDateTime;
 
@@ -671,6 +671,12 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
         "nobody admitted while held"
     );
     assert_eq!(view().await.map(|v| v.state), Some(RawState::Open));
+    let stats = gw.room.stats(event).await.expect("stats").expect("queue");
+    assert_eq!(
+        (stats.state, stats.reserved_pending),
+        (QueueState::Open, 3),
+        "operators see the hold"
+    );
 
     // A payment failed: its ticket is back, the next in line gets it.
     send_in_order(
@@ -687,6 +693,8 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
         .wait_for_state(event, &second_token, TicketState::Admitted)
         .await;
     assert_eq!(admitted.reserved_pending, 0);
+    let stats = gw.room.stats(event).await.expect("stats").expect("queue");
+    assert_eq!(stats.reserved_pending, 0, "the hold is over");
 
     // Sold out again with the rest paid: nothing can come back, the queue closes.
     send_in_order(

@@ -155,7 +155,10 @@ export default async function consoleView(ctx) {
 
   const renderQueue = () => {
     if (!queue) return;
-    tiles.state.value.replaceChildren(badge(queue.state, QUEUE_STATE[queue.state] ?? queue.state));
+    const held = queue.state === 'open' && queue.reserved_pending > 0;
+    tiles.state.value.replaceChildren(held
+      ? badge('held', `Holding: ${num(queue.reserved_pending)} orders still being paid`)
+      : badge(queue.state, QUEUE_STATE[queue.state] ?? queue.state));
     tiles.waiting.value.textContent = num(queue.waiting);
     replace(tiles.admitted.value, num(queue.admitted_active), ' ', h('small', null, `of ${num(queue.max_active)}`));
     replace(tiles.serving.value, num(queue.serving), ' ', h('small', null, `of ${num(queue.last_number)}`));
@@ -173,7 +176,9 @@ export default async function consoleView(ctx) {
       paused: 'Admissions are paused.',
       closed: 'The queue is closed (sold out or ended): there is nothing to pause.',
       scheduled: 'The sale has not opened; pausing holds admissions once it does.',
-    }[queue.state] ?? 'Admitting.';
+    }[queue.state] ?? (held
+      ? 'Sold out while orders are being paid: nobody is admitted until a ticket comes back, and the queue closes if none can.'
+      : 'Admitting.');
     if (!difficultyFilled && !botCheck.contains(document.activeElement)) {
       difficultyField.input.value = String(queue.challenge_difficulty ?? 0);
       describeDifficulty();
