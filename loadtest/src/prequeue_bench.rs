@@ -107,6 +107,7 @@ pub async fn run(args: PrequeueArgs) -> anyhow::Result<()> {
             admission_ttl_s: 600,
             challenge_difficulty: 0,
         }),
+        remaining: None,
     };
     room.upsert(&announce(time::Duration::hours(1))).await?;
 

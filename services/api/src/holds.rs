@@ -115,6 +115,7 @@ pub async fn announce_ended(pool: &PgPool) -> Result<usize, sqlx::Error> {
             messages.push(Outgoing::new(&EventUpdated {
                 event: row.queue_info(now),
                 queue: None,
+                remaining: None,
             }));
         }
     }

@@ -1,5 +1,6 @@
-//! Returning tickets to stock (failed payments, expired holds), and telling the gateway when
-//! a sold-out event has tickets again.
+//! Returning tickets to stock (failed payments, expired holds), and telling the gateway how
+//! many there are: a sold-out event's queue reopens, and no queue admits more buyers than
+//! could still buy.
 
 use std::collections::HashMap;
 
@@ -19,8 +20,9 @@ pub struct Returned {
 }
 
 /// Adds returned tickets back to stock and takes them off their buyers' holdings, in the
-/// caller's transaction; an event that was sold out is announced again (`event.updated`, now
-/// on sale) so its queue reopens.
+/// caller's transaction; each event is announced again (`event.updated` with `remaining`, the
+/// stock now): a sold-out one's queue reopens, and every queue admits no more buyers than
+/// tickets are left (a return late in a sale lets in a few buyers, not a second's worth).
 pub async fn give_back(tx: &mut PgConnection, returns: &[Returned]) -> Result<(), sqlx::Error> {
     if returns.is_empty() {
         return Ok(());
@@ -50,11 +52,11 @@ pub async fn give_back(tx: &mut PgConnection, returns: &[Returned]) -> Result<()
     .execute(&mut *tx)
     .await?;
     let (events, quantities): (Vec<Uuid>, Vec<i64>) = totals.into_iter().unzip();
-    let reopened: Vec<Option<Uuid>> = sqlx::query_scalar(
+    let stock: Vec<(Uuid, i32)> = sqlx::query_as(
         "UPDATE event_stock s SET remaining = s.remaining + d.quantity \
          FROM unnest($1::uuid[], $2::bigint[]) AS d(event_id, quantity) \
          WHERE s.event_id = d.event_id \
-         RETURNING CASE WHEN s.remaining = d.quantity THEN s.event_id END",
+         RETURNING s.event_id, s.remaining",
     )
     .bind(&events)
     .bind(&quantities)
@@ -62,11 +64,12 @@ pub async fn give_back(tx: &mut PgConnection, returns: &[Returned]) -> Result<()
     .await?;
     let now = OffsetDateTime::now_utc();
     let mut messages = Vec::new();
-    for event in reopened.into_iter().flatten() {
+    for (event, remaining) in stock {
         if let Some(row) = crate::db::events::get_in(tx, event).await? {
             messages.push(Outgoing::new(&EventUpdated {
                 event: row.queue_info(now),
                 queue: None,
+                remaining: Some(u64::try_from(remaining).unwrap_or(0)),
             }));
         }
     }

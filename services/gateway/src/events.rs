@@ -21,13 +21,18 @@ use crate::waiting_room::{EventAnnouncement, RoomError, Settings, WaitingRoom};
 /// Unacknowledged messages in flight.
 const PREFETCH: u16 = 64;
 
-fn announcement(info: EventQueueInfo, settings: Settings) -> EventAnnouncement {
+fn announcement(
+    info: EventQueueInfo,
+    settings: Settings,
+    remaining: Option<u64>,
+) -> EventAnnouncement {
     EventAnnouncement {
         event: info.event_id,
         name: info.name,
         sale_opens_at: info.sale_opens_at,
         status: info.status,
         settings,
+        remaining,
     }
 }
 
@@ -67,13 +72,16 @@ async fn apply_status(
     match message {
         EventsMessage::Created(created) => {
             let settings = Settings::Initial(created.queue);
-            room.upsert_in_order(&announcement(created.event, settings), sequence)
+            room.upsert_in_order(&announcement(created.event, settings, None), sequence)
                 .await
         }
         EventsMessage::Updated(updated) => {
             let settings = updated.queue.map_or(Settings::Keep, Settings::Replace);
-            room.upsert_in_order(&announcement(updated.event, settings), sequence)
-                .await
+            room.upsert_in_order(
+                &announcement(updated.event, settings, updated.remaining),
+                sequence,
+            )
+            .await
         }
         EventsMessage::SoldOut(sold_out) => room
             .close_in_order(

@@ -248,6 +248,9 @@ pub struct EventAnnouncement {
     pub sale_opens_at: OffsetDateTime,
     pub status: flash_protocol::event::EventStatus,
     pub settings: Settings,
+    /// Tickets in stock, when tickets came back: the queue admits no more buyers than could
+    /// still buy (`EventUpdated::remaining`).
+    pub remaining: Option<u64>,
 }
 
 /// What an announcement does to the queue's settings. The gateway owns them once the queue
@@ -821,6 +824,7 @@ impl WaitingRoom {
             .upsert
             .key(&k.config)
             .key(&k.stats)
+            .key(&k.admitted)
             .arg(&event.name)
             .arg(opens_at_ms)
             .arg(mode)
@@ -832,6 +836,7 @@ impl WaitingRoom {
             .arg(sequence)
             .arg(new_seed()?.to_hex())
             .arg(difficulty)
+            .arg(event.remaining.map(|n| n.to_string()).unwrap_or_default())
             .invoke_async(&mut self.redis.clone())
             .await?;
         let _: i64 = redis::cmd("SADD")

@@ -251,8 +251,18 @@ fn events_message() -> impl Strategy<Value = EventsMessage> + Clone {
     prop_oneof![
         (info.clone(), settings.clone())
             .prop_map(|(event, queue)| EventsMessage::Created(EventCreated { event, queue })),
-        (info, proptest::option::of(settings))
-            .prop_map(|(event, queue)| EventsMessage::Updated(EventUpdated { event, queue })),
+        (
+            info,
+            proptest::option::of(settings),
+            proptest::option::of(0_u64..5)
+        )
+            .prop_map(
+                |(event, queue, remaining)| EventsMessage::Updated(EventUpdated {
+                    event,
+                    queue,
+                    remaining
+                })
+            ),
         (any::<u128>(), instant(), 0_u64..5).prop_map(|(id, sold_out_at, reserved_pending)| {
             EventsMessage::SoldOut(EventSoldOut {
                 event_id: EventId(Uuid::from_u128(id)),

@@ -108,6 +108,7 @@ async fn announce(db: &PgPool, row: &EventRow, now: OffsetDateTime) -> Result<()
         &[Outgoing::new(&EventUpdated {
             event: row.queue_info(now),
             queue: None,
+            remaining: None,
         })],
     )
     .await?;

@@ -574,6 +574,7 @@ fn amqp_messages() {
                 ..info.clone()
             },
             queue: None,
+            remaining: None,
         },
     );
     golden(
@@ -581,6 +582,7 @@ fn amqp_messages() {
         &EventUpdated {
             event: info,
             queue: Some(QUEUE),
+            remaining: None,
         },
     );
     golden(

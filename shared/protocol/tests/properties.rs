@@ -131,8 +131,16 @@ fn event_created() -> impl Strategy<Value = EventCreated> {
 }
 
 fn event_updated() -> impl Strategy<Value = EventUpdated> {
-    (event_queue_info(), proptest::option::of(queue_settings()))
-        .prop_map(|(event, queue)| EventUpdated { event, queue })
+    (
+        event_queue_info(),
+        proptest::option::of(queue_settings()),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(event, queue, remaining)| EventUpdated {
+            event,
+            queue,
+            remaining,
+        })
 }
 
 fn event_sold_out() -> impl Strategy<Value = EventSoldOut> {

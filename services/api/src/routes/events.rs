@@ -355,6 +355,7 @@ pub async fn update(
     messages.push(Outgoing::new(&EventUpdated {
         event: row.queue_info(now),
         queue: queue_set.then(|| row.queue()),
+        remaining: None,
     }));
     outbox::push(&mut tx, &messages).await?;
     tx.commit().await?;

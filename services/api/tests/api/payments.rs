@@ -160,7 +160,8 @@ async fn results_settle_orders_once_and_declines_return_stock_once() {
         "the buyer holds the paid ticket"
     );
 
-    // The event had sold out and has tickets again: the gateway is told it is on sale.
+    // The event had sold out and has tickets again: the gateway is told it is on sale, and
+    // how many there are (it admits no more buyers than could buy them).
     let updates: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT payload FROM outbox WHERE message_type = 'event.updated' ORDER BY id",
     )
@@ -169,6 +170,31 @@ async fn results_settle_orders_once_and_declines_return_stock_once() {
     .expect("outbox");
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0]["status"], "on_sale");
+    assert_eq!(updates[0]["remaining"], 2);
+    api.stop().await;
+}
+
+/// A return while tickets are still on sale is announced too, with the stock: late in a sale
+/// the gateway must not admit a second's worth of buyers for one ticket.
+#[tokio::test]
+async fn every_return_tells_the_gateway_how_many_tickets_are_left() {
+    let api = TestApi::spawn().await;
+    let event = api.event(5, 2).await;
+    let buyer = api.users(1).await.remove(0);
+    let declined = place(&api, &buyer, event.id, 2).await;
+    assert_eq!(api.remaining(event.id).await, 3);
+    let payment = payment_id(&api, declined).await;
+    send_result(&api, declined, payment, PaymentOutcome::Declined).await;
+    wait_status(&api, &buyer, declined, OrderStatus::PaymentFailed).await;
+    let updates: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE message_type = 'event.updated' ORDER BY id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["status"], "on_sale");
+    assert_eq!(updates[0]["remaining"], 5);
     api.stop().await;
 }
 

@@ -4,7 +4,8 @@
 --       config, draw
 -- ARGV: user, channel, the user's draw member ('' when the queue has no draw seed)
 -- Before opening, a pre-queue place leaves the draw. From opening on the draw is frozen: a
--- place left while the pre-queue is being numbered keeps its number, which goes to nobody.
+-- place left while the pre-queue is being numbered keeps its number, which goes to nobody. An
+-- admission left unused gives its admission back to the budget (see upsert.lua).
 -- Returns 1 when the user was in the queue, 0 otherwise.
 local n = redis.call('HGET', KEYS[1], ARGV[1])
 if not n then
@@ -24,7 +25,9 @@ if n == 'pre' then
   end
 else
   redis.call('HDEL', KEYS[2], n)
-  redis.call('ZREM', KEYS[4], ARGV[1])
+  if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 and redis.call('HEXISTS', KEYS[10], 'budget') == 1 then
+    redis.call('HINCRBY', KEYS[10], 'budget', 1)
+  end
   redis.call('HDEL', KEYS[5], ARGV[1])
   redis.call('SREM', KEYS[6], ARGV[1])
   if tonumber(n) > tonumber(redis.call('GET', KEYS[8]) or '0') then

@@ -1,7 +1,8 @@
 -- One admission tick of one event's queue. Safe to run from every replica at any rate: the
 -- credit of admissions grows with the time since the last tick (Redis's clock), so however
 -- many replicas tick, at most admit_per_sec are admitted per second, and never more than
--- max_active are admitted and unfinished.
+-- max_active are admitted and unfinished, nor more than the budget while there is one (tickets
+-- came back: upsert.lua).
 -- KEYS: config, seq, serving, users, by_number, pre_queue, admitted, admitted_at, expired,
 --       stats, joined_at, draw
 -- ARGV: channel, chunk (the most pre-queue places numbered by one call)
@@ -11,7 +12,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'admit_per_sec', 'max_active',
-  'admission_ttl_s', 'opens_at_ms', 'reserved_pending')
+  'admission_ttl_s', 'opens_at_ms', 'reserved_pending', 'budget')
 local state = cfg[1]
 if not state then
   return {'missing', -1, 0, 0, 0, 0, -1}
@@ -93,6 +94,12 @@ end
 if #gone > 0 then
   redis.call('HINCRBY', KEYS[10], 'expired_total', #gone)
 end
+-- With a budget (tickets came back: see upsert.lua), a lapsed admission gives its one back.
+local budget = tonumber(cfg[8] or '')
+if budget and #gone > 0 then
+  budget = budget + #gone
+  redis.call('HSET', KEYS[1], 'budget', budget)
+end
 
 local serving = tonumber(redis.call('GET', KEYS[3]) or '0')
 local configured = cfg[3] and cfg[4] and cfg[5]
@@ -125,6 +132,9 @@ local room = max_active - redis.call('ZCARD', KEYS[7])
 local want = math.floor(credit)
 if want > room then
   want = room
+end
+if budget and want > budget then
+  want = budget
 end
 
 -- While the pre-queue is numbered, nobody past the last number given yet is admitted.
@@ -159,6 +169,9 @@ redis.call('SET', KEYS[3], serving)
 redis.call('HSET', KEYS[10], 'last_tick_ms', now, 'credit', tostring(credit))
 if admitted > 0 then
   redis.call('HINCRBY', KEYS[10], 'admitted_total', admitted)
+  if budget then
+    redis.call('HSET', KEYS[1], 'budget', budget - admitted)
+  end
 end
 if serving > from or opened >= 0 or #gone > 0 then
   -- Replicas admit their local sockets in (from, serving] at `now` for the TTL.

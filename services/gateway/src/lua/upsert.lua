@@ -1,9 +1,10 @@
 -- Create or update an event's queue from what the api announced.
--- KEYS: config, stats
+-- KEYS: config, stats, admitted
 -- ARGV: name, opens_at_ms, settings ('initial' | 'replace' | 'keep'), admit_per_sec,
 --       max_active, admission_ttl_s, status, channel, seq, seed (a new draw seed, 64 hex
 --       characters: kept only by the call that creates the queue), challenge_difficulty (the
---       initial one: filled like the initial settings, never replaced from the api)
+--       initial one: filled like the initial settings, never replaced from the api),
+--       remaining (tickets in stock, sent when tickets came back; '' otherwise)
 -- Settings: a new event's initial ones fill only what the queue lacks (a late or repeated
 -- event.created never undoes an operator's change in the gateway); an admin's change through
 -- the api replaces them; an update that did not set them keeps them.
@@ -11,6 +12,10 @@
 -- everyone); back on sale (stock returned) reopens it. `seq` (> 0) is the message's position
 -- in the api's outbox: a status or settings change older than the last one applied arrives
 -- late and changes nothing.
+-- Budget: with `remaining`, the queue admits at most that many buyers, less those admitted who
+-- have not ordered yet (they may take them); an admission that lapses or is left unused gives
+-- its admission back (tick.lua, leave.lua), and the next return sets it anew. Without it (an
+-- edit, a status change), no bound.
 local seq = tonumber(ARGV[9] or '0') or 0
 local function newer(field)
   if seq == 0 then
@@ -41,6 +46,15 @@ end
 local state = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'name', ARGV[1], 'opens_at_ms', ARGV[2])
 local status = ARGV[7]
+local remaining = tonumber(ARGV[12] or '')
+if status == 'on_sale' and remaining then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local active = redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
+  redis.call('HSET', KEYS[1], 'budget', math.max(0, remaining - active))
+else
+  redis.call('HDEL', KEYS[1], 'budget')
+end
 if status == 'sold_out' and redis.call('HEXISTS', KEYS[1], 'reserved_pending') == 1 then
   -- Held while orders are being paid: only a sold-out message with none left closes it.
   redis.call('PUBLISH', ARGV[8], 'config')

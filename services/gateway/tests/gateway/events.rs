@@ -124,6 +124,7 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         &EventUpdated {
             event: info.clone(),
             queue: Some(settings(7, 3, 90)),
+            remaining: None,
         },
     )
     .await
@@ -294,6 +295,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         serde_json::to_vec(&EventUpdated {
             event: info(EventStatus::OnSale),
             queue: None,
+            remaining: None,
         })
         .expect("json"),
     )
@@ -313,6 +315,7 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
         serde_json::to_vec(&EventUpdated {
             event: info(EventStatus::OnSale),
             queue: None,
+            remaining: None,
         })
         .expect("json"),
     )
@@ -415,6 +418,7 @@ async fn the_gateway_owns_queue_settings_once_the_queue_exists() {
         &EventUpdated {
             event: info(event, EventStatus::OnSale),
             queue: None,
+            remaining: None,
         },
     )
     .await;
@@ -439,6 +443,7 @@ async fn the_gateway_owns_queue_settings_once_the_queue_exists() {
         &EventUpdated {
             event: info(event, EventStatus::OnSale),
             queue: Some(settings(50, 100, 60)),
+            remaining: None,
         },
     )
     .await;
@@ -458,6 +463,7 @@ async fn an_update_before_its_creation_opens_a_queue_that_admits_once_settings_a
         &EventUpdated {
             event: info(event, EventStatus::OnSale),
             queue: None,
+            remaining: None,
         },
     )
     .await;
@@ -529,6 +535,7 @@ async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
         &EventUpdated {
             event: info(event, EventStatus::Ended),
             queue: None,
+            remaining: None,
         },
     )
     .await;
@@ -643,6 +650,7 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
         &EventUpdated {
             event: info(event, EventStatus::SoldOut),
             queue: None,
+            remaining: None,
         },
     )
     .await;
@@ -686,6 +694,7 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
         &EventUpdated {
             event: info(event, EventStatus::OnSale),
             queue: None,
+            remaining: None,
         },
     )
     .await;
@@ -714,4 +723,148 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
     .await;
     drop(connection.close(200, "done".into()).await);
     gw.running.stop().await;
+}
+
+/// Tickets that come back late in a sale let in as many buyers as could still buy, not a
+/// second's worth: the budget of a return is the stock less the buyers admitted who have not
+/// ordered; an admission left unused gives its admission back; an update without a count
+/// lifts the bound.
+#[tokio::test]
+async fn a_return_admits_no_more_buyers_than_tickets_left() {
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(1000, 100, 60),
+        },
+    )
+    .await;
+    // Sold out with orders being paid: the line holds while it forms.
+    send_in_order(
+        &gw,
+        &channel,
+        2,
+        &EventSoldOut {
+            event_id: event,
+            sold_out_at: OffsetDateTime::now_utc(),
+            reserved_pending: 5,
+        },
+    )
+    .await;
+    eventually("held", || async {
+        gw.room
+            .view(event)
+            .await
+            .expect("view")
+            .is_some_and(|v| v.reserved_pending == 5)
+    })
+    .await;
+    let tokens: Vec<String> = (0..6)
+        .map(|_| token_for(UserId::new_v7(), Role::User))
+        .collect();
+    for token in &tokens {
+        assert_eq!(gw.join(event, token).await.status(), 200);
+    }
+    // Each buyer's state; None once they left.
+    let states = || async {
+        let mut states = Vec::new();
+        for token in &tokens {
+            let response = gw.status(event, token).await;
+            states.push(if response.status() == 200 {
+                Some(response.json::<Ticket>().await.expect("ticket").state)
+            } else {
+                None
+            });
+        }
+        states
+    };
+    let admitted = |states: &[Option<TicketState>]| {
+        states
+            .iter()
+            .filter(|s| **s == Some(TicketState::Admitted))
+            .count()
+    };
+
+    // Two payments failed: 2 tickets back, 2 buyers in, however fast the queue admits.
+    send_in_order(
+        &gw,
+        &channel,
+        3,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+            remaining: Some(2),
+        },
+    )
+    .await;
+    gw.wait_for_state(event, &tokens[1], TicketState::Admitted)
+        .await;
+    for _ in 0..5 {
+        gw.room.tick(event).await.expect("tick");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = states().await;
+    assert_eq!(admitted(&now), 2, "{now:?}");
+    assert_eq!(now[2], Some(TicketState::Waiting), "{now:?}");
+
+    // One of them leaves unused: the next in line gets that ticket's chance.
+    let left = gw
+        .call(
+            reqwest::Method::POST,
+            &format!("/queue/v1/events/{event}/leave"),
+            Some(&tokens[0]),
+            None,
+        )
+        .await;
+    assert_eq!(left.status(), 204);
+    gw.wait_for_state(event, &tokens[2], TicketState::Admitted)
+        .await;
+    for _ in 0..5 {
+        gw.room.tick(event).await.expect("tick");
+    }
+    let now = states().await;
+    assert_eq!(admitted(&now), 2, "{now:?}");
+    assert_eq!(now[3], Some(TicketState::Waiting), "{now:?}");
+
+    // Another return while 2 buyers are admitted: 3 left in stock, so 1 more comes in.
+    send_in_order(
+        &gw,
+        &channel,
+        4,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+            remaining: Some(3),
+        },
+    )
+    .await;
+    gw.wait_for_state(event, &tokens[3], TicketState::Admitted)
+        .await;
+    for _ in 0..5 {
+        gw.room.tick(event).await.expect("tick");
+    }
+    let now = states().await;
+    assert_eq!(admitted(&now), 3, "{now:?}");
+    assert_eq!(now[4], Some(TicketState::Waiting), "{now:?}");
+
+    // An edit that says nothing of the stock lifts the bound.
+    send_in_order(
+        &gw,
+        &channel,
+        5,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+            remaining: None,
+        },
+    )
+    .await;
+    gw.wait_for_state(event, &tokens[5], TicketState::Admitted)
+        .await;
+    drop(connection.close(200, "done".into()).await);
 }

@@ -89,6 +89,7 @@ async fn the_draw_is_committed_then_revealed_and_every_early_buyer_can_check_the
             sale_opens_at: OffsetDateTime::now_utc(),
             status: EventStatus::OnSale,
             settings: Settings::Initial(queue),
+            remaining: None,
         })
         .await
         .expect("upsert");

@@ -174,6 +174,7 @@ impl TestGateway {
                 sale_opens_at: OffsetDateTime::now_utc() + opens_in,
                 status,
                 settings: Settings::Initial(queue),
+                remaining: None,
             })
             .await
             .expect("upsert");

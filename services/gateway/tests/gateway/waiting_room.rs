@@ -84,6 +84,7 @@ impl Fixture {
                 sale_opens_at: OffsetDateTime::now_utc() + opens_in,
                 status,
                 settings: Settings::Initial(queue),
+                remaining: None,
             })
             .await
             .expect("upsert");
