@@ -30,6 +30,13 @@ run(async () => {
     await page.getByLabel('Buying at once, at most', { exact: true }).fill('40');
     await page.getByLabel('Time to buy (seconds)', { exact: true }).fill('180');
     await page.getByLabel('Bot check difficulty (0 = off)', { exact: true }).fill('12');
+    // Returns reach the line for a day (the form's time is the browser's local time).
+    const returnsUntil = new Date(Date.now() + 24 * 3600 * 1000);
+    returnsUntil.setSeconds(0, 0);
+    const pad = (n) => String(n).padStart(2, '0');
+    await page.getByLabel('Returns reach the line until (optional)', { exact: true }).fill(
+      `${returnsUntil.getFullYear()}-${pad(returnsUntil.getMonth() + 1)}-${pad(returnsUntil.getDate())}T${pad(returnsUntil.getHours())}:${pad(returnsUntil.getMinutes())}`,
+    );
     await accessible(page, 'create form');
     await page.getByRole('button', { name: 'Create event' }).click();
 
@@ -37,6 +44,8 @@ run(async () => {
     const eventId = page.url().split('/').pop();
     log('created', eventId);
     await page.getByRole('heading', { name, level: 1 }).waitFor();
+    const created = await expectCall(200, 'GET', `/api/v1/events/${eventId}`);
+    check(Date.parse(created.returns_until) === returnsUntil.getTime(), `returns_until saved: ${created.returns_until}`);
     const state = page.locator('#q-state');
     await until('the queue admitting', async () => (await state.textContent()) === 'Admitting', 20_000);
     check((await page.locator('#q-stock').textContent())?.startsWith('250'), 'stock shown');

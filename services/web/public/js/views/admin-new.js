@@ -37,6 +37,7 @@ export default async function adminNewView(ctx) {
     venue: field({ label: 'Venue', name: 'venue', required: true, maxlength: '200', autocomplete: 'off' }),
     starts_at: field({ label: 'Event starts', name: 'starts_at', type: 'datetime-local', required: true, value: localInput(starts), hint: `Your time zone (${zone}). The sale closes when the event starts.` }),
     sale_opens_at: field({ label: 'Sale opens', name: 'sale_opens_at', type: 'datetime-local', required: true, value: localInput(now), hint: 'Buyers who arrive before this get a random place at the opening.' }),
+    returns_until: field({ label: 'Returns reach the line until (optional)', name: 'returns_until', type: 'datetime-local', hint: 'Tickets that come back (a payment declined, an order left unpaid) go to the next people in line until then; a sold-out line closes at that moment. Empty: until the event starts.' }),
     price_cents: field({ label: 'Price per ticket', name: 'price', inputmode: 'decimal', required: true, value: '45.00', hint: 'In the currency below, e.g. 45.00' }),
     currency: field({ label: 'Currency', name: 'currency', required: true, value: 'EUR', maxlength: '3', autocapitalize: 'characters', hint: 'ISO 4217 code, e.g. EUR, USD, GBP' }),
     inventory: field({ label: 'Tickets for sale', name: 'inventory', type: 'number', required: true, min: '0', max: '10000000', value: '100', inputmode: 'numeric' }),
@@ -56,6 +57,7 @@ export default async function adminNewView(ctx) {
     fields.name.wrap,
     fields.venue.wrap,
     h('div', { class: 'pair' }, fields.sale_opens_at.wrap, fields.starts_at.wrap),
+    fields.returns_until.wrap,
     h('div', { class: 'pair' }, fields.price_cents.wrap, fields.currency.wrap),
     h('div', { class: 'pair' }, fields.inventory.wrap, fields.max_per_user.wrap),
     h(
@@ -110,6 +112,9 @@ export default async function adminNewView(ctx) {
     const opens = when('sale_opens_at');
     const startsAt = when('starts_at');
     if (opens && startsAt && opens >= startsAt) problems.push({ field: 'sale_opens_at', message: 'The sale must open before the event starts' });
+    const returnsUntil = value('returns_until') ? when('returns_until') : null;
+    if (returnsUntil && opens && returnsUntil <= opens) problems.push({ field: 'returns_until', message: 'Must be after the sale opens' });
+    if (returnsUntil && startsAt && returnsUntil > startsAt) problems.push({ field: 'returns_until', message: 'Must not be after the event starts' });
     const body = {
       name: value('name'),
       venue: value('venue'),
@@ -119,6 +124,7 @@ export default async function adminNewView(ctx) {
       currency,
       inventory: integer('inventory'),
       max_per_user: integer('max_per_user'),
+      ...(returnsUntil ? { returns_until: returnsUntil.toISOString() } : {}),
       queue: {
         admit_per_sec: integer('queue.admit_per_sec'),
         max_active: integer('queue.max_active'),
