@@ -824,7 +824,6 @@ impl WaitingRoom {
             .upsert
             .key(&k.config)
             .key(&k.stats)
-            .key(&k.admitted)
             .arg(&event.name)
             .arg(opens_at_ms)
             .arg(mode)

@@ -339,9 +339,9 @@ pub struct EventUpdated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueSettings>,
     /// Tickets in stock when this was sent, present when tickets came back (a payment declined,
-    /// a hold expired): the gateway then admits no more buyers than could still buy (the
-    /// stock, less the buyers already admitted who have not ordered), and more as admissions
-    /// lapse unused or the next return says so. Absent (an edit, a status change): no bound.
+    /// a hold expired): the gateway then admits at most that many more buyers, and more as
+    /// admissions lapse unused or the next return says so. Absent (an edit, a status change):
+    /// no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<u64>,
 }

@@ -1,5 +1,5 @@
 -- Create or update an event's queue from what the api announced.
--- KEYS: config, stats, admitted
+-- KEYS: config, stats
 -- ARGV: name, opens_at_ms, settings ('initial' | 'replace' | 'keep'), admit_per_sec,
 --       max_active, admission_ttl_s, status, channel, seq, seed (a new draw seed, 64 hex
 --       characters: kept only by the call that creates the queue), challenge_difficulty (the
@@ -12,10 +12,11 @@
 -- everyone); back on sale (stock returned) reopens it. `seq` (> 0) is the message's position
 -- in the api's outbox: a status or settings change older than the last one applied arrives
 -- late and changes nothing.
--- Budget: with `remaining`, the queue admits at most that many buyers, less those admitted who
--- have not ordered yet (they may take them); an admission that lapses or is left unused gives
--- its admission back (tick.lua, leave.lua), and the next return sets it anew. Without it (an
--- edit, a status change), no bound.
+-- Budget: with `remaining`, the queue admits at most that many more buyers; an admission that
+-- lapses or is left unused gives its turn back (tick.lua, leave.lua), and the next return sets
+-- it anew. Buyers admitted before may take some of those tickets too: the bound keeps a
+-- return from letting in a second's worth of buyers, without holding tickets back for
+-- admissions that may never order. Without it (an edit, a status change), no bound.
 local seq = tonumber(ARGV[9] or '0') or 0
 local function newer(field)
   if seq == 0 then
@@ -48,10 +49,7 @@ redis.call('HSET', KEYS[1], 'name', ARGV[1], 'opens_at_ms', ARGV[2])
 local status = ARGV[7]
 local remaining = tonumber(ARGV[12] or '')
 if status == 'on_sale' and remaining then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local active = redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
-  redis.call('HSET', KEYS[1], 'budget', math.max(0, remaining - active))
+  redis.call('HSET', KEYS[1], 'budget', remaining)
 else
   redis.call('HDEL', KEYS[1], 'budget')
 end

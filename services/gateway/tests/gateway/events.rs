@@ -725,10 +725,9 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
     gw.running.stop().await;
 }
 
-/// Tickets that come back late in a sale let in as many buyers as could still buy, not a
-/// second's worth: the budget of a return is the stock less the buyers admitted who have not
-/// ordered; an admission left unused gives its admission back; an update without a count
-/// lifts the bound.
+/// Tickets that come back late in a sale let in as many buyers as tickets came back, not a
+/// second's worth: the budget of a return is the stock; an admission left unused gives its
+/// turn back; an update without a count lifts the bound.
 #[tokio::test]
 async fn a_return_admits_no_more_buyers_than_tickets_left() {
     let gw = TestGateway::spawn().await;
@@ -764,7 +763,7 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
             .is_some_and(|v| v.reserved_pending == 5)
     })
     .await;
-    let tokens: Vec<String> = (0..6)
+    let tokens: Vec<String> = (0..8)
         .map(|_| token_for(UserId::new_v7(), Role::User))
         .collect();
     for token in &tokens {
@@ -831,7 +830,7 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
     assert_eq!(admitted(&now), 2, "{now:?}");
     assert_eq!(now[3], Some(TicketState::Waiting), "{now:?}");
 
-    // Another return while 2 buyers are admitted: 3 left in stock, so 1 more comes in.
+    // Another return: 3 in stock, 3 more come in (the 2 admitted may take some of them too).
     send_in_order(
         &gw,
         &channel,
@@ -843,14 +842,14 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
         },
     )
     .await;
-    gw.wait_for_state(event, &tokens[3], TicketState::Admitted)
+    gw.wait_for_state(event, &tokens[5], TicketState::Admitted)
         .await;
     for _ in 0..5 {
         gw.room.tick(event).await.expect("tick");
     }
     let now = states().await;
-    assert_eq!(admitted(&now), 3, "{now:?}");
-    assert_eq!(now[4], Some(TicketState::Waiting), "{now:?}");
+    assert_eq!(admitted(&now), 5, "{now:?}");
+    assert_eq!(now[6], Some(TicketState::Waiting), "{now:?}");
 
     // An edit that says nothing of the stock lifts the bound.
     send_in_order(
@@ -864,7 +863,7 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
         },
     )
     .await;
-    gw.wait_for_state(event, &tokens[5], TicketState::Admitted)
+    gw.wait_for_state(event, &tokens[7], TicketState::Admitted)
         .await;
     drop(connection.close(200, "done".into()).await);
 }
