@@ -52,6 +52,9 @@ pub struct AppState {
     pub ws_auth_timeout: Duration,
     /// Over how long a stop closes the sockets (each at a random moment within it).
     pub ws_drain: Duration,
+    /// Every open WebSocket's task: a stop waits for them (over `ws_drain`) before the process
+    /// ends, since the server stops tracking a connection once it is upgraded.
+    pub sockets: tokio_util::task::TaskTracker,
     /// Client addresses come from `X-Forwarded-For` (behind the load balancer).
     pub trust_forwarded_for: bool,
 }
@@ -154,6 +157,7 @@ impl Application {
             ws_drain: Duration::from_millis(config.ws_drain_ms)
                 .min(config.common.shutdown_grace() / 2),
             trust_forwarded_for: config.common.trust_forwarded_for,
+            sockets: tokio_util::task::TaskTracker::new(),
         };
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
@@ -244,11 +248,24 @@ impl Application {
             signal.cancelled().await;
             closing.cancel();
         });
-        let result = self.service.run_with_workers(shutdown, workers).await;
+        // Once the HTTP requests are done, the sockets close over the drain window, each at its
+        // own moment, while the ticker and the fan-out still run (a buyer admitted meanwhile is
+        // told); a socket still open 2 s after the window is dropped.
+        let (sockets, wait) = (state.sockets.clone(), state.ws_drain + SOCKETS_GRACE);
+        let drain = async move {
+            sockets.close();
+            if tokio::time::timeout(wait, sockets.wait()).await.is_err() {
+                tracing::warn!(open = sockets.len(), "sockets still open after the drain");
+            }
+        };
+        let result = self.service.run_draining(shutdown, workers, drain).await;
         self.broker.close().await;
         result
     }
 }
+
+/// How long after the drain window a stop still waits for its sockets' close handshakes.
+const SOCKETS_GRACE: Duration = Duration::from_secs(2);
 
 /// The public routes under `/queue` (without the common layers).
 pub fn router(state: AppState) -> Router {

@@ -307,7 +307,8 @@ async fn websocket(
         auth_deadline: state.ws_auth_timeout,
         drain: state.ws_drain,
     };
-    ws::limited(upgrade).on_upgrade(move |socket| ws::run(socket, context))
+    let sockets = state.sockets.clone();
+    ws::limited(upgrade).on_upgrade(move |socket| sockets.track_future(ws::run(socket, context)))
 }
 
 /// The event's draw (`sha256-commit-reveal-v1`): the commitment to its secret seed from the

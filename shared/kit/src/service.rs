@@ -95,11 +95,25 @@ impl Service {
     pub async fn run_with_workers(
         self,
         shutdown: CancellationToken,
+        workers: tokio::task::JoinSet<()>,
+    ) -> std::io::Result<()> {
+        self.run_draining(shutdown, workers, std::future::ready(()))
+            .await
+    }
+
+    /// [`run_with_workers`](Self::run_with_workers), awaiting `drain` once the server has
+    /// stopped and before the background work is told to stop: connections the server no
+    /// longer tracks (upgraded WebSockets) close over it, while the background they rely on
+    /// (admission ticks, fan-out) still runs. `drain` bounds itself.
+    pub async fn run_draining(
+        self,
+        shutdown: CancellationToken,
         mut workers: tokio::task::JoinSet<()>,
+        drain: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let grace = self.common.shutdown_grace();
         let name = self.name;
-        let result = self.run_until(shutdown).await;
+        let result = self.serve_then(shutdown, drain).await;
         let drained = tokio::time::timeout(grace, async {
             while workers.join_next().await.is_some() {}
         })
@@ -118,6 +132,16 @@ impl Service {
     /// `shutdown` fires and in-flight requests finish (bounded by the shutdown grace), then
     /// stops the service's background tasks.
     pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        self.serve_then(shutdown, std::future::ready(())).await
+    }
+
+    /// Serves until `shutdown` (see [`run_until`](Self::run_until)), awaits `drain`, then stops
+    /// the background tasks.
+    async fn serve_then(
+        self,
+        shutdown: CancellationToken,
+        drain: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let router = self
             .public
             .merge(ops::router(self.readiness, self.metrics))
@@ -132,6 +156,7 @@ impl Service {
             self.common.shutdown_grace(),
         )
         .await;
+        drain.await;
         self.background.cancel();
         tracing::info!(service = self.name, "stopped");
         result
