@@ -41,8 +41,8 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 ./target/release/flash-pay & pids+=($!)
 gateways=""
 for ((i = 1; i <= replicas; i++)); do
-  GATEWAY_ADDR="127.0.0.1:$((4210 + i))" ACCESS_JWKS_URL="http://$API_ADDR/api/.well-known/jwks.json" \
-    ./target/release/flash-gateway & pids+=($!)
+  # FLASH_DEV_KEYS gives the gateways the api's keys (a JWKS URL beside it is refused).
+  GATEWAY_ADDR="127.0.0.1:$((4210 + i))" ./target/release/flash-gateway & pids+=($!)
   gateways+="${gateways:+,}127.0.0.1:$((4210 + i))"
 done
 wait_ready "$API_ADDR"; wait_ready "$PAY_OPS_ADDR"

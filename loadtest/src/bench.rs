@@ -245,6 +245,10 @@ pub enum Bench {
     Challenge(crate::challenge_bench::ChallengeArgs),
     /// Payment requests through a running pay worker, end to end (pay issue #5).
     Payments(crate::payments_bench::PaymentsArgs),
+    /// One gateway of several stopped (SIGTERM) while every buyer holds a queue socket: its
+    /// buyers poll and reconnect to the others as the web client does after a 1012; the
+    /// reconnections the others see per 100 ms and per second, and that every socket came back.
+    Restart(crate::restart_bench::RestartArgs),
     /// Waiting sockets all admitted at once: time from the operator's resume to each
     /// socket's admitted frame.
     Admit {
@@ -315,6 +319,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Logins(args) => crate::logins_bench::run(args).await,
         Bench::Prequeue(args) => crate::prequeue_bench::run(args).await,
         Bench::Challenge(args) => crate::challenge_bench::run(&args),
+        Bench::Restart(args) => crate::restart_bench::run(args).await,
         Bench::Admit {
             target,
             shards,

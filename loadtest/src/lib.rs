@@ -15,6 +15,8 @@
 //! - [`bench`]: the gateway benchmarks (joins, status polls, idle sockets, mass admission).
 //! - [`orders_bench`]: the api's orders benchmark, with an oversell check.
 //! - [`payments_bench`]: the pay worker's end-to-end benchmark.
+//! - [`restart_bench`]: a gateway stopped under N queue sockets, and its buyers' reconnections
+//!   to the other replicas.
 
 pub mod audit;
 pub mod bench;
@@ -27,6 +29,7 @@ pub mod logins_bench;
 pub mod orders_bench;
 pub mod payments_bench;
 pub mod prequeue_bench;
+pub mod restart_bench;
 pub mod setup;
 pub mod socket;
 pub mod stats;
