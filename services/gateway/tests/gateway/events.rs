@@ -605,11 +605,28 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
         .await;
     assert_eq!(gw.join(event, &second_token).await.status(), 200);
 
-    // The first buyer's order took the last ticket; 3 orders are still being paid.
+    // The first buyer's order took the last ticket; 3 orders are still being paid. The hold
+    // comes first here: were the admission freed before it, a tick in between could admit the
+    // second buyer (the test is about the hold, not that race).
     send_in_order(
         &gw,
         &channel,
         2,
+        &EventSoldOut {
+            event_id: event,
+            sold_out_at: OffsetDateTime::now_utc(),
+            reserved_pending: 3,
+        },
+    )
+    .await;
+    eventually("held before the admission is freed", || async {
+        view().await.is_some_and(|v| v.reserved_pending == 3)
+    })
+    .await;
+    send_in_order(
+        &gw,
+        &channel,
+        3,
         &GateConsumed {
             event_id: event,
             user_id: first,
@@ -624,17 +641,6 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
             ),
             order_id: OrderId::new_v7(),
             consumed_at: OffsetDateTime::now_utc(),
-        },
-    )
-    .await;
-    send_in_order(
-        &gw,
-        &channel,
-        3,
-        &EventSoldOut {
-            event_id: event,
-            sold_out_at: OffsetDateTime::now_utc(),
-            reserved_pending: 3,
         },
     )
     .await;
