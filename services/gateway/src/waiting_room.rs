@@ -572,6 +572,9 @@ impl WaitingRoom {
         event: EventId,
         users: &[(UserId, Proof)],
     ) -> Result<Vec<(Joined, Snapshot)>, RoomError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
         let items = match self.try_join_many(event, users).await {
             // The queue was created (with its seed) after this replica last read it.
             Err(RoomError::Redis(e)) if e.code() == Some("NOSEED") => {
@@ -681,6 +684,9 @@ impl WaitingRoom {
         event: EventId,
         users: &[UserId],
     ) -> Result<Vec<Snapshot>, RoomError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = self.queue(event);
         let call = placed_call(&self.scripts.status, &k, users);
         let items = self

@@ -9,6 +9,9 @@
 -- ARGV: for each user three values: the user, their draw key (64 hex characters; '' for
 --       every user when the queue has no draw seed) and their proof: '' (none), 'invalid',
 --       'expired', 'failed' or 'ok <expires_ms> <challenge id>' (checked by the gateway).
+-- The call's places are written together at its end, one command per key (its cost to Redis
+-- grows with the number of places, not of commands); a user named twice in one call gets the
+-- place the first naming took, answered as 'existing'.
 -- When the queue's challenge_difficulty is above 0, a user without a place needs a proof
 -- 'ok' whose challenge was not used before (remembered per user until it expires).
 -- Before opening, a place is kept in the draw under its key (or, in a queue created before
@@ -33,8 +36,22 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0',
   redis.call('GET', KEYS[3]) or '0', tostring(now_ms), cfg[7] or '0'}
 
-for i = 1, #ARGV, 3 do
-  local user, key, proof = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local count = #ARGV / 3
+local users = {}
+for j = 1, count do
+  users[j] = ARGV[3 * j - 2]
+end
+local held = {}
+if state then
+  held = redis.call('HMGET', KEYS[2], unpack(users))
+end
+
+-- First the outcome of each user, in order; a new open place gets its rank among this call's.
+local outcomes, values, taken = {}, {}, {}
+local fresh = 0
+local pre_members, draw_entries = {}, {}
+for j = 1, count do
+  local user, key, proof = users[j], ARGV[3 * j - 1], ARGV[3 * j]
   local outcome, value
   local lacking = nil
   if challenged and state and state ~= 'closed' then
@@ -44,8 +61,10 @@ for i = 1, #ARGV, 3 do
   end
   if not state then
     outcome = 'missing'
-  elseif redis.call('HEXISTS', KEYS[2], user) == 1 then
+  elseif held[j] then
     outcome = 'existing'
+  elseif taken[user] then
+    outcome, value = 'again', taken[user]
   elseif state == 'closed' then
     outcome = 'closed'
   elseif lacking then
@@ -60,24 +79,67 @@ for i = 1, #ARGV, 3 do
       redis.call('PEXPIREAT', used, expires, 'NX')
       redis.call('PEXPIREAT', used, expires, 'GT')
     end
-    redis.call('HSET', KEYS[10], user, now_ms)
     if state == 'scheduled' then
       if key == '' then
-        redis.call('SADD', KEYS[9], user)
+        pre_members[#pre_members + 1] = user
       else
-        redis.call('ZADD', KEYS[11], 0, key .. user)
+        draw_entries[#draw_entries + 1] = 0
+        draw_entries[#draw_entries + 1] = key .. user
       end
-      redis.call('HSET', KEYS[2], user, 'pre')
       value = 'pre'
     else
-      value = redis.call('INCR', KEYS[7])
-      redis.call('HSET', KEYS[2], user, value)
-      redis.call('HSET', KEYS[8], value, user)
+      fresh = fresh + 1
+      value = fresh
     end
+    taken[user] = j
     outcome = 'new'
+  end
+  outcomes[j], values[j] = outcome, value
+end
+
+-- Then the new places, written together: numbers follow the counter in the call's order.
+local first = 0
+if fresh > 0 then
+  first = redis.call('INCRBY', KEYS[7], fresh) - fresh
+end
+local places, numbers, times = {}, {}, {}
+for j = 1, count do
+  if outcomes[j] == 'new' then
+    if values[j] ~= 'pre' then
+      values[j] = first + values[j]
+      numbers[#numbers + 1] = values[j]
+      numbers[#numbers + 1] = users[j]
+    end
+    places[#places + 1] = users[j]
+    places[#places + 1] = values[j]
+    times[#times + 1] = users[j]
+    times[#times + 1] = now_ms
+  end
+end
+if #places > 0 then
+  redis.call('HSET', KEYS[10], unpack(times))
+  redis.call('HSET', KEYS[2], unpack(places))
+end
+if #numbers > 0 then
+  redis.call('HSET', KEYS[8], unpack(numbers))
+end
+if #pre_members > 0 then
+  redis.call('SADD', KEYS[9], unpack(pre_members))
+end
+if #draw_entries > 0 then
+  redis.call('ZADD', KEYS[11], unpack(draw_entries))
+end
+
+for j = 1, count do
+  local outcome, value = outcomes[j], values[j]
+  if outcome == 'again' then
+    -- The place this call took for the user's first naming: not admitted, not expired.
+    outcome = 'existing'
+    value = {result[1], result[2], result[3], result[4], result[5], values[value], result[6],
+      false, false, 0, result[7], result[8]}
   end
   result[#result + 1] = outcome
   result[#result + 1] = value or
-    snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], user)
+    snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], users[j])
 end
 return result

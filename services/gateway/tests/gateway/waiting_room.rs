@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use flash_gateway::waiting_room::{
-    EventAnnouncement, Joined, Patched, Place, Settings, WaitingRoom,
+    EventAnnouncement, Joined, Patched, Place, Settings, Snapshot, WaitingRoom,
 };
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::{TestRedis, TestRedisCluster};
@@ -163,6 +163,41 @@ async fn joins_in_one_call_are_numbered_in_their_order_and_stay_idempotent() {
             (5, true)
         ]
     );
+    // The second naming's view is the place's own: not admitted, not expired.
+    assert_eq!(
+        answers[3].1,
+        Snapshot {
+            now_ms: answers[3].1.now_ms,
+            ..answers[2].1
+        }
+    );
+    // Several places read in one call are each what a read of its own gives: admitted or
+    // not, a user named twice, an outsider.
+    let until = Instant::now() + Duration::from_secs(10);
+    while f.room.tick(event).await.expect("tick").serving == 0 {
+        assert!(Instant::now() < until, "nobody admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outsider = UserId::new_v7();
+    let asked = [crowd[0], crowd[4], outsider, crowd[2], crowd[0]];
+    let together = f.room.snapshots(event, &asked).await.expect("snapshots");
+    assert_eq!(together.len(), asked.len());
+    for (user, read) in asked.iter().zip(&together) {
+        let alone = f.room.snapshot(event, *user).await.expect("snapshot");
+        assert_eq!(
+            *read,
+            Snapshot {
+                now_ms: read.now_ms,
+                ..alone
+            }
+        );
+    }
+    assert!(
+        together[0].admission_ends_ms.is_some(),
+        "the first was admitted"
+    );
+    assert_eq!(together[2].place, None);
+    assert!(f.room.snapshots(event, &[]).await.expect("none").is_empty());
     // Unknown events and closed queues answer each user of a call.
     let unknown = f
         .room
