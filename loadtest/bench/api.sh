@@ -28,7 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $orders orders per design"
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # machine
+echo "$(machine); $orders orders per design"
 for strategy in batched single-row; do
   db="${run_id}_${strategy//-/_}"
   databases+=("$db")

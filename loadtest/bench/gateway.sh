@@ -50,9 +50,8 @@ stop_gateways() {
   wait 2>/dev/null || true
   pids=()
 }
-sources() { # sources N: 127.0.0.2 .. 127.0.0.(N+1)
-  local out=""; for ((i = 2; i <= $1 + 1; i++)); do out+="${out:+,}127.0.0.$i"; done; printf '%s' "$out"
-}
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # sources, machine
 drill() { ./target/release/flash-drill bench "$@"; }
 # The processes whose CPU a one-gateway benchmark reads: redis-server, when it runs here, and
 # the gateway.
@@ -62,7 +61,7 @@ watch() {
   printf -- '--watch-pid\ngateway=%s\n' "${pids[0]}"
 }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), Redis $(redis-server --version | awk '{print $3}')"
+echo "$(machine), Redis $(redis-server --version | awk '{print $3}')"
 case $what in joins|redis-cost|all)
   start_gateways 1
   mapfile -t watched < <(watch)

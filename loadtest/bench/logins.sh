@@ -30,7 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $connections connections for ${seconds}s"
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # machine
+echo "$(machine); $connections connections for ${seconds}s"
 ./target/release/flash-api migrate
 ./target/release/flash-api &
 pid=$!

@@ -22,7 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $payments payments"
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # machine
+echo "$(machine); $payments payments"
 ./target/release/flash-pay &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://$PAY_OPS_ADDR/ready" >/dev/null && break; sleep 0.2; done

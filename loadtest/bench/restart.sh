@@ -21,20 +21,10 @@ drain_ms=${WS_DRAIN_MS:-10000}
 jitter_ms=${CLIENT_JITTER_MS:-3000}
 
 cargo build --release --locked -q -p flash-api -p flash-gateway -p flash-drill
-ulimit -n "$(ulimit -Hn)"
-
-run_id="restart$(date +%s)$$"
-server=${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
-export DATABASE_URL="$server/$run_id" REDIS_KEY_PREFIX="$run_id:" AMQP_NAME_PREFIX="$run_id."
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-# Local dev keys: the gateways verify the api's access tokens with the same well-known key.
-export FLASH_DEV_KEYS=true RUST_LOG=${RUST_LOG:-warn}
-# The drills' Argon2 cost: the same sign-up and login path, at a cost that lets 10,000 buyers
-# sign up in seconds rather than minutes.
-export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1
-export FLASH_ADMIN_EMAIL=admin@restart.local FLASH_ADMIN_PASSWORD="restart bench $run_id"
-export API_ADDR=127.0.0.1:4301 DATABASE_MAX_CONNECTIONS=32
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh
+bench_suite restart
+export API_ADDR=127.0.0.1:4301
 # The gateways' per-address limits model a crowd of distinct addresses; these loopback clients
 # share eight, so they are raised here, explicitly: joins and polls per IP off, WebSocket
 # upgrades per address off. Per-user limits stay at their defaults (a buyer opens two sockets).
@@ -43,22 +33,7 @@ export RATE_IP_PER_SEC=0 LIMIT_WS_PER_ADDRESS=off
 # stays at its default (20 s), of which the drain may take at most half.
 export WS_DRAIN_MS=$drain_ms
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS \"$run_id\" WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
-  ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-wait_ready() { for _ in $(seq 100); do curl -sf "http://$1/ready" >/dev/null && return 0; sleep 0.2; done; echo "$1 never ready" >&2; exit 1; }
-sources() { # sources N: 127.0.0.2 .. 127.0.0.(N+1)
-  local out=""; for ((i = 2; i <= $1 + 1; i++)); do out+="${out:+,}127.0.0.$i"; done; printf '%s' "$out"
-}
-
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), Redis $(redis-server --version | awk '{print $3}'); $sockets sockets, $replicas gateways, WS_DRAIN_MS=$drain_ms, CLIENT_JITTER_MS=$jitter_ms"
+echo "$(machine), Redis $(redis-server --version | awk '{print $3}'); $sockets sockets, $replicas gateways, WS_DRAIN_MS=$drain_ms, CLIENT_JITTER_MS=$jitter_ms"
 ./target/release/flash-api migrate
 ./target/release/flash-api & pids+=($!)
 gateways=""

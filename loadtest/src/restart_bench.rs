@@ -31,8 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 use flash_protocol::EventId;
-use flash_protocol::auth::{LoginRequest, TokenResponse};
-use flash_protocol::event::{Event, NewEvent, QueueSettings};
+use flash_protocol::event::{NewEvent, QueueSettings};
 use flash_protocol::queue::{QueuePatch, Ticket};
 use flash_protocol::ws::{CLOSE_SERVICE_RESTART, ServerFrame};
 use futures::StreamExt as _;
@@ -289,7 +288,7 @@ async fn parent(args: &RestartArgs) -> anyhow::Result<()> {
     let (Some(email), Some(password)) = (&args.admin_email, &args.admin_password) else {
         bail!("the operator's login: set FLASH_ADMIN_EMAIL and FLASH_ADMIN_PASSWORD");
     };
-    let admin = login(args.api, email, password).await?;
+    let admin = crate::drill::login(args.api, email, password).await?;
     let event = create_event(args, &admin).await?;
     let run = format!("restart-{}-{}", epoch_us() / 1_000_000, std::process::id());
     let shards = shards_of(args);
@@ -497,24 +496,6 @@ impl Child {
     }
 }
 
-async fn login(api: SocketAddr, email: &str, password: &str) -> anyhow::Result<String> {
-    let mut conn = Conn::open(api, None).await?;
-    let body = conn
-        .expect(
-            &format!("logging in as the operator {email}"),
-            StatusCode::OK,
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(serde_json::to_vec(&LoginRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-            })?),
-        )
-        .await?;
-    Ok(serde_json::from_slice::<TokenResponse>(&body)?.access_token)
-}
-
 /// Creates an on-sale event at the api, waits until every gateway knows it, and pauses its
 /// queue (nobody is admitted: every buyer waits on a socket).
 async fn create_event(args: &RestartArgs, admin: &str) -> anyhow::Result<EventId> {
@@ -536,36 +517,8 @@ async fn create_event(args: &RestartArgs, admin: &str) -> anyhow::Result<EventId
         },
         returns_until: None,
     };
-    let mut conn = Conn::open(args.api, None).await?;
-    let body = conn
-        .expect(
-            "creating the event",
-            StatusCode::CREATED,
-            Method::POST,
-            "/api/v1/admin/events",
-            Some(admin),
-            Some(serde_json::to_vec(&new)?),
-        )
-        .await?;
-    let event: Event = serde_json::from_slice(&body)?;
+    let event = crate::drill::publish_event(args.api, &args.gateway, admin, &new).await?;
     let path = format!("/queue/v1/admin/events/{}", event.id);
-    for gateway in &args.gateway {
-        let mut conn = Conn::open(*gateway, None).await?;
-        let mut known = false;
-        for _ in 0..200 {
-            let (status, _) = conn.request(Method::GET, &path, Some(admin), None).await?;
-            if status == StatusCode::OK {
-                known = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        ensure!(
-            known,
-            "gateway {gateway} did not learn of event {} within 10 s: are the api and the gateways on the same broker?",
-            event.id
-        );
-    }
     let patch = QueuePatch {
         paused: Some(true),
         ..QueuePatch::default()

@@ -342,7 +342,12 @@ fn machine() -> String {
     format!("{cores} cores, {memory_gib:.0} GiB")
 }
 
-async fn login(api: std::net::SocketAddr, email: &str, password: &str) -> anyhow::Result<String> {
+/// An access token for the operator `email` (the drill's and the benchmarks').
+pub(crate) async fn login(
+    api: std::net::SocketAddr,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let mut conn = Conn::open(api, None).await?;
     let body = conn
         .expect(
@@ -360,6 +365,48 @@ async fn login(api: std::net::SocketAddr, email: &str, password: &str) -> anyhow
         )
         .await?;
     Ok(serde_json::from_slice::<TokenResponse>(&body)?.access_token)
+}
+
+/// Creates `new` at the api as the operator and waits (up to 10 s) until every gateway
+/// knows it.
+pub(crate) async fn publish_event(
+    api: std::net::SocketAddr,
+    gateways: &[std::net::SocketAddr],
+    admin: &str,
+    new: &NewEvent,
+) -> anyhow::Result<Event> {
+    let mut conn = Conn::open(api, None).await?;
+    let body = conn
+        .expect(
+            &format!("creating the event {:?}", new.name),
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/admin/events",
+            Some(admin),
+            Some(serde_json::to_vec(new)?),
+        )
+        .await?;
+    let event: Event = serde_json::from_slice(&body)?;
+    let path = format!("/queue/v1/admin/events/{}", event.id);
+    for gateway in gateways {
+        let mut conn = Conn::open(*gateway, None).await?;
+        let mut known = false;
+        for _ in 0..200 {
+            let (status, _) = conn.request(Method::GET, &path, Some(admin), None).await?;
+            if status == StatusCode::OK {
+                known = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !known {
+            bail!(
+                "gateway {gateway} did not learn of event {} within 10 s: are the api and the gateways on the same broker?",
+                event.id
+            );
+        }
+    }
+    Ok(event)
 }
 
 /// Creates the drill's event and waits until every gateway knows it.
@@ -388,37 +435,7 @@ async fn create_event(
         },
         returns_until: None,
     };
-    let mut conn = Conn::open(targets.api, None).await?;
-    let body = conn
-        .expect(
-            "creating the drill's event",
-            StatusCode::CREATED,
-            Method::POST,
-            "/api/v1/admin/events",
-            Some(admin),
-            Some(serde_json::to_vec(&new)?),
-        )
-        .await?;
-    let event: Event = serde_json::from_slice(&body)?;
-    let path = format!("/queue/v1/admin/events/{}", event.id);
-    for gateway in &targets.gateways {
-        let mut conn = Conn::open(*gateway, None).await?;
-        let mut known = false;
-        for _ in 0..100 {
-            let (status, _) = conn.request(Method::GET, &path, Some(admin), None).await?;
-            if status == StatusCode::OK {
-                known = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !known {
-            bail!(
-                "gateway {gateway} did not learn of event {} within 5 s: are the api and the gateway on the same broker?",
-                event.id
-            );
-        }
-    }
+    let event = publish_event(targets.api, &targets.gateways, admin, &new).await?;
     if sale.challenge_difficulty > 0 {
         let patch = QueuePatch {
             challenge_difficulty: Some(sale.challenge_difficulty),
@@ -429,7 +446,7 @@ async fn create_event(
             "turning the join challenge on",
             StatusCode::OK,
             Method::PATCH,
-            &path,
+            &format!("/queue/v1/admin/events/{}", event.id),
             Some(admin),
             Some(serde_json::to_vec(&patch)?),
         )

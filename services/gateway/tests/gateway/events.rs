@@ -341,6 +341,43 @@ async fn a_late_status_message_never_undoes_a_newer_one() {
     gw.running.stop().await;
 }
 
+/// Waits until the buyer of `tokens[last_in]` is admitted, lets the queue tick more, and
+/// checks that exactly `admitted` buyers are in and the next in line still waits.
+async fn settles_with(
+    gw: &TestGateway,
+    event: EventId,
+    tokens: &[String],
+    last_in: usize,
+    admitted: usize,
+) {
+    gw.wait_for_state(event, &tokens[last_in], TicketState::Admitted)
+        .await;
+    for _ in 0..5 {
+        gw.room.tick(event).await.expect("tick");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each buyer's state; None once they left.
+    let mut states = Vec::new();
+    for token in tokens {
+        let response = gw.status(event, token).await;
+        states.push(if response.status() == 200 {
+            Some(response.json::<Ticket>().await.expect("ticket").state)
+        } else {
+            None
+        });
+    }
+    let now = states
+        .iter()
+        .filter(|s| **s == Some(TicketState::Admitted))
+        .count();
+    assert_eq!(now, admitted, "{states:?}");
+    assert_eq!(
+        states[last_in + 1],
+        Some(TicketState::Waiting),
+        "{states:?}"
+    );
+}
+
 /// Publishes `message` with its outbox position `sequence`, as the api's relay does.
 async fn send_in_order<M: flash_protocol::messages::Message>(
     gw: &TestGateway,
@@ -775,47 +812,22 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
     for token in &tokens {
         assert_eq!(gw.join(event, token).await.status(), 200);
     }
-    // Each buyer's state; None once they left.
-    let states = || async {
-        let mut states = Vec::new();
-        for token in &tokens {
-            let response = gw.status(event, token).await;
-            states.push(if response.status() == 200 {
-                Some(response.json::<Ticket>().await.expect("ticket").state)
-            } else {
-                None
-            });
+    // A return of stock (`remaining`), as the api's relay sends it at `sequence`.
+    let returned = |sequence: i64, remaining: Option<u64>| {
+        let (gw, channel) = (&gw, &channel);
+        async move {
+            let update = EventUpdated {
+                event: info(event, EventStatus::OnSale),
+                queue: None,
+                remaining,
+            };
+            send_in_order(gw, channel, sequence, &update).await;
         }
-        states
-    };
-    let admitted = |states: &[Option<TicketState>]| {
-        states
-            .iter()
-            .filter(|s| **s == Some(TicketState::Admitted))
-            .count()
     };
 
     // Two payments failed: 2 tickets back, 2 buyers in, however fast the queue admits.
-    send_in_order(
-        &gw,
-        &channel,
-        3,
-        &EventUpdated {
-            event: info(event, EventStatus::OnSale),
-            queue: None,
-            remaining: Some(2),
-        },
-    )
-    .await;
-    gw.wait_for_state(event, &tokens[1], TicketState::Admitted)
-        .await;
-    for _ in 0..5 {
-        gw.room.tick(event).await.expect("tick");
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let now = states().await;
-    assert_eq!(admitted(&now), 2, "{now:?}");
-    assert_eq!(now[2], Some(TicketState::Waiting), "{now:?}");
+    returned(3, Some(2)).await;
+    settles_with(&gw, event, &tokens, 1, 2).await;
 
     // One of them leaves unused: the next in line gets that ticket's chance.
     let left = gw
@@ -827,48 +839,14 @@ async fn a_return_admits_no_more_buyers_than_tickets_left() {
         )
         .await;
     assert_eq!(left.status(), 204);
-    gw.wait_for_state(event, &tokens[2], TicketState::Admitted)
-        .await;
-    for _ in 0..5 {
-        gw.room.tick(event).await.expect("tick");
-    }
-    let now = states().await;
-    assert_eq!(admitted(&now), 2, "{now:?}");
-    assert_eq!(now[3], Some(TicketState::Waiting), "{now:?}");
+    settles_with(&gw, event, &tokens, 2, 2).await;
 
     // Another return: 3 in stock, 3 more come in (the 2 admitted may take some of them too).
-    send_in_order(
-        &gw,
-        &channel,
-        4,
-        &EventUpdated {
-            event: info(event, EventStatus::OnSale),
-            queue: None,
-            remaining: Some(3),
-        },
-    )
-    .await;
-    gw.wait_for_state(event, &tokens[5], TicketState::Admitted)
-        .await;
-    for _ in 0..5 {
-        gw.room.tick(event).await.expect("tick");
-    }
-    let now = states().await;
-    assert_eq!(admitted(&now), 5, "{now:?}");
-    assert_eq!(now[6], Some(TicketState::Waiting), "{now:?}");
+    returned(4, Some(3)).await;
+    settles_with(&gw, event, &tokens, 5, 5).await;
 
     // An edit that says nothing of the stock lifts the bound.
-    send_in_order(
-        &gw,
-        &channel,
-        5,
-        &EventUpdated {
-            event: info(event, EventStatus::OnSale),
-            queue: None,
-            remaining: None,
-        },
-    )
-    .await;
+    returned(5, None).await;
     gw.wait_for_state(event, &tokens[7], TicketState::Admitted)
         .await;
     drop(connection.close(200, "done".into()).await);
