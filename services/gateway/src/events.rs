@@ -92,26 +92,33 @@ async fn apply_status(
             )
             .await
             .map(drop),
-        EventsMessage::GateConsumed(consumed) => free_admission(room, &consumed).await.map(drop),
+        EventsMessage::GateConsumed(consumed) => {
+            free_admission(room, &consumed, sequence).await.map(drop)
+        }
     }
 }
 
 /// Frees the admission whose gate token was used, identified by the token's `jti` (derived
 /// from the admission): a token of an earlier admission of the same user, used or reported
-/// late, frees nothing of the admission they hold now. `true` when a place was freed.
+/// late, frees nothing of the admission they hold now. `true` when a place was freed. An
+/// order that took the last ticket (`remaining` 0; the message at `sequence` in the api's
+/// outbox) first stops admissions, whether or not its admission is still there to free.
 pub async fn free_admission(
     room: &WaitingRoom,
     consumed: &GateConsumed,
+    sequence: i64,
 ) -> Result<bool, RoomError> {
     let (event, user) = (consumed.event_id, consumed.user_id);
-    let Some(admitted_at) = room.admitted_at(event, user).await? else {
-        return Ok(false);
-    };
-    if GateIssuer::jti(event, user, admitted_at) != consumed.jti {
+    let took_last = (consumed.remaining == Some(0)).then_some(sequence);
+    let admitted_at = room.admitted_at(event, user).await?;
+    let current = admitted_at.filter(|at| GateIssuer::jti(event, user, *at) == consumed.jti);
+    if admitted_at.is_some() && current.is_none() {
         ::metrics::counter!("gateway_gate_consumed_stale_total").increment(1);
+    }
+    if current.is_none() && took_last.is_none() {
         return Ok(false);
     }
-    room.consume(event, user, admitted_at).await
+    room.consume(event, user, current, took_last).await
 }
 
 /// A delivery of `gateway.events` as a message (its type from the `type` header or property)

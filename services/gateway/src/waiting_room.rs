@@ -908,13 +908,17 @@ impl WaitingRoom {
     }
 
     /// The api used the gate token of the user's admission at `admitted_at_ms`: frees that
-    /// admission's place (idempotent); `false` when it was free already or the user's
-    /// admission is another one.
+    /// admission's place (idempotent); `false` when it was free already, the user's admission
+    /// is another one, or `admitted_at_ms` is `None` (nothing to free). `took_last` is `Some(sequence)` when the order took the
+    /// event's last ticket, told by a message at `sequence` in the api's outbox (0: unknown):
+    /// unless a newer status change was applied, the queue then admits nobody more, before the
+    /// place is freed (consume.lua).
     pub async fn consume(
         &self,
         event: EventId,
         user: UserId,
-        admitted_at_ms: i64,
+        admitted_at_ms: Option<i64>,
+        took_last: Option<i64>,
     ) -> Result<bool, RoomError> {
         let k = self.queue(event);
         let freed: i64 = self
@@ -923,8 +927,11 @@ impl WaitingRoom {
             .key(&k.admitted)
             .key(&k.stats)
             .key(&k.admitted_at)
+            .key(&k.config)
             .arg(user.to_string())
-            .arg(admitted_at_ms)
+            .arg(admitted_at_ms.map(|at| at.to_string()).unwrap_or_default())
+            .arg(if took_last.is_some() { "0" } else { "" })
+            .arg(took_last.unwrap_or(0))
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(freed == 1)

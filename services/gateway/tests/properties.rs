@@ -275,17 +275,19 @@ fn events_message() -> impl Strategy<Value = EventsMessage> + Clone {
             any::<u128>(),
             any::<u128>(),
             any::<u128>(),
-            instant()
+            instant(),
+            proptest::option::of(any::<u64>())
         )
-            .prop_map(|(e, u, j, o, consumed_at)| EventsMessage::GateConsumed(
-                GateConsumed {
+            .prop_map(
+                |(e, u, j, o, consumed_at, remaining)| EventsMessage::GateConsumed(GateConsumed {
                     event_id: EventId(Uuid::from_u128(e)),
                     user_id: UserId(Uuid::from_u128(u)),
                     jti: Uuid::from_u128(j),
                     order_id: OrderId(Uuid::from_u128(o)),
-                    consumed_at
-                }
-            )),
+                    consumed_at,
+                    remaining,
+                })
+            ),
     ]
 }
 

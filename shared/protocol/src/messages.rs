@@ -372,6 +372,12 @@ pub struct GateConsumed {
     pub order_id: OrderId,
     #[serde(with = "time::serde::rfc3339")]
     pub consumed_at: OffsetDateTime,
+    /// The event's tickets left once the order was written (with the orders written beside
+    /// it). At 0 the gateway admits nobody more before it frees this admission, so a tick
+    /// between this message and `event.sold_out` cannot let in a buyer with nothing to buy.
+    /// Absent in messages of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
 }
 message!(GateConsumed, Exchange::Events, "gate.consumed");
 

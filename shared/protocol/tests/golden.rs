@@ -601,6 +601,7 @@ fn amqp_messages() {
             jti: uuid(JTI),
             order_id: order_id(),
             consumed_at: datetime!(2026-12-01 10:00:05 UTC),
+            remaining: Some(0),
         },
     );
 

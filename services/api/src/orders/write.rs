@@ -390,7 +390,8 @@ fn decide_new(
 
 /// Writes the accepted orders in one statement: orders, consumed tokens, idempotency keys,
 /// outbox messages, holdings and stock. `event.sold_out` is written by the same statement
-/// when, and only when, it takes an event's stock to zero.
+/// when, and only when, it takes an event's stock to zero; each `gate.consumed` carries the
+/// stock it left (`remaining`).
 async fn write_accepted(
     tx: &mut PgConnection,
     accepted: &[(&OrderRequest, &NewOrder)],
@@ -441,6 +442,8 @@ async fn write_accepted(
             jti: request.jti,
             order_id: OrderId(order.id),
             consumed_at: now,
+            // The stock once written: the statement fills it in (below).
+            remaining: None,
         }));
     }
     let outbox = outbox::Columns::of(&messages);
@@ -488,9 +491,6 @@ async fn write_accepted(
          keyed AS ( \
            INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at) \
            SELECT *, $9 FROM unnest($3::uuid[], $11::text[], $12::bytea[], $1::uuid[])), \
-         announced AS ( \
-           INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
-           SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::jsonb[])), \
          held AS ( \
            INSERT INTO holdings (user_id, event_id, held, cap) \
            SELECT user_id, event_id, sum(quantity), max(cap) \
@@ -501,7 +501,17 @@ async fn write_accepted(
          stock AS ( \
            UPDATE event_stock s SET remaining = s.remaining - d.taken \
            FROM unnest($18::uuid[], $19::bigint[]) AS d(event_id, taken) \
-           WHERE s.event_id = d.event_id RETURNING s.event_id, s.remaining) \
+           WHERE s.event_id = d.event_id RETURNING s.event_id, s.remaining), \
+         announced AS ( \
+           INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
+           SELECT m.message_id, m.exchange, m.routing_key, m.message_type, \
+                  CASE WHEN stock.event_id IS NOT NULL \
+                  THEN jsonb_set(m.payload, '{remaining}', to_jsonb(stock.remaining)) \
+                  ELSE m.payload END \
+           FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::jsonb[]) \
+             AS m(message_id, exchange, routing_key, message_type, payload) \
+           LEFT JOIN stock ON m.message_type = $27 \
+             AND stock.event_id = (m.payload->>'event_id')::uuid) \
          INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload) \
          SELECT m.message_id, $23, $24, $25, jsonb_set(m.payload, '{reserved_pending}', to_jsonb( \
            CASE WHEN ev.returns_until IS NOT NULL AND ev.returns_until <= $9 THEN 0 \
@@ -538,6 +548,7 @@ async fn write_accepted(
     .bind(EventSoldOut::ROUTING_KEY)
     .bind(EventSoldOut::TYPE)
     .bind(&placed_orders)
+    .bind(GateConsumed::TYPE)
     .execute(&mut *tx)
     .await?;
     Ok(())

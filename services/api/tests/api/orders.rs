@@ -197,6 +197,16 @@ async fn limits_keys_and_stock_have_their_codes() {
             .await
             .expect("count");
     assert_eq!(sold_out, 1);
+    // Each used gate token tells the gateway the stock its order left: at 0 it stops
+    // admitting before it frees the admission.
+    let left: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT (payload->>'remaining')::bigint FROM outbox \
+         WHERE message_type = 'gate.consumed' ORDER BY id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .expect("consumed");
+    assert_eq!(left, [Some(1), Some(0)]);
 
     let unknown = EventId::new_v7();
     assert_eq!(

@@ -93,6 +93,7 @@ async fn created_updated_consumed_and_sold_out_messages_are_applied() {
         jti: uuid::Uuid::new_v4(),
         order_id: OrderId::new_v7(),
         consumed_at: OffsetDateTime::now_utc(),
+        remaining: Some(7),
     };
     publish(&channel, names, "m2-stale", &stale)
         .await
@@ -611,6 +612,111 @@ async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
     panic!("the retired queue's series are still exported");
 }
 
+/// The order that took the last ticket stops admissions before its admission is freed: its
+/// `gate.consumed` says no ticket is left, so a tick before `event.sold_out` arrives gives the
+/// freed place to nobody. A later return of tickets admits again; an older message than the
+/// return changes nothing.
+#[tokio::test]
+async fn the_last_ticket_stops_admissions_before_its_admission_is_freed() {
+    use flash_gateway::waiting_room::RawState;
+    let gw = TestGateway::spawn().await;
+    let (connection, channel) = confirmed_channel(&gw).await;
+    let event = EventId::new_v7();
+    send_in_order(
+        &gw,
+        &channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue: settings(1000, 1, 60),
+        },
+    )
+    .await;
+    eventually("open", || async {
+        gw.room
+            .view(event)
+            .await
+            .expect("view")
+            .is_some_and(|v| v.state == RawState::Open)
+    })
+    .await;
+    let buyers: Vec<UserId> = (0..3).map(|_| UserId::new_v7()).collect();
+    let tokens: Vec<String> = buyers.iter().map(|u| token_for(*u, Role::User)).collect();
+    assert_eq!(gw.join(event, &tokens[0]).await.status(), 200);
+    gw.wait_for_state(event, &tokens[0], TicketState::Admitted)
+        .await;
+    for token in &tokens[1..] {
+        assert_eq!(gw.join(event, token).await.status(), 200);
+    }
+    let used = |buyer: usize, remaining: Option<u64>| {
+        let gw = &gw;
+        let user = buyers[buyer];
+        async move {
+            let admitted_at = gw
+                .room
+                .admitted_at(event, user)
+                .await
+                .expect("read")
+                .expect("admitted");
+            GateConsumed {
+                event_id: event,
+                user_id: user,
+                jti: flash_gateway::gate::GateIssuer::jti(event, user, admitted_at),
+                order_id: OrderId::new_v7(),
+                consumed_at: OffsetDateTime::now_utc(),
+                remaining,
+            }
+        }
+    };
+    let settled = || async {
+        for _ in 0..5 {
+            gw.room.tick(event).await.expect("tick");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    // The first buyer's order took the last ticket; event.sold_out has not arrived.
+    let last = used(0, Some(0)).await;
+    send_in_order(&gw, &channel, 3, &last).await;
+    eventually("the admission freed", || async {
+        gw.room
+            .stats(event)
+            .await
+            .expect("stats")
+            .is_some_and(|s| s.admitted_active == 0)
+    })
+    .await;
+    settled().await;
+    let waiting = gw.status(event, &tokens[1]).await;
+    assert_eq!(
+        waiting.json::<Ticket>().await.expect("ticket").state,
+        TicketState::Waiting,
+        "the freed place went to nobody"
+    );
+
+    // Two tickets come back (a later message): the next in line is admitted (one at a time).
+    send_in_order(
+        &gw,
+        &channel,
+        5,
+        &EventUpdated {
+            event: info(event, EventStatus::OnSale),
+            queue: None,
+            remaining: Some(2),
+        },
+    )
+    .await;
+    gw.wait_for_state(event, &tokens[1], TicketState::Admitted)
+        .await;
+    // A message older than the return that says 0 frees the second buyer's place but stops
+    // nothing: the other returned ticket goes to the third.
+    let stale = used(1, Some(0)).await;
+    send_in_order(&gw, &channel, 4, &stale).await;
+    gw.wait_for_state(event, &tokens[2], TicketState::Admitted)
+        .await;
+    drop(connection.close(200, "done".into()).await);
+}
+
 /// Sold out while orders are still being paid, the queue keeps every place and admits nobody;
 /// buyers see how many orders are being paid. Tickets coming back (on sale again) admit the
 /// next in line; a sold-out with nothing left to pay closes the queue.
@@ -643,8 +749,8 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
     assert_eq!(gw.join(event, &second_token).await.status(), 200);
 
     // The first buyer's order took the last ticket; 3 orders are still being paid. The hold
-    // comes first here: were the admission freed before it, a tick in between could admit the
-    // second buyer (the test is about the hold, not that race).
+    // comes first here (the test is about the hold; the other order is
+    // the_last_ticket_stops_admissions_before_its_admission_is_freed).
     send_in_order(
         &gw,
         &channel,
@@ -678,6 +784,7 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
             ),
             order_id: OrderId::new_v7(),
             consumed_at: OffsetDateTime::now_utc(),
+            remaining: Some(0),
         },
     )
     .await;

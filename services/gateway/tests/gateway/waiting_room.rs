@@ -881,20 +881,20 @@ async fn expiry_and_consumption_free_capacity_on(f: &Fixture) {
         .expect("admitted");
     assert!(
         !f.room
-            .consume(event, crowd[0], admitted_at - 1)
+            .consume(event, crowd[0], Some(admitted_at - 1), None)
             .await
             .expect("consume"),
         "the token of another admission frees nothing"
     );
     assert!(
         f.room
-            .consume(event, crowd[0], admitted_at)
+            .consume(event, crowd[0], Some(admitted_at), None)
             .await
             .expect("consume")
     );
     assert!(
         !f.room
-            .consume(event, crowd[0], admitted_at)
+            .consume(event, crowd[0], Some(admitted_at), None)
             .await
             .expect("consume"),
         "duplicate message"
