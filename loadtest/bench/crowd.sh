@@ -31,5 +31,5 @@ for g in ${gateways//,/ }; do wait_ready "$g"; done
 
 mkdir -p artifacts/drill
 ./target/release/flash-drill burst --api "$API_ADDR" --gateway "$gateways" --users "$buyers" \
-  --database-url "$DATABASE_URL" --deadline-secs 240 \
+  --database-url "$DATABASE_URL" --deadline-secs 240 --signup-concurrency 8 \
   --json "artifacts/drill/crowd-$buyers.json" --html "artifacts/drill/crowd-$buyers.html" "$@"

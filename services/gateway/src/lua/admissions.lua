@@ -6,8 +6,13 @@
 -- Returns, per user, {number|false ('pre' in the pre-queue), admitted_at_ms|false,
 -- admission_end_ms|false (while the admission is open)}.
 local result = {}
-for i, user in ipairs(ARGV) do
-  result[i] = {redis.call('HGET', KEYS[1], user), redis.call('HGET', KEYS[3], user),
-    redis.call('ZSCORE', KEYS[2], user)}
+if #ARGV == 0 then
+  return result
+end
+local places = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local admitted_at = redis.call('HMGET', KEYS[3], unpack(ARGV))
+local ends = redis.call('ZMSCORE', KEYS[2], unpack(ARGV))
+for i = 1, #ARGV do
+  result[i] = {places[i], admitted_at[i], ends[i]}
 end
 return result

@@ -102,23 +102,28 @@ local first = 0
 if fresh > 0 then
   first = redis.call('INCRBY', KEYS[7], fresh) - fresh
 end
+-- A number's entry is its user and the time of joining ('<user> <ms>', read by tick.lua); a
+-- place in the pre-queue keeps its time of joining under the user until it is numbered.
 local places, numbers, times = {}, {}, {}
 for j = 1, count do
   if outcomes[j] == 'new' then
-    if values[j] ~= 'pre' then
+    if values[j] == 'pre' then
+      times[#times + 1] = users[j]
+      times[#times + 1] = now_ms
+    else
       values[j] = first + values[j]
       numbers[#numbers + 1] = values[j]
-      numbers[#numbers + 1] = users[j]
+      numbers[#numbers + 1] = users[j] .. ' ' .. now_ms
     end
     places[#places + 1] = users[j]
     places[#places + 1] = values[j]
-    times[#times + 1] = users[j]
-    times[#times + 1] = now_ms
   end
 end
 if #places > 0 then
-  redis.call('HSET', KEYS[10], unpack(times))
   redis.call('HSET', KEYS[2], unpack(places))
+end
+if #times > 0 then
+  redis.call('HSET', KEYS[10], unpack(times))
 end
 if #numbers > 0 then
   redis.call('HSET', KEYS[8], unpack(numbers))

@@ -149,12 +149,18 @@ local waits = {}
 while admitted < want and serving < last_number and steps < 20000 do
   serving = serving + 1
   steps = steps + 1
-  local user = redis.call('HGET', KEYS[5], serving)
-  if user then
+  local entry = redis.call('HGET', KEYS[5], serving)
+  if entry then
+    -- '<user> <joined ms>' (join.lua), or the user alone (numbered from the pre-queue, or
+    -- joined before the time moved into the entry): its time of joining is under the user.
+    local user, joined = string.match(entry, '^(%S+) (%d+)$')
+    if not user then
+      user = entry
+      joined = redis.call('HGET', KEYS[11], user)
+    end
     redis.call('ZADD', KEYS[7], now + ttl_ms, user)
     redis.call('HSET', KEYS[8], user, now)
     admitted = admitted + 1
-    local joined = redis.call('HGET', KEYS[11], user)
     if joined then
       waits[#waits + 1] = now - tonumber(joined)
     end

@@ -936,6 +936,12 @@ async fn leaving_frees_places_and_skips_numbers_on(f: &Fixture) {
     let tick = f.room.tick(event).await.expect("tick");
     assert_eq!((tick.admitted, tick.serving), (4, 5), "number 2 skipped");
     assert_eq!(tick.waits_ms.len(), 4);
+    // Each wait runs from the join (kept in the number's entry) to the admission.
+    assert!(
+        tick.waits_ms.iter().all(|w| (20..60_000).contains(w)),
+        "{:?}",
+        tick.waits_ms
+    );
     let stats = f.room.stats(event).await.expect("stats").expect("exists");
     assert_eq!((stats.waiting, stats.admitted_active), (0, 4));
     // Leaving and joining again puts the user at the back.
