@@ -1,6 +1,7 @@
 //! The api's errors, each answered as problem+json with its stable code; internals are
 //! logged once, never returned.
 
+use flash_kit::telemetry::{LOG_EVERY, LogThrottle};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
@@ -102,7 +103,10 @@ impl IntoResponse for ApiError {
             ApiError::Client(code, detail) => Problem::new(code, detail),
             ApiError::Validation(errors) => Problem::validation(errors),
             ApiError::Unavailable(error) => {
-                tracing::warn!(%error, "store unavailable");
+                static SITE: LogThrottle = LogThrottle::new();
+                if let Some(held_back) = SITE.allow(LOG_EVERY) {
+                    tracing::warn!(%error, held_back, "store unavailable");
+                }
                 Problem::new(
                     ErrorCode::Unavailable,
                     "The service is temporarily unavailable; retry shortly",

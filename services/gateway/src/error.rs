@@ -3,6 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use flash_kit::http::ProblemResponse;
+use flash_kit::telemetry::{LOG_EVERY, LogThrottle};
 use flash_protocol::error::FieldError;
 use flash_protocol::{ErrorCode, Problem};
 
@@ -57,7 +58,10 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Validation(errors) => Problem::validation(errors.clone()),
             ApiError::Store(error) => {
-                tracing::error!(%error, "queue store failed");
+                static SITE: LogThrottle = LogThrottle::new();
+                if let Some(held_back) = SITE.allow(LOG_EVERY) {
+                    tracing::error!(%error, held_back, "queue store failed");
+                }
                 Problem::new(
                     ErrorCode::Unavailable,
                     "The queue is unavailable; retry shortly",

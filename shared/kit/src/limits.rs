@@ -18,6 +18,8 @@ use axum::http::{HeaderMap, request::Parts};
 use axum::response::{IntoResponse, Response};
 use flash_protocol::ErrorCode;
 use flash_protocol::keys::RedisKeys;
+
+use crate::telemetry::{LOG_EVERY, LogThrottle};
 use redis::{Script, Value};
 
 use crate::http::{ProblemResponse, with_retry_after};
@@ -257,12 +259,18 @@ impl RateLimiter {
         let refusal = match outcome {
             Ok(Ok(refusal)) => refusal,
             Ok(Err(error)) => {
-                tracing::warn!(%error, "rate limits unavailable; letting the call through");
+                static SITE: LogThrottle = LogThrottle::new();
+                if let Some(held_back) = SITE.allow(LOG_EVERY) {
+                    tracing::warn!(%error, held_back, "rate limits unavailable; letting the call through");
+                }
                 ::metrics::counter!("rate_limit_unavailable_total").increment(1);
                 None
             }
             Err(_) => {
-                tracing::warn!("rate limits timed out; letting the call through");
+                static SITE: LogThrottle = LogThrottle::new();
+                if let Some(held_back) = SITE.allow(LOG_EVERY) {
+                    tracing::warn!(held_back, "rate limits timed out; letting the call through");
+                }
                 ::metrics::counter!("rate_limit_unavailable_total").increment(1);
                 None
             }
