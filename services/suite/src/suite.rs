@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use flash_kit::http::{ProblemResponse, with_common_layers};
 use flash_kit::ops;
 use flash_protocol::ErrorCode;
@@ -33,12 +33,16 @@ pub enum SuiteError {
     WebDir(String),
     #[error("cannot listen on the origin: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("the api's runtime stopped while the api was being built")]
+    ApiRuntime,
 }
 
 /// The whole suite, built and bound.
 pub struct Suite {
     pub gateway: flash_gateway::Application,
     pub api: flash_api::Application,
+    /// Where the api runs (see [`ApiRuntime`]).
+    api_runtime: ApiRuntime,
     pub pay: flash_pay::Application,
     /// The demo event, once [`ensure_demo_event`](Self::ensure_demo_event) made sure of it.
     pub demo: Option<crate::demo::Demo>,
@@ -58,7 +62,12 @@ impl Suite {
         if config.origin.create_database {
             flash_api::db::create_if_missing(&config.api.database_url).await?;
         }
-        let api = flash_api::Application::build(config.api).await?;
+        let api_runtime = ApiRuntime::start()?;
+        let api = api_runtime
+            .handle()
+            .spawn(flash_api::Application::build(config.api))
+            .await
+            .map_err(|_| SuiteError::ApiRuntime)??;
         let gateway = flash_gateway::Application::build(config.gateway).await?;
         let pay = flash_pay::Application::build(config.pay).await?;
 
@@ -80,7 +89,10 @@ impl Suite {
             )
             .layer(axum::middleware::map_response(web_headers));
         let router = Router::new()
-            .merge(api.service.public_router())
+            .merge(on_runtime(
+                api.service.public_router(),
+                api_runtime.handle().clone(),
+            ))
             .merge(gateway.service.public_router())
             .merge(ops::router(readiness, metrics))
             .merge(with_common_layers(
@@ -92,6 +104,7 @@ impl Suite {
         Ok(Self {
             gateway,
             api,
+            api_runtime,
             pay,
             demo: None,
             origin,
@@ -133,6 +146,10 @@ impl Suite {
             pay_port = self.pay.port(),
             "flash suite listening"
         );
+        let api = self
+            .api_runtime
+            .handle()
+            .spawn(self.api.run_until(shutdown.clone()));
         let (origin, gateway, api, pay) = tokio::join!(
             flash_kit::server::serve(
                 "origin",
@@ -143,10 +160,102 @@ impl Suite {
                 self.grace
             ),
             self.gateway.run_until(shutdown.clone()),
-            self.api.run_until(shutdown.clone()),
+            api,
             self.pay.run_until(shutdown),
         );
+        let api = api.unwrap_or_else(|_| Err(std::io::Error::other("the api's runtime stopped")));
         origin.and(gateway).and(api).and(pay)
+    }
+}
+
+/// The api's own runtime in the suite. Its handlers, stores and background work then do not
+/// wait for a turn on one runtime behind the gateway's joins, polls and sockets, as in a
+/// deployment, where the api has pods of its own: in `make drill` an order awaits several
+/// times (its limit's Redis reply, the batch writer's answer), and each wait used to requeue
+/// it behind the crowd's work (BENCHMARKS.md). Shut down in the background when dropped.
+struct ApiRuntime(Option<tokio::runtime::Runtime>);
+
+impl ApiRuntime {
+    fn start() -> std::io::Result<Self> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
+            .thread_name("api")
+            .enable_all()
+            .build()
+            .map(|runtime| Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle(),
+            None => unreachable!("the runtime is taken only when dropped"),
+        }
+    }
+}
+
+impl Drop for ApiRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// `router` with each request handled on `runtime` (the origin's connection stays where it
+/// was accepted; the handler, and what it awaits, runs there).
+fn on_runtime(router: Router, runtime: tokio::runtime::Handle) -> Router {
+    router.layer(tower::layer::layer_fn(move |inner| SpawnOn {
+        inner,
+        runtime: runtime.clone(),
+    }))
+}
+
+#[derive(Clone)]
+struct SpawnOn<S> {
+    inner: S,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<S> tower::Service<axum::extract::Request> for SpawnOn<S>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let task = self
+            .runtime
+            .spawn(tower::ServiceExt::oneshot(self.inner.clone(), request));
+        Box::pin(async move {
+            Ok(match task.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                // Only when the api's runtime is shutting down.
+                Err(_) => ProblemResponse::new(
+                    ErrorCode::Unavailable,
+                    "The service is shutting down; retry shortly",
+                )
+                .into_response(),
+            })
+        })
     }
 }
 
@@ -174,4 +283,35 @@ async fn web_headers(mut response: Response) -> Response {
 
 async fn web_not_found() -> ProblemResponse {
     ProblemResponse::new(ErrorCode::NotFound, "No such page")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_router_on_a_runtime_handles_its_requests_there() {
+        let runtime = ApiRuntime::start().expect("runtime");
+        let router = on_runtime(
+            Router::new().route(
+                "/where",
+                axum::routing::get(|| async {
+                    std::thread::current().name().unwrap_or_default().to_owned()
+                }),
+            ),
+            runtime.handle().clone(),
+        );
+        let response = tower::ServiceExt::oneshot(
+            router,
+            axum::extract::Request::get("/where")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"api", "the handler ran on the api's runtime");
+    }
 }
