@@ -5,6 +5,7 @@
 //! hold across replicas. Accounts are named in Redis by a hash of their e-mail, never the
 //! e-mail itself.
 
+use flash_kit::telemetry::{LOG_EVERY, LogThrottle};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -160,7 +161,10 @@ impl ApiLimits {
         )
         .await;
         if !matches!(recorded, Ok(Ok(()))) {
-            tracing::warn!("cannot remember a login's address");
+            static SITE: LogThrottle = LogThrottle::new();
+            if let Some(held_back) = SITE.allow(LOG_EVERY) {
+                tracing::warn!(held_back, "cannot remember a login's address");
+            }
         }
     }
 

@@ -105,6 +105,7 @@ end
 -- A number's entry is its user and the time of joining ('<user> <ms>', read by tick.lua); a
 -- place in the pre-queue keeps its time of joining under the user until it is numbered.
 local places, numbers, times = {}, {}, {}
+local joined = ' ' .. result[7]
 for j = 1, count do
   if outcomes[j] == 'new' then
     if values[j] == 'pre' then
@@ -113,7 +114,7 @@ for j = 1, count do
     else
       values[j] = first + values[j]
       numbers[#numbers + 1] = values[j]
-      numbers[#numbers + 1] = users[j] .. ' ' .. now_ms
+      numbers[#numbers + 1] = users[j] .. joined
     end
     places[#places + 1] = users[j]
     places[#places + 1] = values[j]
