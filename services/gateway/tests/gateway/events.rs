@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use flash_gateway::waiting_room::RawState;
 use flash_kit::amqp::publish;
 use flash_protocol::claims::Role;
-use flash_protocol::event::EventStatus;
+use flash_protocol::event::{EventStatus, QueueSettings};
 use flash_protocol::messages::{
     EventCreated, EventQueueInfo, EventSoldOut, EventUpdated, GateConsumed,
 };
@@ -225,7 +226,6 @@ async fn garbage_messages_are_dropped_without_stopping_the_consumer() {
 /// ended with the queue open after its event sold out: an "on sale again" applied late.)
 #[tokio::test]
 async fn a_late_status_message_never_undoes_a_newer_one() {
-    use flash_gateway::waiting_room::RawState;
     use flash_kit::amqp::outbox_properties;
     use flash_protocol::messages::{Exchange, Message};
 
@@ -379,6 +379,30 @@ async fn settles_with(
     );
 }
 
+/// A new event on sale (`event.created` at outbox position 1), once its queue is open.
+async fn on_sale(gw: &TestGateway, channel: &lapin::Channel, queue: QueueSettings) -> EventId {
+    let event = EventId::new_v7();
+    send_in_order(
+        gw,
+        channel,
+        1,
+        &EventCreated {
+            event: info(event, EventStatus::OnSale),
+            queue,
+        },
+    )
+    .await;
+    eventually("open", || async {
+        gw.room
+            .view(event)
+            .await
+            .expect("view")
+            .is_some_and(|v| v.state == RawState::Open)
+    })
+    .await;
+    event
+}
+
 /// Publishes `message` with its outbox position `sequence`, as the api's relay does.
 async fn send_in_order<M: flash_protocol::messages::Message>(
     gw: &TestGateway,
@@ -416,17 +440,7 @@ fn info(event: EventId, status: EventStatus) -> EventQueueInfo {
 async fn the_gateway_owns_queue_settings_once_the_queue_exists() {
     let gw = TestGateway::spawn().await;
     let (connection, channel) = confirmed_channel(&gw).await;
-    let event = EventId::new_v7();
-    send_in_order(
-        &gw,
-        &channel,
-        1,
-        &EventCreated {
-            event: info(event, EventStatus::OnSale),
-            queue: settings(200, 100, 60),
-        },
-    )
-    .await;
+    let event = on_sale(&gw, &channel, settings(200, 100, 60)).await;
     let rate = || async {
         gw.room
             .stats(event)
@@ -536,17 +550,7 @@ async fn an_update_before_its_creation_opens_a_queue_that_admits_once_settings_a
 async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
     let gw = TestGateway::spawn().await;
     let (connection, channel) = confirmed_channel(&gw).await;
-    let event = EventId::new_v7();
-    send_in_order(
-        &gw,
-        &channel,
-        1,
-        &EventCreated {
-            event: info(event, EventStatus::OnSale),
-            queue: settings(100, 10, 60),
-        },
-    )
-    .await;
+    let event = on_sale(&gw, &channel, settings(100, 10, 60)).await;
     let user = token_for(UserId::new_v7(), Role::User);
     eventually("open", || async {
         gw.join(event, &user).await.status() == 200
@@ -618,28 +622,9 @@ async fn an_ended_event_is_retired_its_keys_expire_and_its_series_go() {
 /// return changes nothing.
 #[tokio::test]
 async fn the_last_ticket_stops_admissions_before_its_admission_is_freed() {
-    use flash_gateway::waiting_room::RawState;
     let gw = TestGateway::spawn().await;
     let (connection, channel) = confirmed_channel(&gw).await;
-    let event = EventId::new_v7();
-    send_in_order(
-        &gw,
-        &channel,
-        1,
-        &EventCreated {
-            event: info(event, EventStatus::OnSale),
-            queue: settings(1000, 1, 60),
-        },
-    )
-    .await;
-    eventually("open", || async {
-        gw.room
-            .view(event)
-            .await
-            .expect("view")
-            .is_some_and(|v| v.state == RawState::Open)
-    })
-    .await;
+    let event = on_sale(&gw, &channel, settings(1000, 1, 60)).await;
     let buyers: Vec<UserId> = (0..3).map(|_| UserId::new_v7()).collect();
     let tokens: Vec<String> = buyers.iter().map(|u| token_for(*u, Role::User)).collect();
     assert_eq!(gw.join(event, &tokens[0]).await.status(), 200);
@@ -722,25 +707,10 @@ async fn the_last_ticket_stops_admissions_before_its_admission_is_freed() {
 /// next in line; a sold-out with nothing left to pay closes the queue.
 #[tokio::test]
 async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
-    use flash_gateway::waiting_room::RawState;
     let gw = TestGateway::spawn().await;
     let (connection, channel) = confirmed_channel(&gw).await;
-    let event = EventId::new_v7();
-    send_in_order(
-        &gw,
-        &channel,
-        1,
-        &EventCreated {
-            event: info(event, EventStatus::OnSale),
-            queue: settings(100, 1, 60),
-        },
-    )
-    .await;
+    let event = on_sale(&gw, &channel, settings(100, 1, 60)).await;
     let view = || async { gw.room.view(event).await.expect("view") };
-    eventually("open", || async {
-        view().await.is_some_and(|v| v.state == RawState::Open)
-    })
-    .await;
     let (first, second) = (UserId::new_v7(), UserId::new_v7());
     let (first_token, second_token) = (token_for(first, Role::User), token_for(second, Role::User));
     assert_eq!(gw.join(event, &first_token).await.status(), 200);
@@ -882,17 +852,7 @@ async fn a_sold_out_queue_holds_its_line_while_orders_are_being_paid() {
 async fn a_return_admits_no_more_buyers_than_tickets_left() {
     let gw = TestGateway::spawn().await;
     let (connection, channel) = confirmed_channel(&gw).await;
-    let event = EventId::new_v7();
-    send_in_order(
-        &gw,
-        &channel,
-        1,
-        &EventCreated {
-            event: info(event, EventStatus::OnSale),
-            queue: settings(1000, 100, 60),
-        },
-    )
-    .await;
+    let event = on_sale(&gw, &channel, settings(1000, 100, 60)).await;
     // Sold out with orders being paid: the line holds while it forms.
     send_in_order(
         &gw,
