@@ -120,21 +120,17 @@ for j = 1, count do
     places[#places + 1] = values[j]
   end
 end
-if #places > 0 then
-  redis.call('HSET', KEYS[2], unpack(places))
+-- One command per key, and none for a key with nothing to write.
+local function write(command, key, values)
+  if #values > 0 then
+    redis.call(command, key, unpack(values))
+  end
 end
-if #times > 0 then
-  redis.call('HSET', KEYS[10], unpack(times))
-end
-if #numbers > 0 then
-  redis.call('HSET', KEYS[8], unpack(numbers))
-end
-if #pre_members > 0 then
-  redis.call('SADD', KEYS[9], unpack(pre_members))
-end
-if #draw_entries > 0 then
-  redis.call('ZADD', KEYS[11], unpack(draw_entries))
-end
+write('HSET', KEYS[2], places)
+write('HSET', KEYS[10], times)
+write('HSET', KEYS[8], numbers)
+write('SADD', KEYS[9], pre_members)
+write('ZADD', KEYS[11], draw_entries)
 
 for j = 1, count do
   local outcome, value = outcomes[j], values[j]
