@@ -33,9 +33,28 @@ const VERIFIED_TOKEN_CACHE: u64 = 200_000;
 /// How often the gateway's JWKS is fetched again.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// What every api handler shares.
+/// What every api handler shares: one pointer, so that the copy each request's handlers and
+/// middleware take is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    #[must_use]
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub db: PgPool,
     pub broker: Arc<Broker>,
     pub passwords: PasswordHashing,
@@ -134,7 +153,7 @@ impl Application {
             // are caught up later): degraded, never out of its Service.
             .with_degraded(broker.check());
         let tokens = Tokens::new(signing, access_jwks, config.keys.lifetimes());
-        let state = AppState {
+        let state = AppState::new(Shared {
             orders: Arc::new(OrderTaker::start(
                 pool.clone(),
                 config.orders,
@@ -149,7 +168,7 @@ impl Application {
             dummy_hash,
             limits: ApiLimits::new(limiter, config.limits),
             trust_forwarded_for: config.common.trust_forwarded_for,
-        };
+        });
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
             SERVICE,

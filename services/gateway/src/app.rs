@@ -29,9 +29,28 @@ const VERIFIED_TOKEN_CACHE: u64 = 200_000;
 /// How often the api's JWKS is fetched again.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// What every gateway handler shares.
+/// What every gateway handler shares: one pointer, so that the copy each request's handlers and
+/// middleware take is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    #[must_use]
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub room: WaitingRoom,
     /// Joins and status polls, combined per event into one script call while one is in
     /// flight.
@@ -141,7 +160,7 @@ impl Application {
             room.clone(),
             flash_kit::amqp::Publisher::new(Arc::clone(&broker)),
         ));
-        let state = AppState {
+        let state = AppState::new(Shared {
             joins: Arc::default(),
             statuses: Arc::default(),
             hub: Arc::new(Hub::new(room.clone())),
@@ -158,7 +177,7 @@ impl Application {
                 .min(config.common.shutdown_grace() / 2),
             trust_forwarded_for: config.common.trust_forwarded_for,
             sockets: tokio_util::task::TaskTracker::new(),
-        };
+        });
         let public = flash_kit::http::with_common_layers(
             router(state.clone()),
             SERVICE,

@@ -912,6 +912,38 @@ async fn expiry_and_consumption_free_capacity_on(f: &Fixture) {
     assert_eq!(lapsed.admission_ends_ms, None);
     let buyer = f.room.snapshot(event, crowd[0]).await.expect("snapshot");
     assert!(!buyer.expired && buyer.admitted_at_ms.is_some());
+
+    // Read together, waiting places (whose admissions are not read) between admitted, lapsed
+    // and used ones: each gets its own.
+    let asked = [crowd[8], crowd[1], crowd[7], crowd[4], crowd[0]];
+    let together = f.room.snapshots(event, &asked).await.expect("snapshots");
+    let admissions: Vec<_> = together
+        .iter()
+        .map(|s| {
+            (
+                s.admission_ends_ms.is_some(),
+                s.admitted_at_ms.is_some(),
+                s.expired,
+            )
+        })
+        .collect();
+    assert_eq!(
+        admissions,
+        [
+            (false, false, false),
+            (false, true, true),
+            (false, false, false),
+            (true, true, false),
+            (false, true, false)
+        ]
+    );
+    assert_eq!(
+        together[1],
+        Snapshot {
+            now_ms: together[1].now_ms,
+            ..lapsed
+        }
+    );
 }
 
 #[tokio::test]
