@@ -166,6 +166,10 @@ impl<B: Batch> Combiner<B> {
             event,
         };
         loop {
+            // The requests whose tasks are ready to run now join this batch: one pass of the
+            // scheduler (no timer), so a quiet queue waits for nothing and a busy one sends
+            // larger batches.
+            tokio::task::yield_now().await;
             let batch = {
                 let mut lines = lock(&self.lines);
                 let Some(line) = lines.get_mut(&event) else {

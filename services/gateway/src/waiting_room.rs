@@ -342,8 +342,9 @@ pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
 /// Values before the users' answers of `join.lua` and `status.lua`: the queue's settings,
 /// serving, the time and the orders being paid while it holds.
 const HEADER: usize = 8;
-/// Values of one user's place in `status.lua`'s answer.
-const STATUS_FIELDS: usize = 4;
+/// The admission of a place the serving number has not reached (`status.lua` answers the
+/// place alone) or that was taken now: none, and not expired.
+const NO_ADMISSION: [Value; 3] = [Value::Nil, Value::Nil, Value::Int(0)];
 
 /// A script call for `users` of a queue, with the keys a user's snapshot reads first (config,
 /// users, serving, admitted, admitted_at, expired).
@@ -609,7 +610,7 @@ impl WaitingRoom {
                     let snapshot = placed_snapshot(
                         header,
                         &Value::Nil,
-                        &[Value::Nil, Value::Nil, Value::Int(0)],
+                        &NO_ADMISSION,
                     )?;
                     return Ok((Joined::Challenge(lacking), snapshot));
                 }
@@ -618,7 +619,7 @@ impl WaitingRoom {
                     placed_snapshot(
                         header,
                         field(answer, 1)?,
-                        &[Value::Nil, Value::Nil, Value::Int(0)],
+                        &NO_ADMISSION,
                     )?
                 } else {
                     parse_snapshot(&array(field(answer, 1)?.clone())?)?
@@ -662,13 +663,29 @@ impl WaitingRoom {
             .key(&k.joined_at)
             .key(&k.draw)
             .key(&k.challenges_used);
-        for (user, proof) in users {
-            call.arg(user.to_string())
-                .arg(
-                    seed.map(|s| s.key_of(event, *user).to_hex())
-                        .unwrap_or_default(),
-                )
-                .arg(proof.script_arg());
+        // The columns join.lua reads: the users, then their draw keys when the queue has a
+        // seed and their proofs when one was brought (an empty column is left out).
+        let proofs: Vec<String> = users.iter().map(|(_, proof)| proof.script_arg()).collect();
+        let proved = proofs.iter().any(|proof| !proof.is_empty());
+        let columns = match (seed.is_some(), proved) {
+            (true, true) => "kp",
+            (true, false) => "k",
+            (false, true) => "p",
+            (false, false) => "",
+        };
+        call.arg(users.len()).arg(columns);
+        for (user, _) in users {
+            call.arg(user.to_string());
+        }
+        if let Some(seed) = seed {
+            for (user, _) in users {
+                call.arg(seed.key_of(event, *user).to_hex());
+            }
+        }
+        if proved {
+            for proof in proofs {
+                call.arg(proof);
+            }
         }
         self.call_many(call, 2, users.len(), "joins").await
     }
@@ -690,12 +707,23 @@ impl WaitingRoom {
         let k = self.queue(event);
         let call = placed_call(&self.scripts.status, &k, users);
         let items = self
-            .call_many(call, STATUS_FIELDS, users.len(), "statuses")
+            .call_many(call, 1, users.len(), "statuses")
             .await?;
         let (header, places) = items.split_at(HEADER);
         places
-            .chunks(STATUS_FIELDS)
-            .map(|place| placed_snapshot(header, &place[0], &place[1..]))
+            .iter()
+            .map(|place| match place {
+                Value::Array(reached) => match reached.split_first() {
+                    Some((number, admission)) if admission.len() == NO_ADMISSION.len() => {
+                        placed_snapshot(header, number, admission)
+                    }
+                    _ => Err(RoomError::Protocol(format!(
+                        "{} values of a reached place",
+                        reached.len()
+                    ))),
+                },
+                waiting => placed_snapshot(header, waiting, &NO_ADMISSION),
+            })
             .collect()
     }
 

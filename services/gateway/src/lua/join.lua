@@ -6,9 +6,11 @@
 -- only the other outcomes carry a whole snapshot.
 -- KEYS: config, users, serving, admitted, admitted_at, expired, seq, by_number, pre_queue,
 --       joined_at, draw, challenges_used (the prefix of the per-user sets of used challenges)
--- ARGV: for each user three values: the user, their draw key (64 hex characters; '' for
---       every user when the queue has no draw seed) and their proof: '' (none), 'invalid',
---       'expired', 'failed' or 'ok <expires_ms> <challenge id>' (checked by the gateway).
+-- ARGV: the count of users n, which columns follow the users ('k' draw keys, 'p' proofs: 'kp',
+--       'k', 'p' or ''), then n users, then (when 'k') n draw keys (64 hex characters; left
+--       out when the queue has no draw seed) and (when 'p') n proofs: '' (none), 'invalid',
+--       'expired', 'failed' or 'ok <expires_ms> <challenge id>' (checked by the gateway; left
+--       out when no user brought one).
 -- The call's places are written together at its end, one command per key (its cost to Redis
 -- grows with the number of places, not of commands); a user named twice in one call gets the
 -- place the first naming took, answered as 'existing'.
@@ -27,7 +29,14 @@ local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'ad
   'admission_ttl_s', 'challenge_difficulty', 'reserved_pending')
 local challenged = tonumber(cfg[6] or '0') > 0
 local state = cfg[1]
-if state == 'scheduled' and ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'seed') == 1 then
+local count = tonumber(ARGV[1])
+local keyed = string.find(ARGV[2], 'k', 1, true) ~= nil
+-- Where the users, their draw keys and their proofs start (j-th user at from + j).
+local users_from = 2
+local keys_from = keyed and users_from + count or nil
+local proofs_from = string.find(ARGV[2], 'p', 1, true) and users_from + (keyed and 2 or 1) * count
+  or nil
+if state == 'scheduled' and not keyed and redis.call('HEXISTS', KEYS[1], 'seed') == 1 then
   -- The caller did not know the queue's seed (it was created meanwhile): nothing is written.
   return redis.error_reply('NOSEED the queue has a draw seed: join with draw keys')
 end
@@ -36,14 +45,9 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0',
   redis.call('GET', KEYS[3]) or '0', tostring(now_ms), cfg[7] or '0'}
 
-local count = #ARGV / 3
-local users = {}
-for j = 1, count do
-  users[j] = ARGV[3 * j - 2]
-end
 local held = {}
 if state then
-  held = redis.call('HMGET', KEYS[2], unpack(users))
+  held = redis.call('HMGET', KEYS[2], unpack(ARGV, users_from + 1, users_from + count))
 end
 
 -- First the outcome of each user, in order; a new open place gets its rank among this call's.
@@ -51,7 +55,9 @@ local outcomes, values, taken = {}, {}, {}
 local fresh = 0
 local pre_members, draw_entries = {}, {}
 for j = 1, count do
-  local user, key, proof = users[j], ARGV[3 * j - 1], ARGV[3 * j]
+  local user = ARGV[users_from + j]
+  local key = keyed and ARGV[keys_from + j] or ''
+  local proof = proofs_from and ARGV[proofs_from + j] or ''
   local outcome, value
   local lacking = nil
   if challenged and state and state ~= 'closed' then
@@ -103,21 +109,25 @@ if fresh > 0 then
   first = redis.call('INCRBY', KEYS[7], fresh) - fresh
 end
 -- A number's entry is its user and the time of joining ('<user> <ms>', read by tick.lua); a
--- place in the pre-queue keeps its time of joining under the user until it is numbered.
+-- place in the pre-queue keeps its time of joining under the user until it is numbered. A
+-- number is written as text made once ('%d': Redis would format a Lua number as a float for
+-- each command it is given to).
 local places, numbers, times = {}, {}, {}
 local joined = ' ' .. result[7]
 for j = 1, count do
   if outcomes[j] == 'new' then
-    if values[j] == 'pre' then
-      times[#times + 1] = users[j]
-      times[#times + 1] = now_ms
+    local user, place = ARGV[users_from + j], values[j]
+    if place == 'pre' then
+      times[#times + 1] = user
+      times[#times + 1] = result[7]
     else
-      values[j] = first + values[j]
-      numbers[#numbers + 1] = values[j]
-      numbers[#numbers + 1] = users[j] .. joined
+      values[j] = first + place
+      place = string.format('%d', values[j])
+      numbers[#numbers + 1] = place
+      numbers[#numbers + 1] = user .. joined
     end
-    places[#places + 1] = users[j]
-    places[#places + 1] = values[j]
+    places[#places + 1] = user
+    places[#places + 1] = place
   end
 end
 -- One command per key, and none for a key with nothing to write.
@@ -142,6 +152,6 @@ for j = 1, count do
   end
   result[#result + 1] = outcome
   result[#result + 1] = value or
-    snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], users[j])
+    snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[users_from + j])
 end
 return result

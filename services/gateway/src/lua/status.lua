@@ -8,8 +8,9 @@
 -- ARGV: user... (at least one)
 -- Returns {state|false, paused, closed_reason, admit_per_sec, admission_ttl_s, serving, now_ms,
 -- reserved_pending}
--- once, then for each user {number|'pre'|false, admission_end_ms|false, admitted_at_ms|false,
--- expired (0/1)}: with the header, the fields of snapshot.lua's snapshot.
+-- once, then one value for each user: its place (number|'pre'|false) when the serving number
+-- has not reached it, else {number, admission_end_ms|false, admitted_at_ms|false, expired
+-- (0/1)}: with the header, the fields of snapshot.lua's snapshot.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'admit_per_sec',
@@ -18,11 +19,12 @@ local result = {cfg[1], cfg[2] or '0', cfg[3] or '', cfg[4] or '0', cfg[5] or '0
   redis.call('GET', KEYS[3]) or '0', tostring(now), cfg[6] or '0'}
 local serving = tonumber(result[6])
 local places = redis.call('HMGET', KEYS[2], unpack(ARGV))
-local reached = {}
+local reached, of = {}, {}
 for i = 1, #ARGV do
   local number = places[i] and tonumber(places[i])
   if number and number <= serving then
     reached[#reached + 1] = ARGV[i]
+    of[i] = #reached
   end
 end
 local ends, admitted_at, expired = {}, {}, {}
@@ -31,19 +33,12 @@ if #reached > 0 then
   admitted_at = redis.call('HMGET', KEYS[5], unpack(reached))
   expired = redis.call('SMISMEMBER', KEYS[6], unpack(reached))
 end
-local r = 0
 for i = 1, #ARGV do
-  local number = places[i] and tonumber(places[i])
-  result[#result + 1] = places[i]
-  if number and number <= serving then
-    r = r + 1
-    result[#result + 1] = ends[r]
-    result[#result + 1] = admitted_at[r]
-    result[#result + 1] = expired[r]
+  local r = of[i]
+  if r then
+    result[#result + 1] = {places[i], ends[r], admitted_at[r], expired[r]}
   else
-    result[#result + 1] = false
-    result[#result + 1] = false
-    result[#result + 1] = 0
+    result[#result + 1] = places[i]
   end
 end
 return result
