@@ -19,6 +19,10 @@ use crate::waiting_room::{Place, QueueView, RawState, Snapshot, WaitingRoom};
 
 /// How often the throttled position view is published, and replicas catch up with Redis.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Over how long after a flush a replica's sockets send their new positions: each socket at
+/// its own random moment within it, so that 15,000 sockets' frames (and the crowd's answers to
+/// them) do not all leave at the same instant, ahead of every other request on the gateway.
+pub const POSITION_SPREAD: Duration = Duration::from_millis(800);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -195,7 +199,7 @@ impl EventSockets {
     /// the next flush.
     fn update(&self, view: QueueView) {
         let mut latest = lock(&self.latest);
-        let urgent = latest.state != view.state || latest.closed_reason != view.closed_reason;
+        let urgent = latest.turns_into(&view);
         *latest = view;
         drop(latest);
         if urgent {

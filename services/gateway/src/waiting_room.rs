@@ -174,6 +174,14 @@ pub struct QueueView {
 }
 
 impl QueueView {
+    /// Whether going from this view to `next` opens, closes or reopens the queue: told to
+    /// every socket at once; any other change (the serving number, a pause, the rates) waits
+    /// for the next flush and each socket's own moment within it.
+    #[must_use]
+    pub fn turns_into(&self, next: &QueueView) -> bool {
+        self.state != next.state || self.closed_reason != next.closed_reason
+    }
+
     /// Whether the queue admits now: open, not paused, not holding its line, with a rate (the
     /// ticks' own test).
     #[must_use]
@@ -607,20 +615,12 @@ impl WaitingRoom {
                         _ => Lacking::Required,
                     };
                     // Nothing was read for a refused newcomer: the header's view, no place.
-                    let snapshot = placed_snapshot(
-                        header,
-                        &Value::Nil,
-                        &NO_ADMISSION,
-                    )?;
+                    let snapshot = placed_snapshot(header, &Value::Nil, &NO_ADMISSION)?;
                     return Ok((Joined::Challenge(lacking), snapshot));
                 }
                 let snapshot = if outcome == "new" {
                     // The place taken, neither admitted nor expired.
-                    placed_snapshot(
-                        header,
-                        field(answer, 1)?,
-                        &NO_ADMISSION,
-                    )?
+                    placed_snapshot(header, field(answer, 1)?, &NO_ADMISSION)?
                 } else {
                     parse_snapshot(&array(field(answer, 1)?.clone())?)?
                 };
@@ -706,9 +706,7 @@ impl WaitingRoom {
         }
         let k = self.queue(event);
         let call = placed_call(&self.scripts.status, &k, users);
-        let items = self
-            .call_many(call, 1, users.len(), "statuses")
-            .await?;
+        let items = self.call_many(call, 1, users.len(), "statuses").await?;
         let (header, places) = items.split_at(HEADER);
         places
             .iter()

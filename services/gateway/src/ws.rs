@@ -424,6 +424,11 @@ async fn session<S, E>(
     let mut expiry_due: Option<tokio::time::Instant> = None;
     // Not marked seen: a change the registration found pending is acted on first.
     let mut seen_version = view.borrow().version;
+    // The view this socket last acted on, and when it sends a new position: at its own moment
+    // after each flush (see POSITION_SPREAD), the same for every flush.
+    let mut acted = view.borrow().view;
+    let position_offset = drain_delay(crate::hub::POSITION_SPREAD);
+    let mut position_due: Option<tokio::time::Instant> = None;
     if let Flow::Stop = announce(
         socket,
         ctx,
@@ -476,8 +481,8 @@ async fn session<S, E>(
                     socket.close(CLOSE_NOT_IN_QUEUE, "you left the queue").await;
                     return;
                 }
-                let current = view.borrow().view;
-                slot.standing(&current, now_ms()).ok()
+                acted = view.borrow().view;
+                slot.standing(&acted, now_ms()).ok()
             }
             changed = view.changed() => {
                 if changed.is_err() {
@@ -489,7 +494,26 @@ async fn session<S, E>(
                     ::metrics::counter!("gateway_ws_frames_dropped_total").increment(skipped);
                 }
                 seen_version = published.version;
-                slot.standing(&published.view, now_ms()).ok()
+                if acted.turns_into(&published.view) {
+                    acted = published.view;
+                    position_due = None;
+                    slot.standing(&published.view, now_ms()).ok()
+                } else {
+                    position_due.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + position_offset
+                    });
+                    None
+                }
+            }
+            () = async {
+                match position_due {
+                    Some(due) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                position_due = None;
+                acted = view.borrow().view;
+                slot.standing(&acted, now_ms()).ok()
             }
             () = async {
                 match expiry_due.filter(|_| !expiry_checked) {

@@ -318,6 +318,62 @@ async fn sold_out_tells_every_waiting_socket_at_once() {
 }
 
 #[tokio::test]
+async fn new_positions_leave_spread_over_the_flush_not_at_once() {
+    let gw = TestGateway::spawn().await;
+    // Two buyers ahead hold every admission, so the sockets behind them stay waiting; a third
+    // waits first in line, so that every socket has someone ahead (and an ETA that a rate
+    // changes).
+    let event = gw.open_event(settings(1000, 2, 60)).await;
+    for _ in 0..3 {
+        let token = token_for(UserId::new_v7(), Role::User);
+        assert_eq!(gw.join(event, &token).await.status(), 200);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while gw.room.tick(event).await.expect("tick").serving < 2 {
+        assert!(Instant::now() < until, "the two ahead were not admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut clients = Vec::new();
+    for _ in 0..24 {
+        let (_, mut client) = waiting_socket(&gw, event).await;
+        frame(&mut client, Duration::from_secs(2)).await;
+        clients.push(client);
+    }
+    // A slower rate changes every waiting socket's ETA but neither opens nor closes the queue.
+    let patched = QueuePatch {
+        admit_per_sec: Some(1),
+        ..QueuePatch::default()
+    };
+    gw.room
+        .patch(event, UserId::new_v7(), &patched)
+        .await
+        .expect("patch");
+    let started = Instant::now();
+    let arrivals = futures::future::join_all(clients.iter_mut().map(|client| async move {
+        match frame(client, Duration::from_secs(4)).await {
+            ServerFrame::Position { .. } => started.elapsed(),
+            other => panic!("expected a new position, got {other:?}"),
+        }
+    }))
+    .await;
+    let (first, last) = (
+        arrivals.iter().min().copied().unwrap_or_default(),
+        arrivals.iter().max().copied().unwrap_or_default(),
+    );
+    assert!(
+        last - first >= Duration::from_millis(300),
+        "new positions spread over the flush, not at once: {arrivals:?}"
+    );
+    assert!(
+        last <= flash_gateway::hub::FLUSH_EVERY
+            + flash_gateway::hub::POSITION_SPREAD
+            + Duration::from_millis(500),
+        "every socket told within a flush and its spread: {arrivals:?}"
+    );
+    gw.running.stop().await;
+}
+
+#[tokio::test]
 async fn a_stop_closes_its_sockets_spread_over_the_drain_window() {
     let redis = flash_kit::testing::TestRedis::new();
     let amqp = flash_kit::testing::TestAmqp::new();
