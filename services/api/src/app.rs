@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRef;
 use flash_kit::amqp::Broker;
-use flash_kit::auth::Authenticator;
+use flash_kit::auth::{Authenticator, HoldsAuthenticator};
+use flash_kit::http::SharedState;
 use flash_kit::limits::RateLimiter;
 use flash_kit::ops::Readiness;
 use flash_kit::service::{Parts, Service};
@@ -33,25 +33,8 @@ const VERIFIED_TOKEN_CACHE: u64 = 200_000;
 /// How often the gateway's JWKS is fetched again.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// What every api handler shares: one pointer, so that the copy each request's handlers and
-/// middleware take is one reference count, not one per part.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    #[must_use]
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
+/// What every api handler shares (one pointer: see [`SharedState`]).
+pub type AppState = SharedState<Shared>;
 
 /// The parts of [`AppState`].
 pub struct Shared {
@@ -69,9 +52,9 @@ pub struct Shared {
     pub trust_forwarded_for: bool,
 }
 
-impl FromRef<AppState> for Arc<Authenticator> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.auth)
+impl HoldsAuthenticator for Shared {
+    fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 }
 

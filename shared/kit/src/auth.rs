@@ -123,6 +123,18 @@ impl Authenticator {
     }
 }
 
+/// State parts that hold the access-token checker: with them, a
+/// [`SharedState`](crate::http::SharedState) serves [`CurrentUser`] and [`AdminUser`].
+pub trait HoldsAuthenticator {
+    fn authenticator(&self) -> &Arc<Authenticator>;
+}
+
+impl<T: HoldsAuthenticator> FromRef<crate::http::SharedState<T>> for Arc<Authenticator> {
+    fn from_ref(state: &crate::http::SharedState<T>) -> Self {
+        Arc::clone(state.authenticator())
+    }
+}
+
 /// The authenticated caller (401 `UNAUTHENTICATED` otherwise).
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub Arc<AccessClaims>);

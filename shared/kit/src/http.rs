@@ -170,6 +170,32 @@ fn query_rejection(rejection: &QueryRejection) -> ProblemResponse {
     ProblemResponse::new(ErrorCode::Validation, rejection.body_text())
 }
 
+/// What a service's handlers share, behind one pointer: the copy that each request's
+/// extractors and middleware take is one reference count, not one per part. The parts are
+/// read through `Deref`.
+pub struct SharedState<T>(std::sync::Arc<T>);
+
+impl<T> SharedState<T> {
+    #[must_use]
+    pub fn new(parts: T) -> Self {
+        Self(std::sync::Arc::new(parts))
+    }
+}
+
+impl<T> Clone for SharedState<T> {
+    fn clone(&self) -> Self {
+        Self(std::sync::Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::ops::Deref for SharedState<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Sets `Retry-After` to `wait` in whole seconds (rounded up, at least 1).
 pub fn with_retry_after(response: &mut Response, wait: Duration) {
     let seconds = crate::limits::retry_seconds(wait);
@@ -296,4 +322,17 @@ async fn golden_signals(service: &'static str, req: Request, next: Next) -> Resp
     ::metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedState;
+
+    #[test]
+    fn a_copy_of_the_shared_state_is_the_same_parts() {
+        let state = SharedState::new(vec![1, 2, 3]);
+        let copy = state.clone();
+        assert!(std::ptr::eq(&*state, &*copy), "no part was copied");
+        assert_eq!(*copy, [1, 2, 3]);
+    }
 }
