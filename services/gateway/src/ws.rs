@@ -59,11 +59,12 @@ pub struct SocketContext {
     pub drain: Duration,
 }
 
-/// When, within `drain`, a socket closes for a stop: uniform over the window, so a replica's
-/// sockets reconnect elsewhere spread out rather than all in the same instant.
+/// A socket's own moment within `window`, uniform over it: when it closes for a stop (so a
+/// replica's sockets reconnect elsewhere spread out) and when it sends a new position after a
+/// flush (so they do not all send in the same instant).
 #[must_use]
-pub fn drain_delay(drain: Duration) -> Duration {
-    let window = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+pub fn moment_within(window: Duration) -> Duration {
+    let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
     if window == 0 {
         return Duration::ZERO;
     }
@@ -427,7 +428,7 @@ async fn session<S, E>(
     // The view this socket last acted on, and when it sends a new position: at its own moment
     // after each flush (see POSITION_SPREAD), the same for every flush.
     let mut acted = view.borrow().view;
-    let position_offset = drain_delay(crate::hub::POSITION_SPREAD);
+    let position_offset = moment_within(crate::hub::POSITION_SPREAD);
     let mut position_due: Option<tokio::time::Instant> = None;
     if let Flow::Stop = announce(
         socket,
@@ -465,7 +466,7 @@ async fn session<S, E>(
             } => {
                 // The stop is noticed first; the socket goes on being served until its turn.
                 if closing_at.is_none() && !ctx.drain.is_zero() {
-                    closing_at = Some(tokio::time::Instant::now() + drain_delay(ctx.drain));
+                    closing_at = Some(tokio::time::Instant::now() + moment_within(ctx.drain));
                     None
                 } else {
                     socket.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;

@@ -97,6 +97,24 @@ async fn resume(gw: &TestGateway, event: EventId) {
         .expect("resume");
 }
 
+/// Asserts that `times` (each since the same start) are spread over at least `at_least`, not
+/// at once, and all within `within`; the last of them.
+fn assert_spread(what: &str, times: &[Duration], at_least: Duration, within: Duration) -> Duration {
+    let (first, last) = (
+        times.iter().min().copied().unwrap_or_default(),
+        times.iter().max().copied().unwrap_or_default(),
+    );
+    assert!(
+        last - first >= at_least,
+        "{what} spread over their window, not at once: {times:?}"
+    );
+    assert!(
+        last <= within,
+        "every one of the {what} within its window: {times:?}"
+    );
+    last
+}
+
 /// A user who joined, and their authenticated socket.
 async fn waiting_socket(gw: &TestGateway, event: EventId) -> (UserId, Client) {
     let user = UserId::new_v7();
@@ -356,19 +374,13 @@ async fn new_positions_leave_spread_over_the_flush_not_at_once() {
         }
     }))
     .await;
-    let (first, last) = (
-        arrivals.iter().min().copied().unwrap_or_default(),
-        arrivals.iter().max().copied().unwrap_or_default(),
-    );
-    assert!(
-        last - first >= Duration::from_millis(300),
-        "new positions spread over the flush, not at once: {arrivals:?}"
-    );
-    assert!(
-        last <= flash_gateway::hub::FLUSH_EVERY
+    assert_spread(
+        "new positions",
+        &arrivals,
+        Duration::from_millis(300),
+        flash_gateway::hub::FLUSH_EVERY
             + flash_gateway::hub::POSITION_SPREAD
             + Duration::from_millis(1_500),
-        "every socket told within a flush and its spread: {arrivals:?}"
     );
     gw.running.stop().await;
 }
@@ -402,17 +414,11 @@ async fn a_stop_closes_its_sockets_spread_over_the_drain_window() {
     }))
     .await;
     let stopped = stopping.await.expect("stopped");
-    let (first, last) = (
-        closes.iter().min().copied().unwrap_or_default(),
-        closes.iter().max().copied().unwrap_or_default(),
-    );
-    assert!(
-        last - first >= Duration::from_millis(400),
-        "closes spread over the window, not at once: {closes:?}"
-    );
-    assert!(
-        last <= Duration::from_millis(3_000),
-        "every socket closed within the window: {closes:?}"
+    let last = assert_spread(
+        "closes",
+        &closes,
+        Duration::from_millis(400),
+        Duration::from_millis(3_000),
     );
     // The server stops tracking a connection once it is upgraded: the stop must wait for its
     // sockets itself, or the process ends and drops them without a close frame.
