@@ -7,6 +7,12 @@
 //! still numbered in their order of arrival at this gateway, a user who joins twice gets the
 //! same place (the script is idempotent per user), and every status is read after the
 //! request arrived, so it never shows a place its user already left.
+//!
+//! A call that Redis answers too late (the connection's response timeout) is made once more,
+//! in its place in the line, before its requests are refused: both kinds are idempotent (a
+//! join already numbered gets its number again), and the late call, which Redis still runs,
+//! runs first on the same connection. One slow moment then delays a batch instead of failing
+//! it; a second timeout in a row answers each request with the error.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -186,7 +192,13 @@ impl<B: Batch> Combiner<B> {
             ::metrics::histogram!("gateway_batch_size", "kind" => B::KIND)
                 .record(requests.len() as f64);
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match B::call(room, event, &requests).await {
+            let mut answers = B::call(room, event, &requests).await;
+            if answers.as_ref().is_err_and(RoomError::is_timeout) {
+                ::metrics::counter!("gateway_batch_retries_total", "kind" => B::KIND).increment(1);
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                answers = B::call(room, event, &requests).await;
+            }
+            match answers {
                 Ok(answers) if answers.len() == batch.len() => {
                     for (reply, answer) in batch.into_iter().zip(answers) {
                         let _ = reply.send(Ok(answer));

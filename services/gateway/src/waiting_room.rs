@@ -29,6 +29,19 @@ pub enum RoomError {
     Shared(std::sync::Arc<RoomError>),
 }
 
+impl RoomError {
+    /// Whether Redis did not answer within the connection's response timeout (the call may
+    /// still have run).
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            RoomError::Redis(error) => error.is_timeout(),
+            RoomError::Protocol(_) => false,
+            RoomError::Shared(error) => error.is_timeout(),
+        }
+    }
+}
+
 /// Where a user holds a place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {

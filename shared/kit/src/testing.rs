@@ -344,13 +344,40 @@ impl Drop for TestAmqp {
 }
 
 /// A TCP proxy in front of a real store, so a test can cut the store off (listener closed,
-/// every connection dropped) and bring it back on the same address — an outage without
-/// stopping the store other tests share.
+/// every connection dropped) and bring it back on the same address, or hold its answers back
+/// for a while — an outage or a stall without stopping the store other tests share.
 #[derive(Debug)]
 pub struct TcpProxy {
     addr: SocketAddr,
     target: SocketAddr,
     generation: Mutex<CancellationToken>,
+    /// Until when the store's bytes wait before they are passed on.
+    held_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+}
+
+/// Passes `from`'s bytes to `to`, each read waiting while the proxy holds answers back.
+async fn pass_on(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    held_until: Option<&Mutex<Option<tokio::time::Instant>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await?;
+        if read == 0 {
+            return to.shutdown().await;
+        }
+        let until = held_until.and_then(|held| {
+            *held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+        to.write_all(&buffer[..read]).await?;
+    }
 }
 
 impl TcpProxy {
@@ -365,6 +392,7 @@ impl TcpProxy {
             addr,
             target,
             generation: Mutex::new(CancellationToken::new()),
+            held_until: Arc::default(),
         });
         proxy.spawn_accept(listener);
         proxy
@@ -402,27 +430,45 @@ impl TcpProxy {
     fn spawn_accept(&self, listener: TcpListener) {
         let stop = self.current();
         let target = self.target;
+        let held_until = Arc::clone(&self.held_until);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     () = stop.cancelled() => return,
                     accepted = listener.accept() => accepted,
                 };
-                let Ok((mut inbound, _)) = accepted else {
+                let Ok((inbound, _)) = accepted else {
                     continue;
                 };
-                let stop = stop.clone();
+                let (stop, held_until) = (stop.clone(), Arc::clone(&held_until));
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
                     };
+                    let (client_reads, client_writes) = inbound.into_split();
+                    let (store_reads, store_writes) = outbound.into_split();
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = async {
+                            tokio::join!(
+                                pass_on(client_reads, store_writes, None),
+                                pass_on(store_reads, client_writes, Some(&held_until)),
+                            )
+                        } => {}
                     }
                 });
             }
         });
+    }
+
+    /// Holds every byte the store sends back for `duration` from now, then passes it on: the
+    /// requests reach the store at once, their answers come late.
+    pub fn hold_answers(&self, duration: std::time::Duration) {
+        *self
+            .held_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(tokio::time::Instant::now() + duration);
     }
 
     /// Closes the listener and every proxied connection.

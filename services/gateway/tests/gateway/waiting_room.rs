@@ -299,6 +299,74 @@ async fn concurrent_joins_share_script_calls_and_keep_every_guarantee() {
     );
 }
 
+/// A Redis that answers after the connection's 2 s response timeout: the coalescer makes a
+/// late call once more before refusing its requests, and the late call's work is not done
+/// twice.
+#[tokio::test]
+async fn a_call_answered_too_late_is_made_once_more_before_its_requests_are_refused() {
+    let redis = TestRedis::new();
+    let proxy =
+        flash_kit::testing::TcpProxy::start("127.0.0.1:6379".parse().expect("redis address")).await;
+    let conn = connect_redis_in(&proxy.url_for(&redis.url), RedisMode::Node)
+        .await
+        .expect("redis through the proxy");
+    let f = Fixture {
+        room: WaitingRoom::new(conn, redis.keys()),
+        store: Store::Node(redis),
+    };
+    let event = f.open_event(settings(10, 10, 60)).await;
+    let joins = std::sync::Arc::new(flash_gateway::coalesce::Joins::default());
+    let join_all = |crowd: Vec<UserId>| {
+        crowd
+            .into_iter()
+            .map(|user| {
+                let (joins, room) = (std::sync::Arc::clone(&joins), f.room.clone());
+                tokio::spawn(async move {
+                    let joined = joins
+                        .call(&room, event, (user, flash_gateway::challenge::Proof::None))
+                        .await;
+                    (user, joined)
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Answers held 2.6 s: the first call times out at 2 s, the second is answered.
+    let crowd = users(20);
+    proxy.hold_answers(Duration::from_millis(2_600));
+    let started = Instant::now();
+    let mut numbers = BTreeSet::new();
+    for task in join_all(crowd.clone()) {
+        let (user, joined) = task.await.expect("task");
+        match joined.expect("a late answer still places the user").0 {
+            Joined::Place {
+                place: Place::Number(n),
+                new: true,
+            } => assert!(numbers.insert(n), "{user} got {n} twice"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "no stall");
+    assert_eq!(numbers, (1..=20).collect(), "each number once");
+
+    // Answers held 4.5 s: both calls time out, and every request is refused.
+    let late = users(5);
+    proxy.hold_answers(Duration::from_millis(4_500));
+    for task in join_all(late.clone()) {
+        let (user, joined) = task.await.expect("task");
+        let error = joined.expect_err("two late answers refuse the join");
+        assert!(error.is_timeout(), "{user}: {error}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Redis ran the late calls all the same: their users hold places 21..=25, once each, and
+    // the connection's later answers are still its own.
+    let mut again = BTreeSet::new();
+    for user in crowd.iter().chain(&late) {
+        again.insert(f.number_of(event, *user).await.expect("a place"));
+    }
+    assert_eq!(again, (1..=25).collect());
+}
+
 #[tokio::test]
 async fn joining_is_idempotent_under_concurrency() {
     joining_is_idempotent_under_concurrency_on(&fixture().await).await;
