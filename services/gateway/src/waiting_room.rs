@@ -675,7 +675,8 @@ impl WaitingRoom {
             .key(&k.pre_queue)
             .key(&k.joined_at)
             .key(&k.draw)
-            .key(&k.challenges_used);
+            .key(&k.challenges_used)
+            .key(&k.numbers);
         // The columns join.lua reads: the users, then their draw keys when the queue has a
         // seed and their proofs when one was brought (an empty column is left out).
         let proofs: Vec<String> = users.iter().map(|(_, proof)| proof.script_arg()).collect();
@@ -807,6 +808,7 @@ impl WaitingRoom {
             .key(&k.stats)
             .key(&k.joined_at)
             .key(&k.draw)
+            .key(&k.numbers)
             .arg(&k.channel)
             .arg(OPENING_CHUNK)
             .invoke_async(&mut self.redis.clone())

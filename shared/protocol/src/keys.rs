@@ -94,8 +94,9 @@ impl RedisKeys {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueKeys {
     /// Hash: settings and state (`name`, `opens_at_ms`, `admit_per_sec`, `max_active`,
-    /// `admission_ttl_s`, `state`, `paused`, `closed_reason`, the draw's secret `seed`, and
-    /// while the pre-queue is numbered `numbered_through`, `numbering_end`, `draw_at`).
+    /// `admission_ttl_s`, `state`, `paused`, `closed_reason`, the draw's secret `seed`, the
+    /// first number of [`numbers`](Self::numbers) `numbers_from`, and while the pre-queue is
+    /// numbered `numbered_through`, `numbering_end`, `draw_at`).
     pub config: String,
     /// Counter: the last number given out.
     pub seq: String,
@@ -103,8 +104,15 @@ pub struct QueueKeys {
     pub serving: String,
     /// Hash: user id → number (`pre` while in the pre-queue).
     pub users: String,
-    /// Hash: number → user id, so admission can skip numbers whose holder left.
+    /// Hash: number → user id, for the numbers given to the pre-queue at opening (and every
+    /// number of a queue opened before [`numbers`](Self::numbers) existed); a place left is
+    /// removed, so admission skips it.
     pub by_number: String,
+    /// List: the numbers joins give from opening on, in order: the entry at index `i` is
+    /// number `numbers_from + i` (`numbers_from` in the config, set at opening), as
+    /// `<user id> <joined ms>`. Appending costs Redis less than a hash entry. A place left
+    /// keeps its entry: admission skips a number its user no longer holds.
+    pub numbers: String,
     /// Hash: user id → join time (ms), for time-to-admission.
     pub joined_at: String,
     /// Sorted set: users who joined before opening, as `<draw key hex><user id>` members all
@@ -142,6 +150,7 @@ impl QueueKeys {
             serving: format!("{base}:serving"),
             users: format!("{base}:users"),
             by_number: format!("{base}:by-number"),
+            numbers: format!("{base}:numbers"),
             joined_at: format!("{base}:joined-at"),
             draw: format!("{base}:draw"),
             pre_queue: format!("{base}:pre"),
@@ -157,13 +166,14 @@ impl QueueKeys {
 
     /// Every key (not the channel), for scripts and cleanup.
     #[must_use]
-    pub fn all(&self) -> [&str; 13] {
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.config,
             &self.seq,
             &self.serving,
             &self.users,
             &self.by_number,
+            &self.numbers,
             &self.joined_at,
             &self.draw,
             &self.pre_queue,

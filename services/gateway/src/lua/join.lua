@@ -5,7 +5,8 @@
 -- (the header); a place taken in this call is known to be neither admitted nor expired, so
 -- only the other outcomes carry a whole snapshot.
 -- KEYS: config, users, serving, admitted, admitted_at, expired, seq, by_number, pre_queue,
---       joined_at, draw, challenges_used (the prefix of the per-user sets of used challenges)
+--       joined_at, draw, challenges_used (the prefix of the per-user sets of used challenges),
+--       numbers
 -- ARGV: the count of users n, which columns follow the users ('k' draw keys, 'p' proofs: 'kp',
 --       'k', 'p' or ''), then n users, then (when 'k') n draw keys (64 hex characters; left
 --       out when the queue has no draw seed) and (when 'p') n proofs: '' (none), 'invalid',
@@ -26,7 +27,7 @@
 -- and the user's whole snapshot, or 'challenge' and what the proof lacked ('required',
 -- 'invalid' or 'failed').
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'closed_reason', 'admit_per_sec',
-  'admission_ttl_s', 'challenge_difficulty', 'reserved_pending')
+  'admission_ttl_s', 'challenge_difficulty', 'reserved_pending', 'numbers_from')
 local challenged = tonumber(cfg[6] or '0') > 0
 local state = cfg[1]
 local count = tonumber(ARGV[1])
@@ -108,10 +109,15 @@ local first = 0
 if fresh > 0 then
   first = redis.call('INCRBY', KEYS[7], fresh) - fresh
 end
--- A number's entry is its user and the time of joining ('<user> <ms>', read by tick.lua); a
--- place in the pre-queue keeps its time of joining under the user until it is numbered. A
--- number is written as text made once ('%d': Redis would format a Lua number as a float for
--- each command it is given to).
+-- A number's entry is its user and the time of joining ('<user> <ms>', read by tick.lua),
+-- appended to the numbers list, whose index is the number less numbers_from: the counter and
+-- the list grow together, here only. In a queue opened before the list, or should the list
+-- have fallen out of step (a replica of an earlier version joined meanwhile), it is set in
+-- the by_number hash instead. A place in the pre-queue keeps its time of joining under the
+-- user until it is numbered. A number is written as text made once ('%d': Redis would format
+-- a Lua number as a float for each command it is given to).
+local listed = cfg[8] and fresh > 0
+  and redis.call('LLEN', KEYS[13]) == first + 1 - tonumber(cfg[8])
 local places, numbers, times = {}, {}, {}
 local joined = ' ' .. result[7]
 for j = 1, count do
@@ -123,7 +129,9 @@ for j = 1, count do
     else
       values[j] = first + place
       place = string.format('%d', values[j])
-      numbers[#numbers + 1] = place
+      if not listed then
+        numbers[#numbers + 1] = place
+      end
       numbers[#numbers + 1] = user .. joined
     end
     places[#places + 1] = user
@@ -138,7 +146,11 @@ local function write(command, key, values)
 end
 write('HSET', KEYS[2], places)
 write('HSET', KEYS[10], times)
-write('HSET', KEYS[8], numbers)
+if listed then
+  write('RPUSH', KEYS[13], numbers)
+else
+  write('HSET', KEYS[8], numbers)
+end
 write('SADD', KEYS[9], pre_members)
 write('ZADD', KEYS[11], draw_entries)
 

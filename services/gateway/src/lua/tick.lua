@@ -4,7 +4,7 @@
 -- max_active are admitted and unfinished, nor more than the budget while there is one (tickets
 -- came back: upsert.lua).
 -- KEYS: config, seq, serving, users, by_number, pre_queue, admitted, admitted_at, expired,
---       stats, joined_at, draw
+--       stats, joined_at, draw, numbers
 -- ARGV: channel, chunk (the most pre-queue places numbered by one call)
 -- Returns {state, opened (count of the pre-queue frozen at opening by this call, or -1),
 --          expired, admitted, from, serving, numbered_through (while numbering, else -1),
@@ -12,7 +12,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'paused', 'admit_per_sec', 'max_active',
-  'admission_ttl_s', 'opens_at_ms', 'reserved_pending', 'budget')
+  'admission_ttl_s', 'opens_at_ms', 'reserved_pending', 'budget', 'numbers_from')
 local state = cfg[1]
 if not state then
   return {'missing', -1, 0, 0, 0, 0, -1}
@@ -27,8 +27,10 @@ if state == 'scheduled' and now >= tonumber(cfg[6] or '0') then
   opened = redis.call('ZCARD', KEYS[12]) + redis.call('SCARD', KEYS[6])
   redis.call('INCRBY', KEYS[2], opened)
   state = 'opening'
+  -- Joins number from here on, each appended to the numbers list (join.lua).
+  cfg[9] = tostring(base + opened + 1)
   redis.call('HSET', KEYS[1], 'state', state, 'numbered_through', base,
-    'numbering_end', base + opened, 'draw_at', 0)
+    'numbering_end', base + opened, 'draw_at', 0, 'numbers_from', cfg[9])
   redis.call('HSET', KEYS[10], 'opened_at_ms', now, 'last_tick_ms', now, 'credit', 0)
 end
 
@@ -146,10 +148,31 @@ local from = serving
 local admitted = 0
 local steps = 0
 local waits = {}
+-- A number's entry: from numbers_from on, read from the numbers list a run at a time, and
+-- used when its user still holds that number (not when the user left, or left and joined
+-- again); otherwise, and before numbers_from, from the by_number hash (where a place left is
+-- removed, and where join.lua writes when the list is out of step).
+local listed_from = tonumber(cfg[9] or '')
+local run, run_from = {}, 0
+local function entry_of(n)
+  if listed_from and n >= listed_from then
+    local i = n - listed_from
+    if i >= run_from + #run or i < run_from then
+      run_from = i
+      run = redis.call('LRANGE', KEYS[13], i, i + (want - admitted) + 15)
+    end
+    local entry = run[i - run_from + 1]
+    if entry and redis.call('HGET', KEYS[4], string.match(entry, '^%S+'))
+        == string.format('%d', n) then
+      return entry
+    end
+  end
+  return redis.call('HGET', KEYS[5], n)
+end
 while admitted < want and serving < last_number and steps < 20000 do
   serving = serving + 1
   steps = steps + 1
-  local entry = redis.call('HGET', KEYS[5], serving)
+  local entry = entry_of(serving)
   if entry then
     -- '<user> <joined ms>' (join.lua), or the user alone (numbered from the pre-queue, or
     -- joined before the time moved into the entry): its time of joining is under the user.

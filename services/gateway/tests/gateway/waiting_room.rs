@@ -1067,6 +1067,118 @@ async fn leaving_frees_places_and_skips_numbers_on(f: &Fixture) {
     );
 }
 
+/// The size of a list or hash (`LLEN`, `HLEN`).
+fn count(redis: &mut redis::Connection, command: &str, key: &str) -> i64 {
+    redis::cmd(command).arg(key).query(redis).expect("count")
+}
+
+/// From opening on, joins append their numbers to the numbers list; admission reads it a run
+/// at a time and skips a number its user no longer holds (left, or left and joined again). A
+/// join by a replica of an earlier version (which writes the by_number hash) puts the list out
+/// of step: later joins write the hash too, and admission still follows the numbers.
+#[tokio::test]
+async fn numbers_are_listed_and_admission_skips_places_no_longer_held() {
+    let f = fixture().await;
+    let mut redis = redis::Client::open(f.url())
+        .and_then(|client| client.get_connection())
+        .expect("redis");
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    let k = f.room.keys().queue(event);
+    let crowd = users(8);
+    for (i, user) in (1..).zip(&crowd) {
+        assert_eq!(f.number_of(event, *user).await, Some(i));
+    }
+    assert_eq!(count(&mut redis, "LLEN", &k.numbers), 8);
+    assert_eq!(count(&mut redis, "HLEN", &k.by_number), 0);
+    assert!(f.room.leave(event, crowd[1]).await.expect("leave"));
+    assert!(f.room.leave(event, crowd[3]).await.expect("leave"));
+    assert_eq!(f.number_of(event, crowd[3]).await, Some(9));
+    // A join by an earlier version: number 10 in the hash only.
+    let old = UserId::new_v7();
+    let _: () = redis::pipe()
+        .cmd("INCR")
+        .arg(&k.seq)
+        .ignore()
+        .cmd("HSET")
+        .arg(&k.users)
+        .arg(old.to_string())
+        .arg(10)
+        .ignore()
+        .cmd("HSET")
+        .arg(&k.by_number)
+        .arg(10)
+        .arg(format!("{old} 0"))
+        .ignore()
+        .query(&mut redis)
+        .expect("an earlier version's join");
+    let late = UserId::new_v7();
+    assert_eq!(f.number_of(event, late).await, Some(11));
+    assert_eq!(
+        count(&mut redis, "LLEN", &k.numbers),
+        9,
+        "the list is out of step"
+    );
+    assert_eq!(
+        count(&mut redis, "HLEN", &k.by_number),
+        2,
+        "numbers 10 and 11"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!(
+        (tick.admitted, tick.serving),
+        (9, 11),
+        "numbers 2 and 4 skipped, 9, 10 and 11 admitted"
+    );
+    let expected: Vec<UserId> = [0, 2, 3, 4, 5, 6, 7]
+        .iter()
+        .map(|&i| crowd[i])
+        .chain([old, late])
+        .collect();
+    for user in expected {
+        let snapshot = f.room.snapshot(event, user).await.expect("snapshot");
+        assert!(snapshot.admission_ends_ms.is_some(), "{user} not admitted");
+    }
+
+    // Many places left in a row: admission reads past them, run after run.
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    let crowd = users(100);
+    f.room.join_many(event, &crowd).await.expect("join_many");
+    for user in crowd.iter().take(90) {
+        assert!(f.room.leave(event, *user).await.expect("leave"));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!((tick.admitted, tick.serving), (10, 100));
+}
+
+/// A queue opened by an earlier version (no `numbers_from`) keeps its numbers in the by_number
+/// hash, and admits in their order.
+#[tokio::test]
+async fn a_queue_opened_before_the_numbers_list_keeps_its_hash() {
+    let f = fixture().await;
+    let event = f.open_event(settings(1000, 1000, 60)).await;
+    let k = f.room.keys().queue(event);
+    let mut redis = redis::Client::open(f.url())
+        .and_then(|client| client.get_connection())
+        .expect("redis");
+    let _: i64 = redis::cmd("HDEL")
+        .arg(&k.config)
+        .arg("numbers_from")
+        .query(&mut redis)
+        .expect("hdel");
+    let crowd = users(5);
+    for (i, user) in (1..).zip(&crowd) {
+        assert_eq!(f.number_of(event, *user).await, Some(i));
+    }
+    assert!(f.room.leave(event, crowd[2]).await.expect("leave"));
+    assert_eq!(count(&mut redis, "LLEN", &k.numbers), 0);
+    assert_eq!(count(&mut redis, "HLEN", &k.by_number), 4);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!((tick.admitted, tick.serving), (4, 5), "number 3 skipped");
+}
+
 /// The same operations on a Redis Cluster (as ElastiCache runs in cluster mode): every script
 /// and pipeline keeps to its event's slot, and the events spread over the nodes.
 #[tokio::test]
