@@ -138,7 +138,7 @@ impl Application {
             // are caught up later): degraded, never out of its Service.
             .with_degraded(broker.check());
         let shared_limits = flash_kit::limits::RateLimiter::new(redis.clone(), keys.clone());
-        let room = WaitingRoom::new(redis, keys);
+        let room = WaitingRoom::new(redis, keys).listing_numbers(config.queue_numbers_list);
         let audit = Arc::new(crate::audit::AuditRelay::new(
             room.clone(),
             flash_kit::amqp::Publisher::new(Arc::clone(&broker)),

@@ -54,6 +54,13 @@ pub struct Config {
     #[arg(long, env = "QUEUE_RETENTION_SECS", default_value_t = 86_400)]
     pub queue_retention_secs: u64,
 
+    /// Queues opened from now on keep the numbers joins give in a list (cheaper for Redis than
+    /// the hash of earlier versions). Set it to false while replicas of a version before the
+    /// list still run beside this one and a queue may open meanwhile: those replicas' ticks
+    /// read the hash only, and would pass over listed numbers.
+    #[arg(long, env = "QUEUE_NUMBERS_LIST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub queue_numbers_list: bool,
+
     /// Seconds a WebSocket client has to send its `auth` frame (the contract says 5).
     #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", default_value_t = flash_protocol::ws::AUTH_DEADLINE_SECS)]
     pub ws_auth_timeout_secs: u64,

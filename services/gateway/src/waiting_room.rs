@@ -499,6 +499,8 @@ pub struct WaitingRoom {
     /// Queues seen open: their joins need no draw key (a queue never goes back to its
     /// pre-queue once open).
     opened: Arc<Mutex<HashSet<EventId>>>,
+    /// Whether a queue this room opens keeps its joins' numbers in a list (`numbers`).
+    numbers_list: bool,
 }
 
 impl std::fmt::Debug for WaitingRoom {
@@ -518,7 +520,16 @@ impl WaitingRoom {
             scripts: Arc::new(Scripts::new()),
             seeds: Arc::default(),
             opened: Arc::default(),
+            numbers_list: true,
         }
+    }
+
+    /// Whether the queues this room opens keep their joins' numbers in a list (the default)
+    /// or, as versions before the list did, in the `by_number` hash.
+    #[must_use]
+    pub fn listing_numbers(mut self, on: bool) -> Self {
+        self.numbers_list = on;
+        self
     }
 
     /// The same queues over another connection (the ticker's own, so that admissions never
@@ -531,6 +542,7 @@ impl WaitingRoom {
             scripts: Arc::clone(&self.scripts),
             seeds: Arc::clone(&self.seeds),
             opened: Arc::clone(&self.opened),
+            numbers_list: self.numbers_list,
         }
     }
 
@@ -811,6 +823,7 @@ impl WaitingRoom {
             .key(&k.numbers)
             .arg(&k.channel)
             .arg(OPENING_CHUNK)
+            .arg(if self.numbers_list { "list" } else { "hash" })
             .invoke_async(&mut self.redis.clone())
             .await?;
         let items = array(result)?;

@@ -49,6 +49,7 @@ impl Stores {
                 },
                 tick_interval_ms: 50,
                 queue_retention_secs: 86_400,
+                queue_numbers_list: true,
                 ws_auth_timeout_secs: 5,
                 ws_drain_ms: 0,
                 limits: flash_gateway::config::LimitConfig::default(),

@@ -5,7 +5,8 @@
 -- came back: upsert.lua).
 -- KEYS: config, seq, serving, users, by_number, pre_queue, admitted, admitted_at, expired,
 --       stats, joined_at, draw, numbers
--- ARGV: channel, chunk (the most pre-queue places numbered by one call)
+-- ARGV: channel, chunk (the most pre-queue places numbered by one call), where a queue opened
+--       by this call keeps its joins' numbers ('list' or 'hash', as before the list)
 -- Returns {state, opened (count of the pre-queue frozen at opening by this call, or -1),
 --          expired, admitted, from, serving, numbered_through (while numbering, else -1),
 --          waits...} where waits are the admitted users' ms from join to admission.
@@ -27,10 +28,13 @@ if state == 'scheduled' and now >= tonumber(cfg[6] or '0') then
   opened = redis.call('ZCARD', KEYS[12]) + redis.call('SCARD', KEYS[6])
   redis.call('INCRBY', KEYS[2], opened)
   state = 'opening'
-  -- Joins number from here on, each appended to the numbers list (join.lua).
-  cfg[9] = tostring(base + opened + 1)
   redis.call('HSET', KEYS[1], 'state', state, 'numbered_through', base,
-    'numbering_end', base + opened, 'draw_at', 0, 'numbers_from', cfg[9])
+    'numbering_end', base + opened, 'draw_at', 0)
+  if ARGV[3] == 'list' then
+    -- Joins number from here on, each appended to the numbers list (join.lua).
+    cfg[9] = tostring(base + opened + 1)
+    redis.call('HSET', KEYS[1], 'numbers_from', cfg[9])
+  end
   redis.call('HSET', KEYS[10], 'opened_at_ms', now, 'last_tick_ms', now, 'credit', 0)
 end
 

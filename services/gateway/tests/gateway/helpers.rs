@@ -48,6 +48,7 @@ pub fn config(redis: &TestRedis, amqp: &TestAmqp) -> Config {
         },
         tick_interval_ms: 20,
         queue_retention_secs: 86_400,
+        queue_numbers_list: true,
         ws_auth_timeout_secs: 1,
         ws_drain_ms: 0,
         limits: LimitConfig {

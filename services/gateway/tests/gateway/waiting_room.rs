@@ -1152,10 +1152,11 @@ async fn numbers_are_listed_and_admission_skips_places_no_longer_held() {
     assert_eq!((tick.admitted, tick.serving), (10, 100));
 }
 
-/// A queue opened by an earlier version (no `numbers_from`) keeps its numbers in the by_number
-/// hash, and admits in their order.
+/// A queue opened by an earlier version (no `numbers_from`), or by a replica told not to list
+/// (`QUEUE_NUMBERS_LIST=false`), keeps its numbers in the by_number hash, and admits in their
+/// order.
 #[tokio::test]
-async fn a_queue_opened_before_the_numbers_list_keeps_its_hash() {
+async fn queues_opened_before_the_list_or_without_it_keep_the_hash() {
     let f = fixture().await;
     let event = f.open_event(settings(1000, 1000, 60)).await;
     let k = f.room.keys().queue(event);
@@ -1177,6 +1178,27 @@ async fn a_queue_opened_before_the_numbers_list_keeps_its_hash() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let tick = f.room.tick(event).await.expect("tick");
     assert_eq!((tick.admitted, tick.serving), (4, 5), "number 3 skipped");
+
+    // A replica told not to list opens queues the same way (its room keeps f's keys, which
+    // f's store removes; the fixture's own store holds nothing).
+    let unlisted = Fixture {
+        room: f.room.clone().listing_numbers(false),
+        store: Store::Node(TestRedis::new()),
+    };
+    let event = unlisted.open_event(settings(1000, 1000, 60)).await;
+    let k = unlisted.room.keys().queue(event);
+    for (i, user) in (1..).zip(&users(3)) {
+        assert_eq!(
+            f.number_of(event, *user).await,
+            Some(i),
+            "joined on a listing replica"
+        );
+    }
+    assert_eq!(count(&mut redis, "LLEN", &k.numbers), 0);
+    assert_eq!(count(&mut redis, "HLEN", &k.by_number), 3);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tick = f.room.tick(event).await.expect("tick");
+    assert_eq!((tick.admitted, tick.serving), (3, 3));
 }
 
 /// The same operations on a Redis Cluster (as ElastiCache runs in cluster mode): every script
