@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -317,8 +317,7 @@ struct Series {
 /// router's templates, statuses the codes the service answers.
 struct GoldenSignals {
     service: &'static str,
-    /// Taken on the first request (the recorder is installed by then).
-    in_flight: OnceLock<::metrics::Gauge>,
+    in_flight: ::metrics::Gauge,
     series: RwLock<SeriesByLabels>,
 }
 
@@ -327,9 +326,11 @@ type SeriesByLabels = HashMap<(&'static str, u16), HashMap<String, Series>>;
 
 impl GoldenSignals {
     fn new(service: &'static str) -> Self {
+        // The process's recorder first: a series taken before it exists would count nowhere.
+        drop(crate::metrics::install());
         Self {
             service,
-            in_flight: OnceLock::new(),
+            in_flight: ::metrics::gauge!("http_requests_in_flight", "service" => service),
             series: RwLock::default(),
         }
     }
@@ -338,12 +339,9 @@ impl GoldenSignals {
         let route = req.extensions().get::<MatchedPath>().cloned();
         let method = method_label(req.method());
         let started = Instant::now();
-        let in_flight = self.in_flight.get_or_init(
-            || ::metrics::gauge!("http_requests_in_flight", "service" => self.service),
-        );
-        in_flight.increment(1.0);
+        self.in_flight.increment(1.0);
         let response = next.run(req).await;
-        in_flight.decrement(1.0);
+        self.in_flight.decrement(1.0);
         let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let series = self.series(method, route, response.status());
         series.requests.increment(1);
