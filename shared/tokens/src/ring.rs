@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{Batcher, Batches};
 use crate::keys::{Jwks, KeyError};
-use crate::verify::{Verifier, VerifyError};
+use crate::verify::{Unverified, Verifier, VerifyError};
 
 /// Smallest gap between two fetches of a remote JWKS.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
@@ -40,6 +41,8 @@ pub struct KeyRing {
     audience: String,
     current: RwLock<Arc<Verifier>>,
     remote: Option<Remote>,
+    /// Signatures of concurrent verifications, checked together.
+    signatures: Batcher,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -60,6 +63,7 @@ impl KeyRing {
             audience: audience.to_owned(),
             current: RwLock::new(Arc::new(Verifier::new(jwks, issuer, audience)?)),
             remote: None,
+            signatures: Batcher::new(),
         })
     }
 
@@ -83,6 +87,7 @@ impl KeyRing {
                 pinned,
                 last_fetch: Mutex::new(None),
             }),
+            signatures: Batcher::new(),
         })
     }
 
@@ -161,17 +166,26 @@ impl KeyRing {
         })
     }
 
-    /// Verifies `token`; an unknown `kid` triggers one refresh of a remote key set.
+    /// Verifies `token`; an unknown `kid` triggers one refresh of a remote key set. Its
+    /// signature is checked together with those of concurrent calls.
     pub async fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, VerifyError> {
-        match self.verifier().verify(token) {
+        let unverified: Unverified<C> = match self.verifier().unverified(token) {
             Err(VerifyError::UnknownKey) if self.may_refresh_now() => {
                 if let Err(error) = self.refresh().await {
                     tracing_warn(&error);
                 }
-                self.verifier().verify(token)
+                self.verifier().unverified(token)?
             }
-            other => other,
-        }
+            other => other?,
+        };
+        let holds = self.signatures.holds(unverified.signature().clone()).await;
+        unverified.finish(holds)
+    }
+
+    /// The signatures [`verify`](Self::verify) checked, and in how many batches.
+    #[must_use]
+    pub fn signature_batches(&self) -> Batches {
+        self.signatures.done()
     }
 
     /// Refreshes a remote key set every `every` until `stop` (every [`RETRY_INTERVAL`] while

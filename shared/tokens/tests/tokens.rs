@@ -302,3 +302,79 @@ fn a_derived_secret_is_the_same_for_the_same_key_and_purpose_only() {
         other.derive_secret("join challenges").expect("secret")
     );
 }
+
+/// The signatures of tokens verified at once are checked in batches, and each token still gets
+/// its own verdict: the forged ones among many valid ones are refused, the rest accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_verifications_share_batches_and_each_gets_its_own_verdict() {
+    let key = SigningKey::generate().expect("key");
+    let ring = Arc::new(KeyRing::fixed(&key.jwks(), ACCESS_ISSUER, ACCESS_AUDIENCE).expect("ring"));
+    let mut tokens = Vec::new();
+    for i in 0..300 {
+        let claims = access(900);
+        let token = key.sign(&claims).expect("sign");
+        // Every seventh: the payload of another token under this one's signature.
+        let token = if i % 7 == 3 {
+            let other = key.sign(&access(900)).expect("sign");
+            let mut parts: Vec<&str> = token.split('.').collect();
+            parts[1] = other.split('.').nth(1).expect("payload");
+            (parts.join("."), None)
+        } else {
+            (token, Some(claims))
+        };
+        tokens.push(token);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (token, claims) in tokens {
+        let ring = Arc::clone(&ring);
+        tasks.spawn(async move { (ring.verify::<AccessClaims>(&token).await, claims) });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("task") {
+            (Ok(verified), Some(claims)) => {
+                assert_eq!(verified, claims);
+                accepted += 1;
+            }
+            (Err(VerifyError::Invalid(reason)), None) => {
+                assert_eq!(reason, "InvalidSignature");
+                refused += 1;
+            }
+            other => panic!("wrong verdict: {other:?}"),
+        }
+    }
+    assert_eq!((accepted, refused), (257, 43));
+    let done = ring.signature_batches();
+    assert_eq!(done.signatures, 300, "{done:?}");
+    assert!(done.batches < 150, "hardly batched: {done:?}");
+}
+
+/// A batch with bad signatures in it is judged one signature at a time: exactly the bad ones
+/// fail, wherever they are in the batch.
+#[test]
+fn a_batch_with_bad_signatures_refuses_exactly_those() {
+    use rand08::SeedableRng as _;
+    let key = SigningKey::generate().expect("key");
+    let other = SigningKey::generate().expect("key");
+    let verifier = access_verifier(&key.jwks());
+    let mut rng = rand08::rngs::StdRng::seed_from_u64(7);
+    for bad in [vec![], vec![0], vec![5], vec![1, 2, 9]] {
+        let mut checks = Vec::new();
+        for i in 0..10 {
+            let signer = if bad.contains(&i) { &other } else { &key };
+            // The other key's token under our kid: parses, but its signature is not ours.
+            let token = signer.sign(&access(900)).expect("sign");
+            let ours = key.sign(&access(900)).expect("sign");
+            let header = ours.split('.').next().expect("header");
+            let (_, rest) = token.split_once('.').expect("segments");
+            let unverified = verifier
+                .unverified::<AccessClaims>(&format!("{header}.{rest}"))
+                .expect("parses");
+            checks.push(unverified.signature().clone());
+        }
+        let refs: Vec<_> = checks.iter().collect();
+        let verdicts = flash_tokens::batch::each_holds(&refs, &mut rng);
+        let expected: Vec<bool> = (0..10).map(|i| !bad.contains(&i)).collect();
+        assert_eq!(verdicts, expected, "bad at {bad:?}");
+    }
+}
