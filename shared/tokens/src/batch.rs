@@ -157,6 +157,7 @@ fn run(jobs: &Receiver<Job>, mut rng: StdRng, counts: &Counts) {
             .signatures
             .fetch_add(checks.len() as u64, Ordering::Relaxed);
         counts.batches.fetch_add(1, Ordering::Relaxed);
+        ::metrics::histogram!("auth_signature_batch_size").record(checks.len() as f64);
         for (job, holds) in batch.drain(..).zip(verdicts) {
             // The request may have gone (its client left): nobody to tell.
             let _ = job.answer.send(holds);
