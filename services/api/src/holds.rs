@@ -168,12 +168,12 @@ const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// `api_outbox_oldest_unpublished_seconds`, `api_refunds_pending` and
 /// `api_refund_oldest_pending_seconds`.
 pub async fn refresh_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let (waiting, age) = crate::relay::backlog_and_age(pool).await?;
-    ::metrics::gauge!("api_outbox_backlog").set(waiting as f64);
-    ::metrics::gauge!("api_outbox_oldest_unpublished_seconds").set(age);
-    let (pending, oldest) = crate::payments::pending_refunds(pool).await?;
-    ::metrics::gauge!("api_refunds_pending").set(pending as f64);
-    ::metrics::gauge!("api_refund_oldest_pending_seconds").set(oldest);
+    let outbox = crate::relay::backlog(pool).await?;
+    ::metrics::gauge!("api_outbox_backlog").set(outbox.count as f64);
+    ::metrics::gauge!("api_outbox_oldest_unpublished_seconds").set(outbox.oldest_secs);
+    let refunds = crate::payments::pending_refunds(pool).await?;
+    ::metrics::gauge!("api_refunds_pending").set(refunds.count as f64);
+    ::metrics::gauge!("api_refund_oldest_pending_seconds").set(refunds.oldest_secs);
     Ok(())
 }
 

@@ -348,15 +348,14 @@ async fn dead_letter(publisher: &Publisher, delivery: &Delivery, reason: &str) -
     }
 }
 
-/// How many refunds wait for the provider, and how long the oldest has waited.
-pub async fn pending_refunds(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
-    let (count, oldest): (i64, Option<f64>) = sqlx::query_as(
+/// The refunds waiting for the provider.
+pub async fn pending_refunds(pool: &PgPool) -> Result<crate::db::Backlog, sqlx::Error> {
+    crate::db::Backlog::read(
+        pool,
         "SELECT count(*), extract(epoch FROM now() - min(refund_at))::float8 FROM orders \
          WHERE refund_status = 'pending'",
     )
-    .fetch_one(pool)
-    .await?;
-    Ok((count, oldest.unwrap_or(0.0).max(0.0)))
+    .await
 }
 
 /// Consumes payment and refund results until `stop`; a result that failed to apply waits

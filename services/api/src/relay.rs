@@ -113,16 +113,14 @@ pub async fn relay_once(
     Ok(ids.len())
 }
 
-/// Messages waiting to be published, and how long the oldest has waited (seconds; 0 when
-/// none waits).
-pub async fn backlog_and_age(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
-    let (waiting, oldest): (i64, Option<f64>) = sqlx::query_as(
+/// The messages waiting to be published.
+pub async fn backlog(pool: &PgPool) -> Result<crate::db::Backlog, sqlx::Error> {
+    crate::db::Backlog::read(
+        pool,
         "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox \
          WHERE published_at IS NULL",
     )
-    .fetch_one(pool)
-    .await?;
-    Ok((waiting, oldest.unwrap_or(0.0).max(0.0)))
+    .await
 }
 
 /// Relays until `stop`: woken by each committed message (LISTEN), or every half second.

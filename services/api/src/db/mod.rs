@@ -11,6 +11,26 @@ pub fn micros(t: time::OffsetDateTime) -> time::OffsetDateTime {
         .unwrap_or(t)
 }
 
+/// What waits in a queue kept in a table: how many rows, and how long the oldest has waited.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub count: i64,
+    /// Seconds; 0 when nothing waits.
+    pub oldest_secs: f64,
+}
+
+impl Backlog {
+    /// The backlog a query reports as one row: the count, and the oldest row's age in seconds
+    /// (`NULL` when there is none).
+    pub async fn read(pool: &PgPool, query: &'static str) -> Result<Self, sqlx::Error> {
+        let (count, oldest): (i64, Option<f64>) = sqlx::query_as(query).fetch_one(pool).await?;
+        Ok(Self {
+            count,
+            oldest_secs: oldest.unwrap_or(0.0).max(0.0),
+        })
+    }
+}
+
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
