@@ -4,7 +4,8 @@
 #   loadtest/bench/gateway.sh [joins|status|ticks|sockets|sockets6|admit|redis-cost|all]
 # Joins, status polls and admission ticks against one gateway also report the CPU time of
 # redis-server (when it is a process here) and of the gateway per operation, read from /proc
-# around the timed part (`redis-cost` runs those three: loadtest/bench/redis-cost.sh).
+# around the timed part, and the load generator's own (`redis-cost` runs those three:
+# loadtest/bench/redis-cost.sh).
 # Each run uses its own Redis key prefix and broker names and removes them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

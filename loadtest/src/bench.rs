@@ -39,7 +39,7 @@ pub struct Target {
     pub broker: BrokerTarget,
     /// Processes whose CPU time is read from /proc around the timed part, as NAME=PID
     /// (repeatable, e.g. `--watch-pid redis=812 --watch-pid gateway=4410`): the result gives
-    /// each one's CPU per operation and the cores it used.
+    /// each one's CPU per operation and the cores it used, and this load generator's own.
     #[arg(long = "watch-pid", value_parser = parse_watched)]
     pub watch: Vec<Watched>,
 }
@@ -104,9 +104,17 @@ struct CpuUse {
 }
 
 impl CpuWatch {
+    /// Watches `watched` and, when there is any, this load generator itself (`generator`):
+    /// it shares the machine's cores with what it measures, so its own CPU is part of the
+    /// picture.
     fn start(watched: &[Watched]) -> anyhow::Result<Self> {
+        let generator = Watched {
+            name: "generator".into(),
+            pid: std::process::id(),
+        };
         let at_start = watched
             .iter()
+            .chain((!watched.is_empty()).then_some(&generator))
             .map(|w| Ok((w.clone(), cpu_seconds(w.pid)?)))
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
