@@ -51,9 +51,9 @@ const REDELIVERED: &str = "redelivered";
 /// data" (both proven on real Prometheus by gitops/tests/live_alerts_test.py).
 pub fn start_counters_at_zero() {
     fn outcomes<J: Job>() {
-        for outcome in J::OUTCOMES {
+        for outcome in J::outcomes() {
             for delivery in [NEW, REDELIVERED] {
-                ::metrics::counter!(J::OUTCOMES_METRIC, "outcome" => *outcome, "delivery" => delivery)
+                ::metrics::counter!(J::OUTCOMES_METRIC, "outcome" => outcome, "delivery" => delivery)
                     .increment(0);
             }
         }
@@ -76,7 +76,7 @@ pub trait Job: Message + Clone + Send + Sync + 'static {
     /// Counter of the outcomes published, labelled `outcome` and `delivery`.
     const OUTCOMES_METRIC: &'static str;
     /// Every value of [`Job::label`].
-    const OUTCOMES: &'static [&'static str];
+    fn outcomes() -> Vec<&'static str>;
 
     fn payment(&self) -> Uuid;
     /// The amount and currency, checked before the provider is asked.
@@ -97,7 +97,6 @@ impl Job for PaymentRequested {
     type Outcome = PaymentCompleted;
     const RETRY_KEY: &'static str = routing::PAYMENT_RETRY;
     const OUTCOMES_METRIC: &'static str = "pay_processed_total";
-    const OUTCOMES: &'static [&'static str] = &["approved", "declined"];
 
     fn payment(&self) -> Uuid {
         self.payment_id.0
@@ -131,11 +130,12 @@ impl Job for PaymentRequested {
         })
     }
 
+    fn outcomes() -> Vec<&'static str> {
+        PaymentOutcome::ALL.map(PaymentOutcome::as_str).to_vec()
+    }
+
     fn label(outcome: &PaymentCompleted) -> &'static str {
-        match outcome.outcome {
-            PaymentOutcome::Approved => "approved",
-            PaymentOutcome::Declined => "declined",
-        }
+        outcome.outcome.as_str()
     }
 
     fn remembered(remembered: &Remembered) -> &moka::sync::Cache<Uuid, PaymentCompleted> {
@@ -147,7 +147,6 @@ impl Job for PaymentRefundRequested {
     type Outcome = PaymentRefunded;
     const RETRY_KEY: &'static str = routing::REFUND_RETRY;
     const OUTCOMES_METRIC: &'static str = "pay_refunds_total";
-    const OUTCOMES: &'static [&'static str] = &["refunded", "failed"];
 
     fn payment(&self) -> Uuid {
         self.payment_id.0
@@ -181,11 +180,12 @@ impl Job for PaymentRefundRequested {
         })
     }
 
+    fn outcomes() -> Vec<&'static str> {
+        RefundOutcome::ALL.map(RefundOutcome::as_str).to_vec()
+    }
+
     fn label(outcome: &PaymentRefunded) -> &'static str {
-        match outcome.outcome {
-            RefundOutcome::Refunded => "refunded",
-            RefundOutcome::Failed => "failed",
-        }
+        outcome.outcome.as_str()
     }
 
     fn remembered(remembered: &Remembered) -> &moka::sync::Cache<Uuid, PaymentRefunded> {

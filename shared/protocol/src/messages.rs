@@ -250,6 +250,19 @@ pub enum PaymentOutcome {
     Declined,
 }
 
+impl PaymentOutcome {
+    pub const ALL: [Self; 2] = [Self::Approved, Self::Declined];
+
+    /// The name on the wire (and in the pay worker's `outcome` label).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+        }
+    }
+}
+
 /// The pay worker reports a payment's one outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentCompleted {
@@ -287,6 +300,19 @@ pub enum RefundOutcome {
     Refunded,
     /// The provider refused it for good (`reason` says why): an operator must act.
     Failed,
+}
+
+impl RefundOutcome {
+    pub const ALL: [Self; 2] = [Self::Refunded, Self::Failed];
+
+    /// The name on the wire (and in the pay worker's `outcome` label).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Refunded => "refunded",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The pay worker reports a refund's one outcome.

@@ -210,6 +210,19 @@ fn orders() {
         );
     }
     assert_eq!(flash_protocol::order::RefundStatus::parse("done"), None);
+    // The outcomes' names (the pay worker's labels) are their names on the wire.
+    for outcome in flash_protocol::messages::PaymentOutcome::ALL {
+        assert_eq!(
+            serde_json::to_value(outcome).expect("serialise"),
+            serde_json::json!(outcome.as_str())
+        );
+    }
+    for outcome in flash_protocol::messages::RefundOutcome::ALL {
+        assert_eq!(
+            serde_json::to_value(outcome).expect("serialise"),
+            serde_json::json!(outcome.as_str())
+        );
+    }
     golden("create_order", &CreateOrder { quantity: 2 });
     let names: Vec<String> = [
         OrderStatus::PendingPayment,
