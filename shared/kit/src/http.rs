@@ -302,12 +302,21 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// The series of one service's requests of one method, route and status.
-#[derive(Clone)]
 struct Series {
     requests: ::metrics::Counter,
     /// For a 5xx status only.
     errors: Option<::metrics::Counter>,
     duration: ::metrics::Histogram,
+}
+
+impl Series {
+    fn record(&self, took: Duration) {
+        self.requests.increment(1);
+        if let Some(errors) = &self.errors {
+            errors.increment(1);
+        }
+        self.duration.record(took.as_secs_f64());
+    }
 }
 
 /// Requests, errors, duration and in-flight requests by service, method, route (the matched
@@ -343,26 +352,23 @@ impl GoldenSignals {
         let response = next.run(req).await;
         self.in_flight.decrement(1.0);
         let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        let series = self.series(method, route, response.status());
-        series.requests.increment(1);
-        if let Some(errors) = &series.errors {
-            errors.increment(1);
-        }
-        series.duration.record(started.elapsed().as_secs_f64());
+        self.record(method, route, response.status(), started.elapsed());
         response
     }
 
-    fn series(&self, method: &'static str, route: &str, status: StatusCode) -> Series {
+    /// Counts one request in its series, found under the read lock; a series not seen
+    /// before is taken from the recorder once and kept.
+    fn record(&self, method: &'static str, route: &str, status: StatusCode, took: Duration) {
         let key = (method, status.as_u16());
-        let known = self
+        if let Some(series) = self
             .series
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
             .and_then(|routes| routes.get(route))
-            .cloned();
-        if let Some(series) = known {
-            return series;
+        {
+            series.record(took);
+            return;
         }
         let labels = [
             ("service", self.service.to_owned()),
@@ -377,13 +383,13 @@ impl GoldenSignals {
                 .then(|| ::metrics::counter!("http_request_errors_total", &labels)),
             duration: ::metrics::histogram!("http_request_duration_seconds", &labels),
         };
+        series.record(took);
         self.series
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key)
             .or_default()
-            .insert(route.to_owned(), series.clone());
-        series
+            .insert(route.to_owned(), series);
     }
 }
 
