@@ -100,7 +100,7 @@ impl Suite {
                 "web",
                 config.origin.common.request_timeout(),
             ));
-        let origin = TcpListener::bind(config.origin.addr).await?;
+        let origin = flash_kit::server::listen(config.origin.addr)?;
         Ok(Self {
             gateway,
             api,

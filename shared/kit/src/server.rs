@@ -22,7 +22,7 @@ use axum::http::{Request, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,26 @@ use tower::ServiceExt as _;
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
+
+/// Connections the kernel may hold for a listener before the server accepts them. Linux cuts
+/// it to the host's `net.core.somaxconn` (4,096 by default; a pod has its own), so the host
+/// decides. Tokio's own (1,024) overflows when thousands of buyers open their sockets in the
+/// same second: the kernel then drops their handshakes, and each waits a second or more for
+/// its retransmission (BENCHMARKS.md).
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listener on `addr` with the [`LISTEN_BACKLOG`] (an address in use by a closed socket
+/// still in `TIME_WAIT` may be bound again, as with Tokio's own `bind`).
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// What a server allows its connections (see `CommonConfig`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

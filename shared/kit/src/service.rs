@@ -42,7 +42,7 @@ pub struct Parts {
 impl Service {
     /// Binds the service's listener.
     pub async fn bind(parts: Parts) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(parts.addr).await?;
+        let listener = crate::server::listen(parts.addr)?;
         Ok(Self {
             name: parts.name,
             listener,

@@ -327,6 +327,29 @@ async fn parallel_tests_do_not_see_each_other_and_leave_nothing_behind() {
     }
 }
 
+/// More buyers than Tokio's own backlog (1,024) open their connections at once while the
+/// server is not accepting: every handshake completes and waits in the backlog, none is
+/// dropped to wait for a retransmission (the 5 s bound only stops a test that would hang).
+#[tokio::test]
+async fn a_burst_of_connections_waits_in_the_backlog_instead_of_being_dropped() {
+    const BURST: usize = 1_500;
+    let listener =
+        flash_kit::server::listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("listen");
+    let addr = listener.local_addr().expect("bound");
+    let connects = (0..BURST).map(|_| {
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+    });
+    let streams = futures::future::join_all(connects).await;
+    let connected = streams
+        .iter()
+        .filter(|stream| matches!(stream, Ok(Ok(_))))
+        .count();
+    assert_eq!(
+        connected, BURST,
+        "handshakes dropped by a full backlog (the host's net.core.somaxconn must be at least {BURST})"
+    );
+}
+
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..200 {
         if condition() {
