@@ -71,7 +71,7 @@ fn parse_watched(text: &str) -> Result<Watched, String> {
 const USER_HZ: f64 = 100.0;
 
 /// CPU seconds (user + system, every thread) a process has used, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     stat_cpu_seconds(&stat).context("utime and stime in /proc/PID/stat")
 }
@@ -248,6 +248,10 @@ pub enum Bench {
     /// the gateway's own waiting room and opened by its own tickers: the longest Redis command
     /// meanwhile, the time to the first admission, and 1…N each given once in the draw's order.
     Prequeue(crate::prequeue_bench::PrequeueArgs),
+    /// What Redis spends on a join when nothing else wants the cores: buyers joined through
+    /// the gateway's own join script in the coalescer's batches, one call at a time, with
+    /// Redis's CPU (`/proc`) and its own time in the script (`INFO commandstats`) per join.
+    JoinScript(crate::join_script_bench::JoinScriptArgs),
     /// What the join challenge costs: the gateway's issuing and verifying per challenge, and
     /// the native solve time at each difficulty.
     Challenge(crate::challenge_bench::ChallengeArgs),
@@ -326,6 +330,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Payments(args) => crate::payments_bench::run(args).await,
         Bench::Logins(args) => crate::logins_bench::run(args).await,
         Bench::Prequeue(args) => crate::prequeue_bench::run(args).await,
+        Bench::JoinScript(args) => crate::join_script_bench::run(args).await,
         Bench::Challenge(args) => crate::challenge_bench::run(&args),
         Bench::Restart(args) => crate::restart_bench::run(args).await,
         Bench::Admit {

@@ -25,6 +25,7 @@ pub mod crowd;
 pub mod draw;
 pub mod drill;
 pub mod http;
+pub mod join_script_bench;
 pub mod logins_bench;
 pub mod orders_bench;
 pub mod payments_bench;
