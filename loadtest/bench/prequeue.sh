@@ -14,11 +14,8 @@ tickers=${2:-2}
 
 cargo build --release --locked -q -p flash-drill
 
-run_id="bench$(date +%s)$$"
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} REDIS_KEY_PREFIX="$run_id:" RUST_LOG=${RUST_LOG:-warn}
-cleanup() {
-  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
-}
-trap cleanup EXIT
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # bench_redis
+bench_redis
 
 ./target/release/flash-drill bench prequeue --users "$n" --tickers "$tickers"

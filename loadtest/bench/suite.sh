@@ -1,7 +1,8 @@
 # Sourced by the benchmarks that run the suite's release binaries as separate processes
 # (crowd.sh, restart.sh): `bench_suite NAME` gives the run its own database, Redis key prefix
 # and broker names, removed on exit with every process started into `pids`, and the settings
-# every such run shares. Also `wait_ready ADDR` and `sources N`.
+# every such run shares. `bench_redis` does the same for a run that only uses Redis
+# (prequeue.sh, join-script.sh). Also `wait_ready ADDR` and `sources N`.
 
 # bench_suite NAME: exports the run's stores and shared settings; sets run_id, server, pids.
 bench_suite() {
@@ -26,11 +27,23 @@ bench_suite() {
   ulimit -n "$(ulimit -Hn)"
 }
 
+# bench_redis: a Redis key prefix of the run's own (REDIS_KEY_PREFIX), its keys deleted on
+# exit; sets run_id.
+bench_redis() {
+  run_id="bench$(date +%s)$$"
+  export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} REDIS_KEY_PREFIX="$run_id:" RUST_LOG=${RUST_LOG:-warn}
+  trap delete_run_keys EXIT
+}
+
+delete_run_keys() {
+  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+}
+
 bench_cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS \"$run_id\" WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+  delete_run_keys
   ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
 }
 
