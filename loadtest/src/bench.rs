@@ -71,7 +71,7 @@ fn parse_watched(text: &str) -> Result<Watched, String> {
 const USER_HZ: f64 = 100.0;
 
 /// CPU seconds (user + system, every thread) a process has used, from `/proc/PID/stat`.
-pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     stat_cpu_seconds(&stat).context("utime and stime in /proc/PID/stat")
 }
@@ -88,14 +88,14 @@ pub(crate) fn stat_cpu_seconds(stat: &str) -> Option<f64> {
 }
 
 /// The CPU of the watched processes from one instant.
-struct CpuWatch {
+pub(crate) struct CpuWatch {
     started: Instant,
     at_start: Vec<(Watched, f64)>,
 }
 
 /// One watched process's CPU over a timed part.
 #[derive(Debug, Serialize)]
-struct CpuUse {
+pub(crate) struct CpuUse {
     name: String,
     /// CPU microseconds per operation.
     us_per_op: f64,
@@ -107,7 +107,7 @@ impl CpuWatch {
     /// Watches `watched` and, when there is any, this load generator itself (`generator`):
     /// it shares the machine's cores with what it measures, so its own CPU is part of the
     /// picture.
-    fn start(watched: &[Watched]) -> anyhow::Result<Self> {
+    pub(crate) fn start(watched: &[Watched]) -> anyhow::Result<Self> {
         let generator = Watched {
             name: "generator".into(),
             pid: std::process::id(),
@@ -123,7 +123,7 @@ impl CpuWatch {
         })
     }
 
-    fn finish(self, operations: u64) -> anyhow::Result<Vec<CpuUse>> {
+    pub(crate) fn finish(self, operations: u64) -> anyhow::Result<Vec<CpuUse>> {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         self.at_start
             .into_iter()
@@ -482,7 +482,7 @@ fn report(
 }
 
 /// The watched processes' CPU, a line each, per `operation`.
-fn print_cpu(cpu: &[CpuUse], operation: &str) {
+pub(crate) fn print_cpu(cpu: &[CpuUse], operation: &str) {
     for used in cpu {
         eprintln!(
             "  {}: {:.1} µs of CPU per {operation}, {:.2} cores",

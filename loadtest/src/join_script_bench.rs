@@ -16,7 +16,7 @@ use flash_protocol::{EventId, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::bench::cpu_seconds;
+use crate::bench::{CpuUse, CpuWatch, Watched, print_cpu};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct JoinScriptArgs {
@@ -41,8 +41,8 @@ struct JoinScriptResult {
     users: usize,
     batch: usize,
     joins_per_sec: f64,
-    /// Redis's CPU per join (user and system, from `/proc`); `None` when Redis is elsewhere.
-    redis_cpu_us_per_join: Option<f64>,
+    /// Redis's CPU per join (from `/proc`) and this process's, when Redis runs here.
+    cpu: Vec<CpuUse>,
     /// Time Redis counted in the join script per join, the commands it makes included.
     script_us_per_join: f64,
     script_calls: u64,
@@ -111,16 +111,22 @@ pub async fn run(args: JoinScriptArgs) -> anyhow::Result<()> {
     let users: Vec<UserId> = (0..=args.users).map(|_| UserId::new_v7()).collect();
     room.join_many(event, &users[..1]).await.context("join")?;
 
-    let pid = local_pid(&info(&mut redis, "server").await?);
+    let watched: Vec<Watched> = local_pid(&info(&mut redis, "server").await?)
+        .map(|pid| Watched {
+            name: "redis".into(),
+            pid,
+        })
+        .into_iter()
+        .collect();
     let (calls_before, usec_before) =
         evalsha_stats(&info(&mut redis, "commandstats").await?).unwrap_or_default();
-    let cpu_before = pid.map(cpu_seconds).transpose()?;
+    let watch = CpuWatch::start(&watched)?;
     let began = Instant::now();
     for batch in users[1..].chunks(args.batch) {
         room.join_many(event, batch).await.context("join")?;
     }
     let seconds = began.elapsed().as_secs_f64();
-    let cpu_after = pid.map(cpu_seconds).transpose()?;
+    let cpu = watch.finish(args.users as u64)?;
     let (calls_after, usec_after) = evalsha_stats(&info(&mut redis, "commandstats").await?)
         .context("no EVALSHA in INFO commandstats")?;
 
@@ -130,23 +136,15 @@ pub async fn run(args: JoinScriptArgs) -> anyhow::Result<()> {
         users: args.users,
         batch: args.batch,
         joins_per_sec: joined / seconds.max(1e-9),
-        redis_cpu_us_per_join: cpu_before
-            .zip(cpu_after)
-            .map(|(before, after)| (after - before) * 1e6 / joined),
+        cpu,
         script_us_per_join: usec_after.saturating_sub(usec_before) as f64 / joined,
         script_calls: calls_after.saturating_sub(calls_before),
     };
     eprintln!(
-        "join script: {} joins in batches of {} at {:.0}/s; Redis counted {:.2} µs per join in the script{}",
-        result.users,
-        result.batch,
-        result.joins_per_sec,
-        result.script_us_per_join,
-        result
-            .redis_cpu_us_per_join
-            .map(|us| format!(", its CPU {us:.2} µs per join"))
-            .unwrap_or_default(),
+        "join script: {} joins in batches of {} at {:.0}/s; Redis counted {:.2} µs per join in the script",
+        result.users, result.batch, result.joins_per_sec, result.script_us_per_join,
     );
+    print_cpu(&result.cpu, "join");
     crate::bench::print_result(&result)
 }
 
