@@ -167,14 +167,51 @@ impl Drop for TestRedis {
         let Ok(mut conn) = client.get_connection() else {
             return;
         };
-        let pattern = format!("{}*", self.prefix);
-        let keys: Vec<String> = match conn.scan_match::<_, String>(&pattern) {
-            Ok(iter) => iter.filter_map(Result::ok).collect(),
-            Err(_) => return,
-        };
-        for chunk in keys.chunks(500) {
-            drop(redis::cmd("DEL").arg(chunk).exec(&mut conn));
+        drop(delete_prefixed(&mut conn, &self.prefix));
+    }
+}
+
+/// Keys asked of Redis per `SCAN` call when looking for one prefix's keys. A shared Redis may
+/// hold far more keys than a test's own (a `make up` beside the tests keeps its buyers' keys
+/// for days); with Redis's default of 10 per call, a cleanup over 400,000 keys takes 40,000
+/// round trips and starves the tests running beside it.
+pub const SCAN_COUNT: usize = 10_000;
+
+/// What [`delete_prefixed`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// Keys deleted.
+    pub keys: usize,
+    /// `SCAN` calls made to find them.
+    pub scans: usize,
+}
+
+/// Deletes every key under `prefix` (the keys found by `SCAN … MATCH prefix* COUNT`
+/// [`SCAN_COUNT`], deleted in chunks).
+///
+/// # Errors
+/// When Redis fails a call.
+pub fn delete_prefixed(conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<Deleted> {
+    let pattern = format!("{prefix}*");
+    let mut cursor: u64 = 0;
+    let mut deleted = Deleted { keys: 0, scans: 0 };
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query(conn)?;
+        deleted.scans += 1;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK").arg(&keys).exec(conn)?;
+            deleted.keys += keys.len();
         }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
     }
 }
 
@@ -299,8 +336,6 @@ async fn wait_for_node(port: u16, command: &str, expect: &str) {
     }
     panic!("cluster node {port} never answered {command} with {expect}");
 }
-
-use redis::TypedCommands as _;
 
 /// Broker names of its own (a unique prefix on every exchange and queue); deleted on drop.
 #[derive(Debug)]

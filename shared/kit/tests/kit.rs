@@ -327,6 +327,59 @@ async fn parallel_tests_do_not_see_each_other_and_leave_nothing_behind() {
     }
 }
 
+/// A test's cleanup finds its own keys in a few calls even when the Redis it shares holds many
+/// times more keys of others (a `make up` beside the tests keeps its buyers' keys for days):
+/// it must not scan 10 keys per round trip, starving the tests running beside it.
+#[tokio::test]
+async fn a_cleanup_among_many_other_keys_takes_few_round_trips() {
+    const OTHERS: usize = 40_000;
+    let others = TestRedis::new();
+    let own = TestRedis::new();
+    let mut conn = stores::connect_redis(&redis_url()).await.expect("redis");
+    for chunk in (0..OTHERS).collect::<Vec<_>>().chunks(5_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.set(format!("{}other:{i}", others.prefix), 1).ignore();
+        }
+        pipe.exec_async(&mut conn).await.expect("fill");
+    }
+    for i in 0..3 {
+        conn.set(format!("{}own:{i}", own.prefix), 1)
+            .await
+            .expect("set");
+    }
+    let total: usize = redis::cmd("DBSIZE")
+        .query_async(&mut conn)
+        .await
+        .expect("dbsize");
+    assert!(total >= OTHERS, "{total} keys");
+
+    let prefix = own.prefix.clone();
+    let url = own.url.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        let client = redis::Client::open(url.as_str()).expect("url");
+        let mut blocking = client.get_connection().expect("redis");
+        flash_kit::testing::delete_prefixed(&mut blocking, &prefix).expect("delete")
+    })
+    .await
+    .expect("cleanup");
+    assert_eq!(deleted.keys, 3);
+    // Redis's default of 10 keys per SCAN would take about `total / 10` calls here; a
+    // thousand per call at least keeps a cleanup to a few dozen calls.
+    let most = total / 1_000 + 5;
+    assert!(
+        deleted.scans <= most,
+        "{} SCAN calls over {total} keys (at most {most})",
+        deleted.scans
+    );
+    let left = conn.keys(format!("{}*", own.prefix)).await.expect("keys");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let others_prefix = others.prefix.clone();
+    drop(others);
+    let left = conn.keys(format!("{others_prefix}*")).await.expect("keys");
+    assert!(left.is_empty(), "{} keys left behind", left.len());
+}
+
 /// More buyers than Tokio's own backlog (1,024) open their connections at once while the
 /// server is not accepting: every handshake completes and waits in the backlog, none is
 /// dropped to wait for a retransmission (the 5 s bound only stops a test that would hang).

@@ -47,16 +47,11 @@ async fn demo_events(base: &str) -> Vec<serde_json::Value> {
 
 /// Deletes every Redis key of the test's prefix (an emptied Redis).
 fn empty_redis(stores: &Stores) {
-    use redis::TypedCommands as _;
     let client = redis::Client::open(stores.redis.url.as_str()).expect("redis url");
     let mut conn = client.get_connection().expect("redis");
-    let keys: Vec<String> = conn
-        .scan_match::<_, String>(format!("{}*", stores.redis.prefix))
-        .expect("scan")
-        .filter_map(Result::ok)
-        .collect();
-    assert!(!keys.is_empty(), "the queue had keys");
-    redis::cmd("DEL").arg(&keys).exec(&mut conn).expect("del");
+    let deleted =
+        flash_kit::testing::delete_prefixed(&mut conn, &stores.redis.prefix).expect("delete");
+    assert!(deleted.keys > 0, "the queue had keys");
 }
 
 #[tokio::test]
