@@ -174,6 +174,58 @@ async fn results_settle_orders_once_and_declines_return_stock_once() {
     api.stop().await;
 }
 
+/// An approval while tickets are left (a sale's usual result, applied by one statement) pays
+/// its order once and records the result once; an approval naming another payment, or seen
+/// again, changes nothing; stock and holdings stay as the order left them.
+#[tokio::test]
+async fn approvals_while_tickets_are_left_pay_once() {
+    let api = TestApi::spawn().await;
+    let event = api.event(5, 3).await;
+    let buyer = api.users(1).await.remove(0);
+    let order = place(&api, &buyer, event.id, 2).await;
+    assert_eq!(api.remaining(event.id).await, 3, "tickets are left");
+    let payment = payment_id(&api, order).await;
+
+    send_result(&api, order, PaymentId::new_v7(), PaymentOutcome::Approved).await;
+    api.eventually("the stranger's approval is seen", || async {
+        metrics(&api)
+            .await
+            .contains("api_payment_results_total{applied=\"unknown\"} 1")
+    })
+    .await;
+    assert_eq!(
+        status_of(&api, &buyer, order).await,
+        OrderStatus::PendingPayment,
+        "another payment's approval pays nothing"
+    );
+
+    send_result(&api, order, payment, PaymentOutcome::Approved).await;
+    wait_status(&api, &buyer, order, OrderStatus::Paid).await;
+    send_result(&api, order, payment, PaymentOutcome::Approved).await;
+    api.eventually("the approval seen again", || async {
+        metrics(&api)
+            .await
+            .contains("api_payment_results_total{applied=\"duplicate\"} 1")
+    })
+    .await;
+    let text = metrics(&api).await;
+    assert!(
+        text.contains("api_payment_results_total{applied=\"paid\"} 1"),
+        "paid once:\n{text}"
+    );
+    let recorded: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT outcome, reason FROM payment_results WHERE order_id = $1")
+            .bind(order.0)
+            .fetch_all(&api.pool)
+            .await
+            .expect("payment_results");
+    assert_eq!(recorded, [("approved".to_owned(), None)]);
+    assert_eq!(status_of(&api, &buyer, order).await, OrderStatus::Paid);
+    assert_eq!(api.remaining(event.id).await, 3, "no ticket came back");
+    assert_eq!(held(&api, &buyer, event.id).await, 2);
+    api.stop().await;
+}
+
 /// A return while tickets are still on sale is announced too, with the stock: late in a sale
 /// the gateway must not admit a second's worth of buyers for one ticket.
 #[tokio::test]
