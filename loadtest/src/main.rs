@@ -38,7 +38,8 @@ enum Cli {
     CleanBroker(flash_drill::bench::BrokerTarget),
 }
 
-/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md).
+/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md); its huge
+/// pages are turned off first thing in `main` ([`flash_kit::memory::without_huge_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -64,6 +65,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    // The crowd's sockets come and go by the thousand: huge-page faults would tax the drill's
+    // own CPU, which the suite shares (a failure leaves them on, as before).
+    drop(flash_kit::memory::without_huge_pages());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

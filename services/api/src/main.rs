@@ -35,14 +35,17 @@ enum AdminCommand {
     },
 }
 
-/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md).
+/// mimalloc: glibc's malloc took a fifth of the suite's CPU under a drill (BENCHMARKS.md); its huge
+/// pages are turned off first thing in `main` ([`flash_kit::memory::without_huge_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let huge_pages = flash_kit::memory::without_huge_pages();
     let cli = Cli::parse();
     flash_kit::telemetry::init(cli.config.common.log_format);
+    flash_kit::memory::log_outcome(&huge_pages);
     match cli.command {
         Some(Command::Migrate) => {
             flash_api::db::create_if_missing(&cli.config.database_url).await?;

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod priority;
