@@ -4,9 +4,9 @@
 //! transaction; a refund's outcome → the order's `refund`. Applied once per payment (the result
 //! is recorded under its `payment_id`, a refund's outcome only moves a pending refund), only
 //! to an order still waiting for it; duplicates change nothing. Acknowledged only after the
-//! transaction commits. A result that cannot be read, or that fails to apply
-//! [`RESULT_MAX_DELIVERIES`] times, goes to `api.payment-results.dead` with the reason
-//! (confirmed before it is acknowledged): never dropped.
+//! result's transaction (or single statement) commits. A result that cannot be read, or that
+//! fails to apply [`RESULT_MAX_DELIVERIES`] times, goes to `api.payment-results.dead` with the
+//! reason (confirmed before it is acknowledged): never dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +88,8 @@ impl RefundApplied {
     }
 }
 
-/// Applies one result in one transaction.
+/// Applies one result: an approval of a waiting order while tickets are left in one statement
+/// ([`approve_at_once`]), anything else in one transaction.
 pub async fn apply(pool: &PgPool, result: &PaymentCompleted) -> Result<Applied, sqlx::Error> {
     if result.outcome == PaymentOutcome::Approved && approve_at_once(pool, result).await? {
         return Ok(Applied::Paid);
