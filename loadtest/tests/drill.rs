@@ -167,7 +167,10 @@ async fn buyers_solve_the_queues_challenge_and_the_sale_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
     let stores = Stores::new().await;
-    let (origin_addr, origin) = start(&stores).await;
+    // Three in ten declined: with one in ten, a sale of some thirty payments had none in one
+    // run of about twenty-five (0.9^30), and the declines' path went unchecked.
+    let (origin_addr, origin) =
+        start_with(&stores, |config| config.pay.provider.decline_rate = 0.3).await;
 
     let report = burst(args(origin_addr, &stores.db.url, 240, 40))
         .await
@@ -190,7 +193,7 @@ async fn a_burst_sells_out_without_oversell_and_every_order_settles() {
     assert!(outcome(&report, "queue closed") + outcome(&report, "sold out at checkout") > 0);
     assert!(outcome(&report, "abandoned") > 0);
     assert_eq!(outcome(&report, "failed"), 0, "{:?}", report.errors);
-    assert!(report.payments.failed > 0, "10 % of payments are declined");
+    assert!(report.payments.failed > 0, "30 % of payments are declined");
     let names: Vec<&str> = report.invariants.iter().map(|c| c.name.as_str()).collect();
     for expected in [
         "no oversell",
