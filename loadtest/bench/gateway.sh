@@ -25,11 +25,14 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export REDIS_URL AMQP_URL
 
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # delete_run_keys, sources, machine
+
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+  delete_run_keys
   ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -51,8 +54,6 @@ stop_gateways() {
   wait 2>/dev/null || true
   pids=()
 }
-# shellcheck source=loadtest/bench/suite.sh
-source loadtest/bench/suite.sh # sources, machine
 drill() { ./target/release/flash-drill bench "$@"; }
 # The processes whose CPU a one-gateway benchmark reads: redis-server, when it runs here, and
 # the gateway.

@@ -21,17 +21,18 @@ export AMQP_NAME_PREFIX="$run_id." REDIS_KEY_PREFIX="$run_id:" FLASH_DEV_KEYS=tr
 export API_ADDR=127.0.0.1:4102 DATABASE_URL="$server/$run_id"
 unset ARGON2_MEMORY_KIB ARGON2_ITERATIONS
 
+# shellcheck source=loadtest/bench/suite.sh
+source loadtest/bench/suite.sh # delete_run_keys, machine
+
 pid=""
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS \"$run_id\" WITH (FORCE)" >/dev/null 2>&1 || true
   ./target/release/flash-drill clean-broker --amqp-name-prefix "$run_id." >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+  delete_run_keys 2>/dev/null || true
 }
 trap cleanup EXIT
 
-# shellcheck source=loadtest/bench/suite.sh
-source loadtest/bench/suite.sh # machine
 echo "$(machine); $connections connections for ${seconds}s"
 ./target/release/flash-api migrate
 ./target/release/flash-api &

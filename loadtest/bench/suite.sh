@@ -35,6 +35,7 @@ bench_redis() {
   trap delete_run_keys EXIT
 }
 
+# delete_run_keys: deletes the keys under the run's prefix (run_id, REDIS_URL).
 delete_run_keys() {
   redis-cli -u "$REDIS_URL" --scan --pattern "$run_id:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
 }
