@@ -125,7 +125,9 @@ pub async fn serve(
             permit,
             router: router.clone(),
             limits,
-            draining: draining.clone(),
+            // A token of its own: every wake of a connection's task asks it whether the
+            // server drains, and a shared one would have all of them take the same lock.
+            draining: draining.child_token(),
         }));
     }
     drop(listener);
@@ -162,7 +164,7 @@ async fn serve_connection(connection: Connection) {
     } = connection;
     let open = ::metrics::gauge!("http_connections_open", "service" => name);
     open.increment(1.0);
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(limits));
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -203,7 +205,7 @@ async fn serve_connection(connection: Connection) {
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
-            reason = activity.lapsed(limits) => break reason,
+            reason = activity.lapsed() => break reason,
         }
     };
     open.decrement(1.0);
@@ -248,19 +250,35 @@ impl State {
     }
 }
 
+/// The watchdog's armed deadline while it waits for a change instead (a request is being
+/// answered, or the connection was upgraded).
+const UNARMED: u64 = u64::MAX;
+
 /// A connection's [`State`], shared by its reads, its requests and its watchdog.
+///
+/// The watchdog sleeps until the deadline of the state it last saw (its `armed` deadline) and
+/// judges the state again when it passes. A new state wakes it only when its deadline comes
+/// sooner: a request's head begun on an idle connection, or any deadline while the watchdog
+/// waits out a request. A busy kept-alive connection goes through three states per request
+/// and wakes its watchdog about once per header timeout, not three times per request (each
+/// wake polls the whole connection task).
 struct Activity {
     began: Instant,
+    limits: ConnectionLimits,
     state: AtomicU64,
+    /// When the watchdog wakes by itself (ms since `began`), or [`UNARMED`].
+    armed: AtomicU64,
     changed: Notify,
 }
 
 impl Activity {
     /// A new connection reads its first request's head from now.
-    fn new() -> Self {
+    fn new(limits: ConnectionLimits) -> Self {
         Self {
             began: Instant::now(),
+            limits,
             state: AtomicU64::new(State::ReadingHead(0).encode()),
+            armed: AtomicU64::new(UNARMED),
             changed: Notify::new(),
         }
     }
@@ -270,12 +288,29 @@ impl Activity {
     }
 
     fn get(&self) -> State {
-        State::decode(self.state.load(Ordering::Acquire))
+        State::decode(self.state.load(Ordering::SeqCst))
+    }
+
+    /// When a connection in `state` lapses (ms since `began`), and why; never while a
+    /// request is answered or upgraded.
+    fn due(&self, state: State) -> Option<(u64, &'static str)> {
+        let (since, allowed, reason) = match state {
+            State::ReadingHead(since) => (since, self.limits.header_read_timeout, "header_timeout"),
+            State::Idle(since) => (since, self.limits.idle_timeout, "idle_timeout"),
+            State::InRequest | State::Upgraded => return None,
+        };
+        let allowed = u64::try_from(allowed.as_millis()).unwrap_or(SINCE_MASK);
+        Some((since.saturating_add(allowed), reason))
     }
 
     fn set(&self, state: State) {
-        self.state.store(state.encode(), Ordering::Release);
-        self.changed.notify_one();
+        // Sequentially consistent with the watchdog's `armed` then `state`: either it sees
+        // this state, or this sees the deadline it armed.
+        self.state.store(state.encode(), Ordering::SeqCst);
+        let due = self.due(state).map_or(UNARMED, |(at, _)| at);
+        if due < self.armed.load(Ordering::SeqCst) {
+            self.changed.notify_one();
+        }
     }
 
     /// Bytes arrived: an idle connection starts a request head now.
@@ -287,21 +322,23 @@ impl Activity {
 
     /// Resolves when the connection overstayed: a head not read within the header timeout,
     /// or silence beyond the idle timeout. Never while a request is answered or upgraded.
-    async fn lapsed(&self, limits: ConnectionLimits) -> &'static str {
+    async fn lapsed(&self) -> &'static str {
         loop {
             let changed = self.changed.notified();
             let state = self.get();
-            let (since, allowed, reason) = match state {
-                State::ReadingHead(since) => (since, limits.header_read_timeout, "header_timeout"),
-                State::Idle(since) => (since, limits.idle_timeout, "idle_timeout"),
-                State::InRequest | State::Upgraded => {
-                    changed.await;
-                    continue;
-                }
+            let due = self.due(state);
+            self.armed
+                .store(due.map_or(UNARMED, |(at, _)| at), Ordering::SeqCst);
+            if self.get() != state {
+                // Changed before the deadline was armed, perhaps without a wake: judge anew.
+                continue;
+            }
+            let Some((at, reason)) = due else {
+                changed.await;
+                continue;
             };
-            let deadline = self.began + Duration::from_millis(since) + allowed;
             tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
+                () = tokio::time::sleep_until(self.began + Duration::from_millis(at)) => {
                     if self.get() == state {
                         return reason;
                     }
@@ -385,26 +422,109 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_started_head_lapses_after_the_header_timeout_and_silence_after_the_idle_timeout() {
-        let limits = ConnectionLimits {
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
             max_connections: 1,
             header_read_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(30),
-        };
-        let activity = Activity::new();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_head_lapses_after_the_header_timeout_and_silence_after_the_idle_timeout() {
+        let activity = Activity::new(limits());
         let started = tokio::time::Instant::now();
-        assert_eq!(activity.lapsed(limits).await, "header_timeout");
+        assert_eq!(activity.lapsed().await, "header_timeout");
         assert!(started.elapsed() >= Duration::from_secs(2));
 
         activity.set(State::Idle(activity.now_ms()));
         let started = tokio::time::Instant::now();
-        assert_eq!(activity.lapsed(limits).await, "idle_timeout");
+        assert_eq!(activity.lapsed().await, "idle_timeout");
         assert!(started.elapsed() >= Duration::from_secs(30));
 
         // A request being answered never lapses, however long it takes.
         activity.set(State::InRequest);
-        let waited = tokio::time::timeout(Duration::from_secs(600), activity.lapsed(limits)).await;
+        let waited = tokio::time::timeout(Duration::from_secs(600), activity.lapsed()).await;
         assert!(waited.is_err());
+    }
+
+    /// Drives `lapsed` on its own task, counting how often it is polled.
+    fn watched(
+        activity: &Arc<Activity>,
+    ) -> (tokio::task::JoinHandle<&'static str>, Arc<AtomicU64>) {
+        let polls = Arc::new(AtomicU64::new(0));
+        let (activity, counted) = (Arc::clone(activity), Arc::clone(&polls));
+        let watchdog = tokio::spawn(async move {
+            let mut lapsed = std::pin::pin!(activity.lapsed());
+            std::future::poll_fn(|cx| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                lapsed.as_mut().poll(cx)
+            })
+            .await
+        });
+        (watchdog, polls)
+    }
+
+    /// What the watchdog said, if it did within ten minutes.
+    async fn in_time(watchdog: tokio::task::JoinHandle<&'static str>) -> Option<&'static str> {
+        tokio::time::timeout(Duration::from_secs(600), watchdog)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_begun_on_an_idle_connection_wakes_the_watchdog_for_its_sooner_deadline() {
+        let activity = Arc::new(Activity::new(limits()));
+        activity.set(State::Idle(activity.now_ms()));
+        let (watchdog, _) = watched(&activity);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let head_began = tokio::time::Instant::now();
+        activity.bytes_read();
+        assert_eq!(in_time(watchdog).await, Some("header_timeout"));
+        let took = head_began.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_answered_after_the_header_timeout_wakes_the_watchdog_waiting_it_out() {
+        let activity = Arc::new(Activity::new(limits()));
+        activity.set(State::InRequest);
+        let (watchdog, _) = watched(&activity);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!watchdog.is_finished());
+        let answered = tokio::time::Instant::now();
+        activity.set(State::Idle(activity.now_ms()));
+        assert_eq!(in_time(watchdog).await, Some("idle_timeout"));
+        let took = answered.elapsed();
+        assert!(
+            took >= Duration::from_secs(30) && took < Duration::from_secs(31),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_on_a_busy_connection_leave_its_watchdog_asleep() {
+        let activity = Arc::new(Activity::new(limits()));
+        let (watchdog, polls) = watched(&activity);
+        tokio::task::yield_now().await;
+        // A thousand requests, 1 ms apart: head, answer, idle.
+        for _ in 0..1_000 {
+            activity.set(State::InRequest);
+            tokio::task::yield_now().await;
+            activity.set(State::Idle(activity.now_ms()));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            activity.bytes_read();
+            tokio::task::yield_now().await;
+        }
+        // Woken when the first head's deadline passed (at 2 s), not by each request.
+        let polled = polls.load(Ordering::Relaxed);
+        assert!(polled <= 3, "the watchdog was polled {polled} times");
+        assert!(!watchdog.is_finished());
+        // Silence after the last head began: it lapses on the header timeout still.
+        assert_eq!(in_time(watchdog).await, Some("header_timeout"));
     }
 }
