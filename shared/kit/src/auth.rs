@@ -1,9 +1,13 @@
 //! Access tokens on incoming requests: verification against the api's keys, a bounded cache
 //! of verified tokens (EdDSA verification costs tens of microseconds; polling and reconnects
 //! should not pay it again), and the `CurrentUser` / `AdminUser` extractors.
+//!
+//! The cache is `quick_cache`'s: every request looks it up, and its lookup costs about a hash
+//! table's (moka's, with its per-entry expiry, took about 5 % of the gateway's CPU per status
+//! poll, BENCHMARKS.md). A remembered token is judged against its `exp` on each lookup; an
+//! expired one is forgotten then, or evicted like any other when the cache is full.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -11,8 +15,7 @@ use axum::http::request::Parts;
 use flash_protocol::ErrorCode;
 use flash_protocol::claims::{AccessClaims, Role};
 use flash_tokens::{KeyRing, VerifyError};
-use moka::Expiry;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::http::ProblemResponse;
@@ -34,22 +37,6 @@ impl From<AuthError> for ProblemResponse {
     }
 }
 
-struct UntilExpiry;
-
-impl Expiry<[u8; 32], Arc<AccessClaims>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        claims: &Arc<AccessClaims>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        Some(Duration::from_secs(
-            u64::try_from(claims.exp.saturating_sub(now)).unwrap_or(0),
-        ))
-    }
-}
-
 /// Verifies access tokens, remembering the verified ones until they expire.
 pub struct Authenticator {
     keys: Arc<KeyRing>,
@@ -60,7 +47,7 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("keys", &self.keys)
-            .field("cached", &self.verified.entry_count())
+            .field("remembered", &self.remembered())
             .finish()
     }
 }
@@ -71,11 +58,14 @@ impl Authenticator {
     pub fn new(keys: Arc<KeyRing>, capacity: u64) -> Self {
         Self {
             keys,
-            verified: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExpiry)
-                .build(),
+            verified: Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
         }
+    }
+
+    /// How many verified tokens are remembered now.
+    #[must_use]
+    pub fn remembered(&self) -> usize {
+        self.verified.len()
     }
 
     #[must_use]
@@ -91,6 +81,7 @@ impl Authenticator {
             if claims.exp > now {
                 return Ok(claims);
             }
+            self.verified.remove(&digest);
             return Err(AuthError::Expired);
         }
         match self.keys.verify::<AccessClaims>(token).await {
@@ -173,5 +164,61 @@ where
                 "This call needs the admin role",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flash_protocol::UserId;
+    use flash_protocol::claims::{ACCESS_AUDIENCE, ACCESS_ISSUER};
+    use flash_tokens::SigningKey;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_it_expires_and_forgotten() {
+        let key = SigningKey::generate().expect("key");
+        let ring = KeyRing::fixed(&key.jwks(), ACCESS_ISSUER, ACCESS_AUDIENCE).expect("ring");
+        let auth = Authenticator::new(Arc::new(ring), 100);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = AccessClaims {
+            sub: UserId(uuid::Uuid::from_u128(7)),
+            role: Role::User,
+            iss: ACCESS_ISSUER.to_owned(),
+            aud: ACCESS_AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + 1,
+        };
+        let token = key.sign(&claims).expect("token");
+        assert_eq!(auth.verify(&token).await.map(|c| (*c).clone()), Ok(claims));
+        assert_eq!(auth.remembered(), 1);
+        // Past `exp`: the signature's check would still let it through (its leeway), the
+        // remembered claims do not.
+        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        assert_eq!(auth.verify(&token).await.err(), Some(AuthError::Expired));
+        assert_eq!(auth.remembered(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_no_more_tokens_than_its_capacity() {
+        let key = SigningKey::generate().expect("key");
+        let ring = KeyRing::fixed(&key.jwks(), ACCESS_ISSUER, ACCESS_AUDIENCE).expect("ring");
+        let auth = Authenticator::new(Arc::new(ring), 50);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for user in 0..500 {
+            let token = key
+                .sign(&AccessClaims {
+                    sub: UserId(uuid::Uuid::from_u128(user)),
+                    role: Role::User,
+                    iss: ACCESS_ISSUER.to_owned(),
+                    aud: ACCESS_AUDIENCE.to_owned(),
+                    iat: now,
+                    exp: now + 600,
+                })
+                .expect("token");
+            assert!(auth.verify(&token).await.is_ok());
+        }
+        let remembered = auth.remembered();
+        assert!((1..=50).contains(&remembered), "{remembered} remembered");
     }
 }
