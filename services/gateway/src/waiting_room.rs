@@ -52,7 +52,7 @@ pub enum Place {
 
 impl Place {
     fn parse(value: &Value) -> Result<Self, RoomError> {
-        match text(value)?.as_str() {
+        match text_of(value)?.as_ref() {
             "pre" => Ok(Place::PreQueue),
             other => other
                 .parse()
@@ -301,11 +301,17 @@ fn new_seed() -> Result<Seed, RoomError> {
 }
 
 fn text(value: &Value) -> Result<String, RoomError> {
+    text_of(value).map(std::borrow::Cow::into_owned)
+}
+
+/// A string value, borrowed where Redis sent text (no copy for a number or a place read).
+fn text_of(value: &Value) -> Result<std::borrow::Cow<'_, str>, RoomError> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+        Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .map(std::borrow::Cow::Borrowed)
             .map_err(|_| RoomError::Protocol("non-UTF-8 string".into())),
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::Int(i) => Ok(i.to_string()),
+        Value::SimpleString(s) => Ok(std::borrow::Cow::Borrowed(s)),
+        Value::Int(i) => Ok(std::borrow::Cow::Owned(i.to_string())),
         other => Err(RoomError::Protocol(format!(
             "expected a string, got {other:?}"
         ))),
@@ -323,7 +329,7 @@ fn int(value: &Value) -> Result<i64, RoomError> {
     match value {
         Value::Int(i) => Ok(*i),
         other => {
-            let s = text(other)?;
+            let s = text_of(other)?;
             // Lua may hand back a float's text (e.g. a ZSCORE); only whole numbers are used.
             s.parse::<i64>()
                 .or_else(|_| s.parse::<f64>().map(|f| f as i64))
@@ -365,7 +371,7 @@ pub(crate) fn closed_reason(value: &str) -> Option<ClosedReason> {
 const HEADER: usize = 8;
 /// The admission of a place the serving number has not reached (`status.lua` answers the
 /// place alone) or that was taken now: none, and not expired.
-const NO_ADMISSION: [Value; 3] = [Value::Nil, Value::Nil, Value::Int(0)];
+static NO_ADMISSION: [&Value; 3] = [&Value::Nil, &Value::Nil, &Value::Int(0)];
 
 /// A script call for `users` of a queue, with the keys a user's snapshot reads first (config,
 /// users, serving, admitted, admitted_at, expired).
@@ -386,21 +392,41 @@ fn placed_call<'a>(
     call
 }
 
-/// The snapshot of a user from a [`HEADER`], the user's place and the three values of its
-/// admission (end, admitted at, expired).
-fn placed_snapshot(
-    header: &[Value],
-    place: &Value,
-    admission: &[Value],
-) -> Result<Snapshot, RoomError> {
-    let mut view = header.get(..5).unwrap_or_default().to_vec();
-    view.push(place.clone());
-    view.push(field(header, 5)?.clone());
-    view.extend_from_slice(admission);
-    view.push(field(header, 6)?.clone());
-    view.push(field(header, 7)?.clone());
-    parse_snapshot(&view)
+/// The queue's part of every snapshot of one call, from its [`HEADER`] (read once however
+/// many users the call answers): no place, no admission.
+fn header_snapshot(header: &[Value]) -> Result<Snapshot, RoomError> {
+    queue_snapshot(fields(header, [0, 1, 2, 3, 4, 5, 6, 7])?)
 }
+
+/// `base` for a user holding `place`, with the three values of its admission (end, admitted
+/// at, expired).
+fn placed(
+    base: Snapshot,
+    place: &Value,
+    [ends, admitted_at, expired]: [&Value; 3],
+) -> Result<Snapshot, RoomError> {
+    Ok(Snapshot {
+        place: match place {
+            Value::Nil | Value::Boolean(false) => None,
+            other => Some(Place::parse(other)?),
+        },
+        admission_ends_ms: optional_int(ends)?,
+        admitted_at_ms: optional_int(admitted_at)?,
+        expired: int(expired)? == 1,
+        ..base
+    })
+}
+
+/// The values at `at` of `items`.
+fn fields<const N: usize>(items: &[Value], at: [usize; N]) -> Result<[&Value; N], RoomError> {
+    let mut found = [&NIL; N];
+    for (slot, index) in found.iter_mut().zip(at) {
+        *slot = field(items, index)?;
+    }
+    Ok(found)
+}
+
+static NIL: Value = Value::Nil;
 
 /// The one answer of a call made for one user.
 fn only<T>(mut answers: Vec<T>, what: &str) -> Result<T, RoomError> {
@@ -412,33 +438,51 @@ fn only<T>(mut answers: Vec<T>, what: &str) -> Result<T, RoomError> {
     }
 }
 
+/// A snapshot as `view.lua` and a join of someone already placed answer it: the queue's
+/// settings, the place, serving, the admission's three values, the time and the orders being
+/// paid.
 fn parse_snapshot(items: &[Value]) -> Result<Snapshot, RoomError> {
-    let state = opt_text(field(items, 0)?)?
-        .map(|s| RawState::parse(&s))
-        .transpose()?;
-    let optional_int = |i| -> Result<Option<i64>, RoomError> {
-        match field(items, i)? {
-            Value::Nil | Value::Boolean(false) => Ok(None),
-            other => int(other).map(Some),
-        }
-    };
-    Ok(Snapshot {
+    let base = queue_snapshot(fields(items, [0, 1, 2, 3, 4, 6, 10, 11])?)?;
+    placed(base, field(items, 5)?, fields(items, [7, 8, 9])?)
+}
+
+/// The queue's part of a snapshot, from its values in [`HEADER`]'s order.
+fn queue_snapshot(
+    [
         state,
-        paused: text(field(items, 1)?)? == "1",
-        closed_reason: closed_reason(&text(field(items, 2)?)?),
-        admit_per_sec: u32::try_from(uint(field(items, 3)?)?).unwrap_or(u32::MAX),
-        admission_ttl_s: u32::try_from(uint(field(items, 4)?)?).unwrap_or(u32::MAX),
-        place: match field(items, 5)? {
+        paused,
+        closed,
+        admit_per_sec,
+        admission_ttl_s,
+        serving,
+        now_ms,
+        reserved_pending,
+    ]: [&Value; HEADER],
+) -> Result<Snapshot, RoomError> {
+    Ok(Snapshot {
+        state: match state {
             Value::Nil | Value::Boolean(false) => None,
-            other => Some(Place::parse(other)?),
+            other => Some(RawState::parse(&text_of(other)?)?),
         },
-        serving: uint(field(items, 6)?)?,
-        admission_ends_ms: optional_int(7)?,
-        admitted_at_ms: optional_int(8)?,
-        expired: int(field(items, 9)?)? == 1,
-        now_ms: int(field(items, 10)?)?,
-        reserved_pending: uint(field(items, 11)?)?,
+        paused: text_of(paused)? == "1",
+        closed_reason: closed_reason(&text_of(closed)?),
+        admit_per_sec: u32::try_from(uint(admit_per_sec)?).unwrap_or(u32::MAX),
+        admission_ttl_s: u32::try_from(uint(admission_ttl_s)?).unwrap_or(u32::MAX),
+        place: None,
+        serving: uint(serving)?,
+        admission_ends_ms: None,
+        admitted_at_ms: None,
+        expired: false,
+        now_ms: int(now_ms)?,
+        reserved_pending: uint(reserved_pending)?,
     })
+}
+
+fn optional_int(value: &Value) -> Result<Option<i64>, RoomError> {
+    match value {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        other => int(other).map(Some),
+    }
 }
 
 /// The most pre-queue places one tick numbers at opening: one script call stays within a few
@@ -619,6 +663,7 @@ impl WaitingRoom {
             other => other?,
         };
         let (header, answers) = items.split_at(HEADER);
+        let base = header_snapshot(header)?;
         if matches!(
             opt_text(field(header, 0)?)?.as_deref(),
             Some("open" | "opening")
@@ -640,12 +685,12 @@ impl WaitingRoom {
                         _ => Lacking::Required,
                     };
                     // Nothing was read for a refused newcomer: the header's view, no place.
-                    let snapshot = placed_snapshot(header, &Value::Nil, &NO_ADMISSION)?;
+                    let snapshot = placed(base, &NIL, NO_ADMISSION)?;
                     return Ok((Joined::Challenge(lacking), snapshot));
                 }
                 let snapshot = if outcome == "new" {
                     // The place taken, neither admitted nor expired.
-                    placed_snapshot(header, field(answer, 1)?, &NO_ADMISSION)?
+                    placed(base, field(answer, 1)?, NO_ADMISSION)?
                 } else {
                     parse_snapshot(&array(field(answer, 1)?.clone())?)?
                 };
@@ -734,19 +779,20 @@ impl WaitingRoom {
         let call = placed_call(&self.scripts.status, &k, users);
         let items = self.call_many(call, 1, users.len(), "statuses").await?;
         let (header, places) = items.split_at(HEADER);
+        let base = header_snapshot(header)?;
         places
             .iter()
             .map(|place| match place {
                 Value::Array(reached) => match reached.split_first() {
                     Some((number, admission)) if admission.len() == NO_ADMISSION.len() => {
-                        placed_snapshot(header, number, admission)
+                        placed(base, number, fields(admission, [0, 1, 2])?)
                     }
                     _ => Err(RoomError::Protocol(format!(
                         "{} values of a reached place",
                         reached.len()
                     ))),
                 },
-                waiting => placed_snapshot(header, waiting, &NO_ADMISSION),
+                waiting => placed(base, waiting, NO_ADMISSION),
             })
             .collect()
     }
