@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,11 +19,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use futures::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -91,7 +92,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
-    let draining = CancellationToken::new();
+    let open = Arc::new(Open::default());
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -118,20 +119,19 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new(limits));
         connections.spawn(serve_connection(Connection {
             name,
             stream,
             peer,
             permit,
             router: router.clone(),
-            limits,
-            // A token of its own: every wake of a connection's task asks it whether the
-            // server drains, and a shared one would have all of them take the same lock.
-            draining: draining.child_token(),
+            registered: Open::register(&open, Arc::clone(&activity)),
+            activity,
         }));
     }
     drop(listener);
-    draining.cancel();
+    open.drain();
     connections.close();
     if tokio::time::timeout(grace, connections.wait())
         .await
@@ -148,8 +148,8 @@ struct Connection {
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     router: Router,
-    limits: ConnectionLimits,
-    draining: CancellationToken,
+    activity: Arc<Activity>,
+    registered: Registered,
 }
 
 async fn serve_connection(connection: Connection) {
@@ -159,12 +159,11 @@ async fn serve_connection(connection: Connection) {
         peer,
         permit,
         router,
-        limits,
-        draining,
+        activity,
+        registered: _registered,
     } = connection;
     let open = ::metrics::gauge!("http_connections_open", "service" => name);
     open.increment(1.0);
-    let activity = Arc::new(Activity::new(limits));
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -195,17 +194,16 @@ async fn serve_connection(connection: Connection) {
         .max_headers(MAX_HEADERS);
     let connection = builder.serve_connection(io, service).with_upgrades();
     let mut connection = std::pin::pin!(connection);
-    let mut stopping = false;
+    let mut watchdog = Watchdog::new(activity);
     let reason = loop {
         tokio::select! {
             result = connection.as_mut() => {
                 break if result.is_ok() { "done" } else { "error" };
             }
-            () = draining.cancelled(), if !stopping => {
-                stopping = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            reason = activity.lapsed() => break reason,
+            alarm = std::future::poll_fn(|cx| watchdog.poll_alarm(cx)) => match alarm {
+                Alarm::Drain => connection.as_mut().graceful_shutdown(),
+                Alarm::Lapsed(reason) => break reason,
+            },
         }
     };
     open.decrement(1.0);
@@ -254,21 +252,26 @@ impl State {
 /// answered, or the connection was upgraded).
 const UNARMED: u64 = u64::MAX;
 
-/// A connection's [`State`], shared by its reads, its requests and its watchdog.
+/// A connection's [`State`], shared by its reads, its requests and its [`Watchdog`].
 ///
-/// The watchdog sleeps until the deadline of the state it last saw (its `armed` deadline) and
-/// judges the state again when it passes. A new state wakes it only when its deadline comes
-/// sooner: a request's head begun on an idle connection, or any deadline while the watchdog
-/// waits out a request. A busy kept-alive connection goes through three states per request
-/// and wakes its watchdog about once per header timeout, not three times per request (each
-/// wake polls the whole connection task).
+/// The watchdog sleeps until the deadline of the state it last judged (its `armed` deadline)
+/// and judges the state again when it passes. A new state nudges it only when its deadline
+/// comes sooner: a request's head begun on an idle connection, or any deadline while the
+/// watchdog waits out a request. A busy kept-alive connection goes through three states per
+/// request and has its watchdog judge about once per header timeout, not three times per
+/// request. Nothing here takes a lock: the watchdog is polled at every wake of its
+/// connection's task.
 struct Activity {
     began: Instant,
     limits: ConnectionLimits,
     state: AtomicU64,
     /// When the watchdog wakes by itself (ms since `began`), or [`UNARMED`].
     armed: AtomicU64,
-    changed: Notify,
+    /// The watchdog must judge the state anew.
+    nudged: AtomicBool,
+    /// The server drains: the connection ends after its request in flight.
+    draining: AtomicBool,
+    watchdog: AtomicWaker,
 }
 
 impl Activity {
@@ -279,7 +282,9 @@ impl Activity {
             limits,
             state: AtomicU64::new(State::ReadingHead(0).encode()),
             armed: AtomicU64::new(UNARMED),
-            changed: Notify::new(),
+            nudged: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            watchdog: AtomicWaker::new(),
         }
     }
 
@@ -309,8 +314,19 @@ impl Activity {
         self.state.store(state.encode(), Ordering::SeqCst);
         let due = self.due(state).map_or(UNARMED, |(at, _)| at);
         if due < self.armed.load(Ordering::SeqCst) {
-            self.changed.notify_one();
+            self.nudge();
         }
+    }
+
+    fn nudge(&self) {
+        self.nudged.store(true, Ordering::SeqCst);
+        self.watchdog.wake();
+    }
+
+    /// The server drains: tell the watchdog.
+    fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.nudge();
     }
 
     /// Bytes arrived: an idle connection starts a request head now.
@@ -319,33 +335,137 @@ impl Activity {
             self.set(State::ReadingHead(self.now_ms()));
         }
     }
+}
 
-    /// Resolves when the connection overstayed: a head not read within the header timeout,
-    /// or silence beyond the idle timeout. Never while a request is answered or upgraded.
-    async fn lapsed(&self) -> &'static str {
-        loop {
-            let changed = self.changed.notified();
-            let state = self.get();
-            let due = self.due(state);
-            self.armed
-                .store(due.map_or(UNARMED, |(at, _)| at), Ordering::SeqCst);
-            if self.get() != state {
-                // Changed before the deadline was armed, perhaps without a wake: judge anew.
-                continue;
-            }
-            let Some((at, reason)) = due else {
-                changed.await;
-                continue;
-            };
-            tokio::select! {
-                () = tokio::time::sleep_until(self.began + Duration::from_millis(at)) => {
-                    if self.get() == state {
-                        return reason;
-                    }
-                }
-                () = changed => {}
-            }
+/// What a connection's watchdog tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alarm {
+    /// The server drains: finish the request in flight, then close.
+    Drain,
+    /// The connection overstayed: a head not read within the header timeout, or silence
+    /// beyond the idle timeout.
+    Lapsed(&'static str),
+}
+
+/// Watches a connection's [`Activity`]: never alarms while a request is answered or upgraded.
+struct Watchdog {
+    activity: Arc<Activity>,
+    /// The state judged last, and its deadline (`sleep` is set to it).
+    judged: Option<(State, Option<(u64, &'static str)>)>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    told_to_drain: bool,
+}
+
+impl Watchdog {
+    fn new(activity: Arc<Activity>) -> Self {
+        let sleep = Box::pin(tokio::time::sleep_until(activity.began));
+        Self {
+            activity,
+            judged: None,
+            sleep,
+            told_to_drain: false,
         }
+    }
+
+    /// Judges the state as it is now and arms its deadline.
+    fn judge(&mut self) -> Option<(u64, &'static str)> {
+        let activity = &self.activity;
+        loop {
+            let state = activity.get();
+            let due = activity.due(state);
+            activity
+                .armed
+                .store(due.map_or(UNARMED, |(at, _)| at), Ordering::SeqCst);
+            // Changed before the deadline was armed, perhaps without a nudge: judge anew.
+            if activity.get() != state {
+                continue;
+            }
+            if let Some((at, _)) = due {
+                let deadline = activity.began + Duration::from_millis(at);
+                if self.sleep.deadline() != deadline {
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+            self.judged = Some((state, due));
+            return due;
+        }
+    }
+
+    fn poll_alarm(&mut self, cx: &mut Context<'_>) -> Poll<Alarm> {
+        self.activity.watchdog.register(cx.waker());
+        if !self.told_to_drain && self.activity.draining.load(Ordering::SeqCst) {
+            self.told_to_drain = true;
+            return Poll::Ready(Alarm::Drain);
+        }
+        let mut due = match self.judged {
+            Some((_, due)) if !self.activity.nudged.swap(false, Ordering::SeqCst) => due,
+            _ => self.judge(),
+        };
+        while let Some((_, reason)) = due {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if self
+                .judged
+                .is_some_and(|(state, _)| self.activity.get() == state)
+            {
+                return Poll::Ready(Alarm::Lapsed(reason));
+            }
+            // The deadline passed for a state since replaced: judge the one now.
+            due = self.judge();
+        }
+        Poll::Pending
+    }
+
+    #[cfg(test)]
+    async fn alarm(&mut self) -> Alarm {
+        std::future::poll_fn(|cx| self.poll_alarm(cx)).await
+    }
+}
+
+/// A server's open connections, told when it drains.
+#[derive(Default)]
+struct Open {
+    connections: std::sync::Mutex<(u64, std::collections::HashMap<u64, Arc<Activity>>)>,
+}
+
+impl Open {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<u64, Arc<Activity>>)> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a new connection as open until the returned guard is dropped.
+    fn register(open: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let mut connections = open.lock();
+        let id = connections.0;
+        connections.0 += 1;
+        connections.1.insert(id, activity);
+        Registered {
+            open: Arc::clone(open),
+            id,
+        }
+    }
+
+    fn drain(&self) {
+        for activity in self.lock().1.values() {
+            activity.drain();
+        }
+    }
+}
+
+/// A connection counted as open.
+struct Registered {
+    open: Arc<Open>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.lock().1.remove(&self.id);
     }
 }
 
@@ -432,41 +552,40 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_started_head_lapses_after_the_header_timeout_and_silence_after_the_idle_timeout() {
-        let activity = Activity::new(limits());
+        let activity = Arc::new(Activity::new(limits()));
+        let mut watchdog = Watchdog::new(Arc::clone(&activity));
         let started = tokio::time::Instant::now();
-        assert_eq!(activity.lapsed().await, "header_timeout");
+        assert_eq!(watchdog.alarm().await, Alarm::Lapsed("header_timeout"));
         assert!(started.elapsed() >= Duration::from_secs(2));
 
         activity.set(State::Idle(activity.now_ms()));
         let started = tokio::time::Instant::now();
-        assert_eq!(activity.lapsed().await, "idle_timeout");
+        assert_eq!(watchdog.alarm().await, Alarm::Lapsed("idle_timeout"));
         assert!(started.elapsed() >= Duration::from_secs(30));
 
         // A request being answered never lapses, however long it takes.
         activity.set(State::InRequest);
-        let waited = tokio::time::timeout(Duration::from_secs(600), activity.lapsed()).await;
+        let waited = tokio::time::timeout(Duration::from_secs(600), watchdog.alarm()).await;
         assert!(waited.is_err());
     }
 
-    /// Drives `lapsed` on its own task, counting how often it is polled.
-    fn watched(
-        activity: &Arc<Activity>,
-    ) -> (tokio::task::JoinHandle<&'static str>, Arc<AtomicU64>) {
+    /// Drives a watchdog on its own task, counting how often it is polled.
+    fn watched(activity: &Arc<Activity>) -> (tokio::task::JoinHandle<Alarm>, Arc<AtomicU64>) {
         let polls = Arc::new(AtomicU64::new(0));
-        let (activity, counted) = (Arc::clone(activity), Arc::clone(&polls));
-        let watchdog = tokio::spawn(async move {
-            let mut lapsed = std::pin::pin!(activity.lapsed());
+        let mut watchdog = Watchdog::new(Arc::clone(activity));
+        let counted = Arc::clone(&polls);
+        let task = tokio::spawn(async move {
             std::future::poll_fn(|cx| {
                 counted.fetch_add(1, Ordering::Relaxed);
-                lapsed.as_mut().poll(cx)
+                watchdog.poll_alarm(cx)
             })
             .await
         });
-        (watchdog, polls)
+        (task, polls)
     }
 
     /// What the watchdog said, if it did within ten minutes.
-    async fn in_time(watchdog: tokio::task::JoinHandle<&'static str>) -> Option<&'static str> {
+    async fn in_time(watchdog: tokio::task::JoinHandle<Alarm>) -> Option<Alarm> {
         tokio::time::timeout(Duration::from_secs(600), watchdog)
             .await
             .ok()
@@ -481,7 +600,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let head_began = tokio::time::Instant::now();
         activity.bytes_read();
-        assert_eq!(in_time(watchdog).await, Some("header_timeout"));
+        assert_eq!(
+            in_time(watchdog).await,
+            Some(Alarm::Lapsed("header_timeout"))
+        );
         let took = head_began.elapsed();
         assert!(
             took >= Duration::from_secs(2) && took < Duration::from_secs(3),
@@ -498,7 +620,7 @@ mod tests {
         assert!(!watchdog.is_finished());
         let answered = tokio::time::Instant::now();
         activity.set(State::Idle(activity.now_ms()));
-        assert_eq!(in_time(watchdog).await, Some("idle_timeout"));
+        assert_eq!(in_time(watchdog).await, Some(Alarm::Lapsed("idle_timeout")));
         let took = answered.elapsed();
         assert!(
             took >= Duration::from_secs(30) && took < Duration::from_secs(31),
@@ -525,6 +647,78 @@ mod tests {
         assert!(polled <= 3, "the watchdog was polled {polled} times");
         assert!(!watchdog.is_finished());
         // Silence after the last head began: it lapses on the header timeout still.
-        assert_eq!(in_time(watchdog).await, Some("header_timeout"));
+        assert_eq!(
+            in_time(watchdog).await,
+            Some(Alarm::Lapsed("header_timeout"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_is_told_once_and_the_watch_goes_on() {
+        let activity = Arc::new(Activity::new(limits()));
+        activity.set(State::InRequest);
+        let mut watchdog = Watchdog::new(Arc::clone(&activity));
+        let waiting = tokio::time::timeout(Duration::from_secs(60), watchdog.alarm()).await;
+        assert!(waiting.is_err());
+        activity.drain();
+        assert_eq!(watchdog.alarm().await, Alarm::Drain);
+        let started = tokio::time::Instant::now();
+        activity.set(State::Idle(activity.now_ms()));
+        assert_eq!(watchdog.alarm().await, Alarm::Lapsed("idle_timeout"));
+        assert!(started.elapsed() >= Duration::from_secs(30));
+    }
+
+    /// A server told to stop lets a request in flight finish and closes a kept-alive idle
+    /// connection at once, without waiting out its grace.
+    #[tokio::test]
+    async fn a_stopping_server_finishes_requests_in_flight_and_closes_idle_connections() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "slow"
+                }),
+            )
+            .route("/quick", axum::routing::get(|| async { "quick" }));
+        let listener = listen("127.0.0.1:0".parse().expect("address")).expect("listener");
+        let addr = listener.local_addr().expect("address");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            "test",
+            listener,
+            router,
+            ConnectionLimits::default(),
+            shutdown.clone(),
+            Duration::from_secs(30),
+        ));
+        let request = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n");
+        // Kept alive and idle after one answer.
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(request("/quick").as_bytes())
+            .await
+            .expect("write");
+        let mut answer = [0u8; 512];
+        let read = idle.read(&mut answer).await.expect("read");
+        assert!(String::from_utf8_lossy(&answer[..read]).ends_with("quick"));
+        // In flight when the server is told to stop.
+        let mut busy = TcpStream::connect(addr).await.expect("connect");
+        busy.write_all(request("/slow").as_bytes())
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        shutdown.cancel();
+        let mut slow = Vec::new();
+        busy.read_to_end(&mut slow).await.expect("read");
+        assert!(String::from_utf8_lossy(&slow).ends_with("slow"), "{slow:?}");
+        // The idle connection was closed by the server, not left to the grace.
+        let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut answer)).await;
+        assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+        let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+        assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
