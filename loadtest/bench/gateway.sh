@@ -7,12 +7,16 @@
 # around the timed part, and the load generator's own (`redis-cost` runs those three:
 # loadtest/bench/redis-cost.sh).
 # Each run uses its own Redis key prefix and broker names and removes them afterwards.
+# GATEWAY_BIN=PATH runs another gateway binary (e.g. a copy of an earlier build, to compare two
+# builds in interleaved runs); the load generator is always this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what=${1:-all}
 
 cargo build --release --locked -q -p flash-gateway -p flash-drill
 ulimit -n "$(ulimit -Hn)"
+
+gateway_bin=${GATEWAY_BIN:-./target/release/flash-gateway}
 
 run_id="bench$(date +%s)$$"
 export REDIS_KEY_PREFIX="$run_id:" AMQP_NAME_PREFIX="$run_id."
@@ -41,7 +45,7 @@ trap cleanup EXIT
 start_gateways() {
   gateways=""
   for ((i = 1; i <= $1; i++)); do
-    GATEWAY_ADDR="127.0.0.1:$((3100 + i))" ./target/release/flash-gateway &
+    GATEWAY_ADDR="127.0.0.1:$((3100 + i))" "$gateway_bin" &
     pids+=($!)
     gateways+="${gateways:+,}127.0.0.1:$((3100 + i))"
   done
