@@ -175,20 +175,30 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_remembered_token_is_refused_once_it_expires_and_forgotten() {
+    /// A key, and an authenticator for its tokens remembering at most `capacity`.
+    fn authenticator(capacity: u64) -> (SigningKey, Authenticator) {
         let key = SigningKey::generate().expect("key");
         let ring = KeyRing::fixed(&key.jwks(), ACCESS_ISSUER, ACCESS_AUDIENCE).expect("ring");
-        let auth = Authenticator::new(Arc::new(ring), 100);
+        (key, Authenticator::new(Arc::new(ring), capacity))
+    }
+
+    /// A user's claims, valid for `seconds` from now.
+    fn claims(user: u128, seconds: i64) -> AccessClaims {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims = AccessClaims {
-            sub: UserId(uuid::Uuid::from_u128(7)),
+        AccessClaims {
+            sub: UserId(uuid::Uuid::from_u128(user)),
             role: Role::User,
             iss: ACCESS_ISSUER.to_owned(),
             aud: ACCESS_AUDIENCE.to_owned(),
             iat: now,
-            exp: now + 1,
-        };
+            exp: now + seconds,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_it_expires_and_forgotten() {
+        let (key, auth) = authenticator(100);
+        let claims = claims(7, 1);
         let token = key.sign(&claims).expect("token");
         assert_eq!(auth.verify(&token).await.map(|c| (*c).clone()), Ok(claims));
         assert_eq!(auth.remembered(), 1);
@@ -201,21 +211,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_holds_no_more_tokens_than_its_capacity() {
-        let key = SigningKey::generate().expect("key");
-        let ring = KeyRing::fixed(&key.jwks(), ACCESS_ISSUER, ACCESS_AUDIENCE).expect("ring");
-        let auth = Authenticator::new(Arc::new(ring), 50);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (key, auth) = authenticator(50);
         for user in 0..500 {
-            let token = key
-                .sign(&AccessClaims {
-                    sub: UserId(uuid::Uuid::from_u128(user)),
-                    role: Role::User,
-                    iss: ACCESS_ISSUER.to_owned(),
-                    aud: ACCESS_AUDIENCE.to_owned(),
-                    iat: now,
-                    exp: now + 600,
-                })
-                .expect("token");
+            let token = key.sign(&claims(user, 600)).expect("token");
             assert!(auth.verify(&token).await.is_ok());
         }
         let remembered = auth.remembered();

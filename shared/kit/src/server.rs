@@ -592,6 +592,21 @@ mod tests {
             .and_then(Result::ok)
     }
 
+    /// The watchdog says `reason` within the second after `seconds` from `since`.
+    async fn lapses_after(
+        watchdog: tokio::task::JoinHandle<Alarm>,
+        since: tokio::time::Instant,
+        reason: &'static str,
+        seconds: u64,
+    ) {
+        assert_eq!(in_time(watchdog).await, Some(Alarm::Lapsed(reason)));
+        let took = since.elapsed();
+        assert!(
+            took >= Duration::from_secs(seconds) && took < Duration::from_secs(seconds + 1),
+            "{took:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_head_begun_on_an_idle_connection_wakes_the_watchdog_for_its_sooner_deadline() {
         let activity = Arc::new(Activity::new(limits()));
@@ -600,15 +615,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let head_began = tokio::time::Instant::now();
         activity.bytes_read();
-        assert_eq!(
-            in_time(watchdog).await,
-            Some(Alarm::Lapsed("header_timeout"))
-        );
-        let took = head_began.elapsed();
-        assert!(
-            took >= Duration::from_secs(2) && took < Duration::from_secs(3),
-            "{took:?}"
-        );
+        lapses_after(watchdog, head_began, "header_timeout", 2).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -620,12 +627,7 @@ mod tests {
         assert!(!watchdog.is_finished());
         let answered = tokio::time::Instant::now();
         activity.set(State::Idle(activity.now_ms()));
-        assert_eq!(in_time(watchdog).await, Some(Alarm::Lapsed("idle_timeout")));
-        let took = answered.elapsed();
-        assert!(
-            took >= Duration::from_secs(30) && took < Duration::from_secs(31),
-            "{took:?}"
-        );
+        lapses_after(watchdog, answered, "idle_timeout", 30).await;
     }
 
     #[tokio::test(start_paused = true)]
