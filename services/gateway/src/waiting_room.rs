@@ -664,10 +664,7 @@ impl WaitingRoom {
         };
         let (header, answers) = items.split_at(HEADER);
         let base = header_snapshot(header)?;
-        if matches!(
-            opt_text(field(header, 0)?)?.as_deref(),
-            Some("open" | "opening")
-        ) {
+        if base.state == Some(RawState::Open) {
             let mut opened = lock(&self.opened);
             if opened.len() >= SEEDS_KEPT {
                 opened.clear();
