@@ -426,13 +426,18 @@ impl Watchdog {
 /// A server's open connections, told when it drains.
 #[derive(Default)]
 struct Open {
-    connections: std::sync::Mutex<(u64, std::collections::HashMap<u64, Arc<Activity>>)>,
+    connections: std::sync::Mutex<Connections>,
+}
+
+/// The open connections' activities, by an id given at their opening.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    by_id: std::collections::HashMap<u64, Arc<Activity>>,
 }
 
 impl Open {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<u64, Arc<Activity>>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -441,9 +446,9 @@ impl Open {
     /// Counts a new connection as open until the returned guard is dropped.
     fn register(open: &Arc<Self>, activity: Arc<Activity>) -> Registered {
         let mut connections = open.lock();
-        let id = connections.0;
-        connections.0 += 1;
-        connections.1.insert(id, activity);
+        let id = connections.next_id;
+        connections.next_id += 1;
+        connections.by_id.insert(id, activity);
         Registered {
             open: Arc::clone(open),
             id,
@@ -451,7 +456,7 @@ impl Open {
     }
 
     fn drain(&self) {
-        for activity in self.lock().1.values() {
+        for activity in self.lock().by_id.values() {
             activity.drain();
         }
     }
@@ -465,7 +470,7 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.open.lock().1.remove(&self.id);
+        self.open.lock().by_id.remove(&self.id);
     }
 }
 
