@@ -488,6 +488,9 @@ fn optional_int(value: &Value) -> Result<Option<i64>, RoomError> {
 /// The most pre-queue places one tick numbers at opening: one script call stays within a few
 /// milliseconds however large the pre-queue (measured by `loadtest/bench/prequeue.sh`).
 pub const OPENING_CHUNK: u32 = 250;
+/// Most users whose admissions one script call reads: well under what Lua's `unpack` takes
+/// (about 8,000), and a short call however many sockets wait.
+pub const ADMISSIONS_PER_CALL: usize = 1_000;
 
 /// Seeds of draws (and queues seen open), kept while at most this many events are known (a
 /// seed never changes; an open queue never goes back to its pre-queue).
@@ -1375,42 +1378,56 @@ impl WaitingRoom {
             .collect()
     }
 
-    /// What Redis recorded of `users`' places and admissions, read in one step: a gate token
-    /// is only ever signed for an admission recorded here for that user and number.
+    /// What Redis recorded of `users`' places and admissions, each user's read in one step: a
+    /// gate token is only ever signed for an admission recorded here for that user and
+    /// number. Any number of users (a replica's every waiting socket when many are admitted
+    /// at once), read [`ADMISSIONS_PER_CALL`] at a time.
     pub async fn admissions(
         &self,
         event: EventId,
         users: &[UserId],
     ) -> Result<Vec<Recorded>, RoomError> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
         let k = self.queue(event);
-        let mut invocation = self.scripts.admissions.key(&k.users);
-        invocation.key(&k.admitted).key(&k.admitted_at);
-        for user in users {
-            invocation.arg(user.to_string());
+        let mut recorded = Vec::with_capacity(users.len());
+        for chunk in users.chunks(ADMISSIONS_PER_CALL) {
+            let mut invocation = self.scripts.admissions.key(&k.users);
+            invocation.key(&k.admitted).key(&k.admitted_at);
+            for user in chunk {
+                invocation.arg(user.to_string());
+            }
+            let result: Value = invocation.invoke_async(&mut self.redis.clone()).await?;
+            let entries = array(result)?;
+            if entries.len() != chunk.len() {
+                return Err(RoomError::Protocol(format!(
+                    "admissions: {} answers for {} users",
+                    entries.len(),
+                    chunk.len()
+                )));
+            }
+            for entry in entries {
+                recorded.push(recorded_of(entry)?);
+            }
         }
-        let result: Value = invocation.invoke_async(&mut self.redis.clone()).await?;
-        array(result)?
-            .into_iter()
-            .map(|entry| {
-                let fields = array(entry)?;
-                let optional = |i: usize| -> Result<Option<i64>, RoomError> {
-                    match field(&fields, i)? {
-                        Value::Nil | Value::Boolean(false) => Ok(None),
-                        other => int(other).map(Some),
-                    }
-                };
-                Ok(Recorded {
-                    place: match field(&fields, 0)? {
-                        Value::Nil | Value::Boolean(false) => None,
-                        other => Some(Place::parse(other)?),
-                    },
-                    admitted_at_ms: optional(1)?,
-                    admission_ends_ms: optional(2)?,
-                })
-            })
-            .collect()
+        Ok(recorded)
     }
+}
+
+/// One user's entry of `admissions.lua`: {number|false, admitted_at_ms|false,
+/// admission_end_ms|false}.
+fn recorded_of(entry: Value) -> Result<Recorded, RoomError> {
+    let fields = array(entry)?;
+    let optional = |i: usize| -> Result<Option<i64>, RoomError> {
+        match field(&fields, i)? {
+            Value::Nil | Value::Boolean(false) => Ok(None),
+            other => int(other).map(Some),
+        }
+    };
+    Ok(Recorded {
+        place: match field(&fields, 0)? {
+            Value::Nil | Value::Boolean(false) => None,
+            other => Some(Place::parse(other)?),
+        },
+        admitted_at_ms: optional(1)?,
+        admission_ends_ms: optional(2)?,
+    })
 }

@@ -4,8 +4,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use flash_gateway::coalesce::MAX_BATCH;
 use flash_gateway::waiting_room::{
-    EventAnnouncement, Joined, Patched, Place, Settings, Snapshot, WaitingRoom,
+    ADMISSIONS_PER_CALL, EventAnnouncement, Joined, Patched, Place, Settings, Snapshot,
+    WaitingRoom,
 };
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::{TestRedis, TestRedisCluster};
@@ -923,6 +925,37 @@ async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
         Patched::Missing,
         "unknown event"
     );
+}
+
+/// A replica asks what Redis recorded of every socket it holds once many are admitted at once
+/// (a resume, a high rate): more users in one ask than Lua's `unpack` takes in one call.
+#[tokio::test]
+async fn admissions_of_thousands_are_read_in_one_ask() {
+    let f = fixture().await;
+    let event = f.open_event(settings(100_000, 100_000, 60)).await;
+    let crowd = users(ADMISSIONS_PER_CALL * 9 + 1);
+    for batch in crowd.chunks(MAX_BATCH) {
+        f.room.join_many(event, batch).await.expect("join_many");
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while f.room.tick(event).await.expect("tick").serving < crowd.len() as u64 {
+        assert!(Instant::now() < until, "not everyone admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outsider = UserId::new_v7();
+    let asked: Vec<UserId> = crowd.iter().copied().chain([outsider]).collect();
+    let recorded = f.room.admissions(event, &asked).await.expect("admissions");
+    assert_eq!(recorded.len(), asked.len());
+    // Joined in one line, numbered in its order: each user's admission at their own number.
+    for (number, read) in (1..).zip(&recorded[..crowd.len()]) {
+        let (at, ends) = read
+            .admission_at(number, 60)
+            .unwrap_or_else(|| panic!("number {number}: {read:?}"));
+        assert!(at < ends, "number {number}");
+        assert_eq!(read.admission_at(number + 1, 60), None);
+    }
+    assert_eq!(recorded[crowd.len()].place, None, "the outsider");
+    assert!(f.room.admissions(event, &[]).await.expect("none").is_empty());
 }
 
 #[tokio::test]
