@@ -488,9 +488,9 @@ fn optional_int(value: &Value) -> Result<Option<i64>, RoomError> {
 /// The most pre-queue places one tick numbers at opening: one script call stays within a few
 /// milliseconds however large the pre-queue (measured by `loadtest/bench/prequeue.sh`).
 pub const OPENING_CHUNK: u32 = 250;
-/// Most users whose admissions one script call reads: well under what Lua's `unpack` takes
-/// (about 8,000), and a short call however many sockets wait.
-pub const ADMISSIONS_PER_CALL: usize = 1_000;
+/// Most users one read of many users' places or admissions names: well under what Lua's
+/// `unpack` takes (about 8,000), and a short command however many sockets a replica holds.
+pub const USERS_PER_CALL: usize = 1_000;
 
 /// Seeds of draws (and queues seen open), kept while at most this many events are known (a
 /// seed never changes; an open queue never goes back to its pre-queue).
@@ -1355,33 +1355,38 @@ impl WaitingRoom {
             .transpose()
     }
 
-    /// The places of `users` (`None` for a user without one).
+    /// The places of `users` (`None` for a user without one), read [`USERS_PER_CALL`] at a
+    /// time (a replica's every pre-queue socket at the opening).
     pub async fn places(
         &self,
         event: EventId,
         users: &[UserId],
     ) -> Result<Vec<Option<Place>>, RoomError> {
-        if users.is_empty() {
-            return Ok(Vec::new());
+        let key = self.queue(event).users;
+        let mut places = Vec::with_capacity(users.len());
+        for chunk in users.chunks(USERS_PER_CALL) {
+            let values: Vec<Value> = redis::cmd("HMGET")
+                .arg(&key)
+                .arg(chunk.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .query_async(&mut self.redis.clone())
+                .await?;
+            if values.len() != chunk.len() {
+                return Err(answers_for(values.len(), chunk.len(), "places"));
+            }
+            for value in &values {
+                places.push(match value {
+                    Value::Nil => None,
+                    other => Some(Place::parse(other)?),
+                });
+            }
         }
-        let values: Vec<Value> = redis::cmd("HMGET")
-            .arg(self.queue(event).users)
-            .arg(users.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .query_async(&mut self.redis.clone())
-            .await?;
-        values
-            .iter()
-            .map(|value| match value {
-                Value::Nil => Ok(None),
-                other => Place::parse(other).map(Some),
-            })
-            .collect()
+        Ok(places)
     }
 
     /// What Redis recorded of `users`' places and admissions, each user's read in one step: a
     /// gate token is only ever signed for an admission recorded here for that user and
     /// number. Any number of users (a replica's every waiting socket when many are admitted
-    /// at once), read [`ADMISSIONS_PER_CALL`] at a time.
+    /// at once), read [`USERS_PER_CALL`] at a time.
     pub async fn admissions(
         &self,
         event: EventId,
@@ -1389,7 +1394,7 @@ impl WaitingRoom {
     ) -> Result<Vec<Recorded>, RoomError> {
         let k = self.queue(event);
         let mut recorded = Vec::with_capacity(users.len());
-        for chunk in users.chunks(ADMISSIONS_PER_CALL) {
+        for chunk in users.chunks(USERS_PER_CALL) {
             let mut invocation = self.scripts.admissions.key(&k.users);
             invocation.key(&k.admitted).key(&k.admitted_at);
             for user in chunk {
@@ -1398,11 +1403,7 @@ impl WaitingRoom {
             let result: Value = invocation.invoke_async(&mut self.redis.clone()).await?;
             let entries = array(result)?;
             if entries.len() != chunk.len() {
-                return Err(RoomError::Protocol(format!(
-                    "admissions: {} answers for {} users",
-                    entries.len(),
-                    chunk.len()
-                )));
+                return Err(answers_for(entries.len(), chunk.len(), "admissions"));
             }
             for entry in entries {
                 recorded.push(recorded_of(entry)?);
@@ -1410,6 +1411,11 @@ impl WaitingRoom {
         }
         Ok(recorded)
     }
+}
+
+/// A read of many users answered for another number of them.
+fn answers_for(answers: usize, users: usize, read: &str) -> RoomError {
+    RoomError::Protocol(format!("{read}: {answers} answers for {users} users"))
 }
 
 /// One user's entry of `admissions.lua`: {number|false, admitted_at_ms|false,

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use flash_gateway::coalesce::MAX_BATCH;
 use flash_gateway::waiting_room::{
-    ADMISSIONS_PER_CALL, EventAnnouncement, Joined, Patched, Place, Settings, Snapshot,
-    WaitingRoom,
+    EventAnnouncement, Joined, Patched, Place, Settings, Snapshot, USERS_PER_CALL, WaitingRoom,
 };
 use flash_kit::stores::{RedisMode, connect_redis_in};
 use flash_kit::testing::{TestRedis, TestRedisCluster};
@@ -928,12 +927,13 @@ async fn pause_stops_admissions_and_resume_restarts_them_on(f: &Fixture) {
 }
 
 /// A replica asks what Redis recorded of every socket it holds once many are admitted at once
-/// (a resume, a high rate): more users in one ask than Lua's `unpack` takes in one call.
+/// (a resume, a high rate), or of its every pre-queue socket at the opening: more users in one
+/// ask than Lua's `unpack` takes in one call.
 #[tokio::test]
-async fn admissions_of_thousands_are_read_in_one_ask() {
+async fn places_and_admissions_of_thousands_are_read_in_one_ask() {
     let f = fixture().await;
     let event = f.open_event(settings(100_000, 100_000, 60)).await;
-    let crowd = users(ADMISSIONS_PER_CALL * 9 + 1);
+    let crowd = users(USERS_PER_CALL * 9 + 1);
     for batch in crowd.chunks(MAX_BATCH) {
         f.room.join_many(event, batch).await.expect("join_many");
     }
@@ -955,7 +955,16 @@ async fn admissions_of_thousands_are_read_in_one_ask() {
         assert_eq!(read.admission_at(number + 1, 60), None);
     }
     assert_eq!(recorded[crowd.len()].place, None, "the outsider");
-    assert!(f.room.admissions(event, &[]).await.expect("none").is_empty());
+    assert!(
+        f.room
+            .admissions(event, &[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    // The places alone, as a replica reads its pre-queue sockets' numbers: the same, in order.
+    let places = f.room.places(event, &asked).await.expect("places");
+    assert_eq!(places, recorded.iter().map(|r| r.place).collect::<Vec<_>>());
 }
 
 #[tokio::test]
