@@ -423,6 +423,15 @@ impl Watchdog {
     }
 }
 
+impl Drop for Watchdog {
+    /// Lets go of the connection task's waker. An upgraded connection's socket keeps its
+    /// [`Activity`] after the task ends, and a waker kept there would keep the ended task's
+    /// memory too (about 1.2 KiB per WebSocket).
+    fn drop(&mut self) {
+        drop(self.activity.watchdog.take());
+    }
+}
+
 /// A server's open connections, told when it drains.
 #[derive(Default)]
 struct Open {
@@ -572,6 +581,34 @@ mod tests {
         activity.set(State::InRequest);
         let waited = tokio::time::timeout(Duration::from_secs(600), watchdog.alarm()).await;
         assert!(waited.is_err());
+    }
+
+    /// Counts its wakes; held by every waker made of it.
+    #[derive(Default)]
+    struct Wakes(AtomicU64);
+
+    impl futures::task::ArcWake for Wakes {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watchdog_gone_keeps_no_waker_of_its_task() {
+        let activity = Arc::new(Activity::new(limits()));
+        let wakes = Arc::new(Wakes::default());
+        let mut watchdog = Watchdog::new(Arc::clone(&activity));
+        {
+            let waker = futures::task::waker(Arc::clone(&wakes));
+            let mut cx = Context::from_waker(&waker);
+            assert!(watchdog.poll_alarm(&mut cx).is_pending());
+        }
+        assert!(Arc::strong_count(&wakes) > 1, "kept while it watches");
+        drop(watchdog);
+        // An upgraded connection's socket still holds the activity, not the task's waker.
+        assert_eq!(Arc::strong_count(&wakes), 1);
+        activity.nudge();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
     }
 
     /// Drives a watchdog on its own task, counting how often it is polled.
