@@ -1363,24 +1363,23 @@ impl WaitingRoom {
         users: &[UserId],
     ) -> Result<Vec<Option<Place>>, RoomError> {
         let key = self.queue(event).users;
-        let mut places = Vec::with_capacity(users.len());
-        for chunk in users.chunks(USERS_PER_CALL) {
-            let values: Vec<Value> = redis::cmd("HMGET")
-                .arg(&key)
-                .arg(chunk.iter().map(ToString::to_string).collect::<Vec<_>>())
-                .query_async(&mut self.redis.clone())
-                .await?;
-            if values.len() != chunk.len() {
-                return Err(answers_for(values.len(), chunk.len(), "places"));
-            }
-            for value in &values {
-                places.push(match value {
-                    Value::Nil => None,
-                    other => Some(Place::parse(other)?),
-                });
-            }
-        }
-        Ok(places)
+        per_chunk(
+            users,
+            "places",
+            |chunk| {
+                let mut command = redis::cmd("HMGET");
+                command
+                    .arg(&key)
+                    .arg(chunk.iter().map(ToString::to_string).collect::<Vec<_>>());
+                let mut redis = self.redis.clone();
+                async move { Ok(command.query_async(&mut redis).await?) }
+            },
+            |value| match value {
+                Value::Nil => Ok(None),
+                other => Place::parse(&other).map(Some),
+            },
+        )
+        .await
     }
 
     /// What Redis recorded of `users`' places and admissions, each user's read in one step: a
@@ -1393,29 +1392,50 @@ impl WaitingRoom {
         users: &[UserId],
     ) -> Result<Vec<Recorded>, RoomError> {
         let k = self.queue(event);
-        let mut recorded = Vec::with_capacity(users.len());
-        for chunk in users.chunks(USERS_PER_CALL) {
-            let mut invocation = self.scripts.admissions.key(&k.users);
-            invocation.key(&k.admitted).key(&k.admitted_at);
-            for user in chunk {
-                invocation.arg(user.to_string());
-            }
-            let result: Value = invocation.invoke_async(&mut self.redis.clone()).await?;
-            let entries = array(result)?;
-            if entries.len() != chunk.len() {
-                return Err(answers_for(entries.len(), chunk.len(), "admissions"));
-            }
-            for entry in entries {
-                recorded.push(recorded_of(entry)?);
-            }
-        }
-        Ok(recorded)
+        per_chunk(
+            users,
+            "admissions",
+            |chunk| {
+                let mut invocation = self.scripts.admissions.key(&k.users);
+                invocation.key(&k.admitted).key(&k.admitted_at);
+                for user in chunk {
+                    invocation.arg(user.to_string());
+                }
+                let mut redis = self.redis.clone();
+                async move { array(invocation.invoke_async(&mut redis).await?) }
+            },
+            recorded_of,
+        )
+        .await
     }
 }
 
-/// A read of many users answered for another number of them.
-fn answers_for(answers: usize, users: usize, read: &str) -> RoomError {
-    RoomError::Protocol(format!("{read}: {answers} answers for {users} users"))
+/// Reads `users` [`USERS_PER_CALL`] at a time: `read` answers a chunk with one value per
+/// user, in its order, and `parse` makes each a `T`.
+async fn per_chunk<'a, T, Read>(
+    users: &'a [UserId],
+    what: &str,
+    mut read: impl FnMut(&'a [UserId]) -> Read,
+    parse: impl Fn(Value) -> Result<T, RoomError>,
+) -> Result<Vec<T>, RoomError>
+where
+    Read: std::future::Future<Output = Result<Vec<Value>, RoomError>>,
+{
+    let mut parsed = Vec::with_capacity(users.len());
+    for chunk in users.chunks(USERS_PER_CALL) {
+        let values = read(chunk).await?;
+        if values.len() != chunk.len() {
+            return Err(RoomError::Protocol(format!(
+                "{what}: {} answers for {} users",
+                values.len(),
+                chunk.len()
+            )));
+        }
+        for value in values {
+            parsed.push(parse(value)?);
+        }
+    }
+    Ok(parsed)
 }
 
 /// One user's entry of `admissions.lua`: {number|false, admitted_at_ms|false,
